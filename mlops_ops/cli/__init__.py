@@ -1,0 +1,1 @@
+"""The ``mlops-ops`` command line."""

@@ -1,0 +1,77 @@
+"""``mlops-ops``: manage the embedded stack and check pipeline specs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mlops_ops.exceptions import MlopsOpsError
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from mlops_ops.stack import EmbeddedStack
+    from mlops_ops.stack.config import render_exports
+
+    stack = EmbeddedStack(home=args.home, project=args.project)
+    if args.action == "up":
+        statuses = stack.up(timeout=args.timeout)
+        _print_status(statuses)
+        print(f"state: {stack.paths.home}   environment: eval \"$(mlops-ops stack env)\"")
+        return 0
+    if args.action == "down":
+        stopped = stack.down()
+        print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+        return 0
+    if args.action == "status":
+        statuses = stack.status()
+        _print_status(statuses)
+        return 0 if all(s.healthy for s in statuses) else 1
+    sys.stdout.write(render_exports(stack.environment()))
+    return 0
+
+
+def _print_status(statuses: list) -> None:  # type: ignore[type-arg]
+    for s in statuses:
+        state = "healthy" if s.healthy else "DOWN"
+        pid = f"pid {s.pid}" if s.pid else "-"
+        print(f"{s.name:<8} {state:<8} {pid:<11} {s.url:<28} {s.what}" + ("" if s.healthy else f"  ({s.detail})"))
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from mlops_ops.factories.loader import check_spec_files
+
+    problems = check_spec_files([Path(p) for p in args.paths])
+    for message in problems:
+        print(message, file=sys.stderr)
+    if not problems:
+        print(f"ok: {len(args.paths)} path(s) checked")
+    return 1 if problems else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlops-ops", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    stack = sub.add_parser("stack", help="the embedded Kafka/S3/MLflow/Airflow stack on 127.0.0.1")
+    stack.add_argument("action", choices=["up", "down", "status", "env"])
+    stack.add_argument("--home", type=Path, default=None, help="state folder (default: $MLOPS_OPS_HOME or ./.mlops)")
+    stack.add_argument("--project", type=Path, default=None, help="repo with dags/ and plugins/ (default: cwd)")
+    stack.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for each service")
+    stack.set_defaults(func=_stack)
+    validate = sub.add_parser("validate", help="check pipeline spec files and the DAGs they build")
+    validate.add_argument("paths", nargs="+", help="spec files or folders of them")
+    validate.set_defaults(func=_validate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except MlopsOpsError as err:
+        print(f"mlops-ops: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Exceptions raised by mlops-ops.
+
+Every error a user can cause says where (file, field) and what is allowed, so it
+reads well in the Airflow "Import errors" panel and in a terminal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class MlopsOpsError(Exception):
+    """Base class of every error raised by mlops-ops."""
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """One problem found in a pipeline spec."""
+
+    field: str
+    message: str
+    given: object = None
+    line: int | None = None
+
+    def render(self) -> str:
+        where = f"line {self.line}, " if self.line is not None else ""
+        given = "" if self.given is None else f" (given: {_short(self.given)})"
+        return f"{where}field '{self.field}': {self.message}{given}"
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class SpecError(MlopsOpsError, ValueError):
+    """A pipeline spec is invalid: lists every problem with file, field, given value and what is allowed."""
+
+    def __init__(self, source: str, problems: list[SpecProblem]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        lines = [f"Invalid pipeline spec {source}: {len(self.problems)} problem(s)"]
+        lines += [f"  - {source}: {p.render()}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class StageNotSupportedError(MlopsOpsError):
+    """A spec uses a stage whose operator is not built yet."""
+
+    def __init__(self, source: str, stage: str, supported: list[str]) -> None:
+        self.source = source
+        self.stage = stage
+        super().__init__(
+            f"{source}: stage '{stage}' is not supported yet by this version of mlops-ops "
+            f"(supported stages: {', '.join(supported)}). Remove it from the spec or upgrade mlops-ops."
+        )
+
+
+class MissingExtraError(MlopsOpsError, ImportError):
+    """An optional dependency is not installed."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        self.module = module
+        self.extra = extra
+        super().__init__(
+            f"mlops-ops needs the '{module}' package for this feature; install it with: "
+            f"pip install 'mlops-ops[{extra}]'"
+        )
+
+
+class StackError(MlopsOpsError):
+    """The embedded stack could not be started, checked or stopped."""
+
+
+class IngestError(MlopsOpsError):
+    """Ingestion could not complete; nothing was committed."""

@@ -1,0 +1,1 @@
+"""mlops-ops factories."""

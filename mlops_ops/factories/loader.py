@@ -1,0 +1,89 @@
+"""Turn every ``*.yaml`` spec in a folder into DAGs; used by one small file in ``dags/``.
+
+When Airflow runs a task it sets the parsing context's ``dag_id``; the loader then
+reads only the spec of that pipeline (spec files are named after their pipeline),
+so a task never pays for parsing the other 999 specs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any, Literal
+
+from airflow.sdk import get_parsing_context
+
+from mlops_ops.exceptions import MlopsOpsError, SpecError, StageNotSupportedError
+from mlops_ops.factories.pipeline import build_dags, pipeline_of_dag_id
+from mlops_ops.spec_loader import SPEC_SUFFIXES, find_spec_files, load_spec
+
+
+class PipelineLoadError(MlopsOpsError):
+    """One or more spec files are invalid; the message lists each file, line and field."""
+
+    def __init__(self, errors: list[Exception], loaded: list[str]) -> None:
+        self.errors = errors
+        head = f"{len(errors)} pipeline spec file(s) could not be turned into DAGs"
+        held = f" (the DAGs of the valid specs in this folder are held back until fixed: {', '.join(loaded)})"
+        super().__init__(head + (held if loaded else "") + ":\n" + "\n".join(str(e) for e in errors))
+
+
+def load_pipelines(
+    target: MutableMapping[str, Any],
+    folder: str | Path,
+    *,
+    on_error: Literal["raise", "skip"] = "raise",
+) -> list[str]:
+    """Build the DAGs of every spec in ``folder`` into ``target`` (a DAG file's ``globals()``).
+
+    ``on_error="raise"`` (default) fails the DAG file with one error naming every bad spec,
+    file, line and field, so Airflow lists it under *Import errors*. Airflow marks every DAG
+    of a file with an import error as stale, so the valid specs' DAGs pause until the bad
+    file is fixed; check specs before they land with ``mlops-ops validate``. ``"skip"``
+    logs bad specs and keeps the others running instead.
+    """
+    folder = Path(folder)
+    files = find_spec_files(folder)
+    running = get_parsing_context().dag_id
+    pipeline = pipeline_of_dag_id(running) if running else None
+    if pipeline is not None:
+        files = [f for f in files if f.stem == pipeline] or files
+    errors: list[Exception] = []
+    loaded: list[str] = []
+    for path in files:
+        try:
+            dags = build_dags(load_spec(path), source=path)
+        except (SpecError, StageNotSupportedError) as err:
+            errors.append(err)
+            continue
+        for dag in dags:
+            target[dag.dag_id] = dag
+            loaded.append(dag.dag_id)
+    if errors:
+        if on_error == "raise":
+            raise PipelineLoadError(errors, loaded)
+        import logging
+
+        for err in errors:
+            logging.getLogger(__name__).error("skipping invalid pipeline spec: %s", err)
+    return loaded
+
+
+def check_spec_files(paths: list[Path]) -> list[str]:
+    """Validate specs and build their DAGs without running anything; return one message per problem."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += find_spec_files(path)
+        elif path.suffix in SPEC_SUFFIXES:
+            files.append(path)
+        else:
+            return [f"{path}: not a spec file or folder (expected {' or '.join(SPEC_SUFFIXES)})"]
+    problems = []
+    for path in files:
+        try:
+            for dag in build_dags(load_spec(path), source=path):
+                dag.validate()
+        except MlopsOpsError as err:
+            problems.append(str(err))
+    return problems

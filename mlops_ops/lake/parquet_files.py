@@ -1,0 +1,122 @@
+"""Stream rows of one source partition into bounded-size Parquet files in a staging area.
+
+Rows are buffered ``rows_per_group`` at a time and written as row groups, so memory
+does not grow with the batch; a file is closed after ``rows_per_file`` rows. Each
+closed file knows the first and last source position it holds, which is what its
+published name is made of.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow.sdk import ObjectStoragePath
+
+from mlops_ops._extras import require
+
+PA_TYPES = {"string": "string", "int": "int64", "float": "float64", "bool": "bool_", "timestamp": "timestamp"}
+
+
+def arrow_schema(columns: dict[str, str] | None, meta: dict[str, str]) -> Any:
+    """A pyarrow schema for spec columns plus metadata columns, or ``None`` to infer it."""
+    if columns is None:
+        return None
+    pa = require("pyarrow", "s3")
+    fields = [pa.field(name, _arrow_type(pa, kind)) for name, kind in {**columns, **meta}.items()]
+    return pa.schema(fields)
+
+
+def _arrow_type(pa: Any, kind: str) -> Any:
+    if kind == "timestamp":
+        return pa.timestamp("us", tz="UTC")
+    if kind == "binary":
+        return pa.binary()
+    if kind == "int32":
+        return pa.int32()
+    return getattr(pa, PA_TYPES[kind])()
+
+
+@dataclass
+class ClosedFile:
+    staged: ObjectStoragePath
+    first: int
+    last: int
+    rows: int
+    sha256: str
+    schema: str
+
+
+@dataclass
+class RollingParquetWriter:
+    """Writes rows with a position (e.g. a Kafka offset) into a sequence of Parquet files."""
+
+    staging: ObjectStoragePath
+    schema: Any = None
+    rows_per_group: int = 10_000
+    rows_per_file: int = 100_000
+    closed: list[ClosedFile] = field(default_factory=list)
+    _rows_buf: list[dict[str, Any]] = field(default_factory=list)
+    _pos_buf: list[int] = field(default_factory=list)
+    _writer: Any = None
+    _handle: Any = None
+    _path: ObjectStoragePath | None = None
+    _first: int = -1
+    _last: int = -1
+    _rows: int = 0
+
+    def add(self, row: dict[str, Any], position: int) -> None:
+        self._rows_buf.append(row)
+        self._pos_buf.append(position)
+        if len(self._rows_buf) >= min(self.rows_per_group, self.rows_per_file - self._rows):
+            self._flush()
+            if self._rows >= self.rows_per_file:
+                self._close_file()
+
+    def close(self) -> list[ClosedFile]:
+        self._flush()
+        self._close_file()
+        return self.closed
+
+    def _flush(self) -> None:
+        if not self._rows_buf:
+            return
+        pa = require("pyarrow", "s3")
+        pq = require("pyarrow.parquet", "s3")
+        table = pa.Table.from_pylist(self._rows_buf, schema=self.schema)
+        if self._writer is not None and not table.schema.equals(self._writer.schema):
+            self._close_file()  # inferred schema changed (no spec schema): start a new file
+        if self._writer is None:
+            self._path = self.staging / f"{uuid.uuid4().hex}.parquet"
+            if self._path.protocol in ("file", "local"):
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self._path.open("wb")
+            self._writer = pq.ParquetWriter(self._handle, table.schema, compression="zstd")
+            self._first = self._pos_buf[0]
+        self._writer.write_table(table)
+        self._last = self._pos_buf[-1]
+        self._rows += table.num_rows
+        self._rows_buf, self._pos_buf = [], []
+
+    def _close_file(self) -> None:
+        if self._writer is None:
+            return
+        schema = self._writer.schema
+        self._writer.close()
+        self._handle.close()
+        assert self._path is not None
+        self.closed.append(
+            ClosedFile(self._path, self._first, self._last, self._rows, _sha256(self._path), schema.to_string())
+        )
+        self._writer = self._handle = self._path = None
+        self._rows = 0
+
+
+def _sha256(path: ObjectStoragePath) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

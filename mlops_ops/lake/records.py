@@ -1,0 +1,105 @@
+"""Decode raw message bytes into rows, checking an optional schema."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+
+Decoder = Callable[[bytes], Mapping[str, Any]]
+
+
+class RecordError(ValueError):
+    """A message that cannot become a row; the reason goes to the quarantine."""
+
+
+def json_decoder(raw: bytes) -> Mapping[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RecordError(f"not valid JSON: {err}") from err
+    if not isinstance(value, dict):
+        raise RecordError(f"JSON value must be an object, got {type(value).__name__}")
+    return value
+
+
+def load_decoder(dotted: str | None) -> Decoder:
+    """The default JSON decoder, or a user function given as ``package.module:function``."""
+    if dotted is None:
+        return json_decoder
+    module, _, name = dotted.partition(":")
+    try:
+        func: Decoder = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"deserializer '{dotted}' cannot be imported: {err}") from err
+    return func
+
+
+def _to_int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError
+    return v
+
+
+def _to_float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise TypeError
+    return float(v)
+
+
+def _to_bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise TypeError
+    return v
+
+
+def _to_str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError
+    return v
+
+
+def _to_timestamp(v: Any) -> datetime:
+    if isinstance(v, bool):
+        raise TypeError
+    if isinstance(v, int | float):
+        return datetime.fromtimestamp(v, tz=timezone.utc)
+    if isinstance(v, str):
+        parsed = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    raise TypeError
+
+
+CASTS: dict[str, Callable[[Any], Any]] = {
+    "string": _to_str,
+    "int": _to_int,
+    "float": _to_float,
+    "bool": _to_bool,
+    "timestamp": _to_timestamp,
+}
+
+
+def conform(row: Mapping[str, Any], schema: Mapping[str, str] | None) -> dict[str, Any]:
+    """Return the row restricted to ``schema``'s columns, cast; raise :class:`RecordError` on a violation.
+
+    Every schema column must be present (``null`` allowed); other keys are dropped.
+    Without a schema the row is kept as decoded.
+    """
+    if schema is None:
+        return dict(row)
+    out: dict[str, Any] = {}
+    for column, kind in schema.items():
+        if column not in row:
+            raise RecordError(f"missing column '{column}' ({kind})")
+        value = row[column]
+        if value is None:
+            out[column] = None
+            continue
+        try:
+            out[column] = CASTS[kind](value)
+        except (TypeError, ValueError, OverflowError) as err:
+            raise RecordError(f"column '{column}' must be {kind}, got {type(value).__name__} {value!r:.40}") from err
+    return out

