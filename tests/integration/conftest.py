@@ -1,0 +1,47 @@
+"""The embedded stack as a session fixture: real Kafka (Tansu), S3 (SeaweedFS) and MLflow."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from mlops_ops.stack import EmbeddedStack
+from tests.conftest import ROOT, TEST_HOME
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[EmbeddedStack]:
+    embedded = EmbeddedStack(home=TEST_HOME, project=ROOT)
+    embedded.up(timeout=180)
+    saved = dict(os.environ)
+    os.environ.update(embedded.environment())
+    try:
+        yield embedded
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        embedded.down()
+
+
+@pytest.fixture
+def bootstrap(stack: EmbeddedStack) -> str:
+    return f"127.0.0.1:{stack.settings.ports['kafka']}"
+
+
+@pytest.fixture
+def topic(bootstrap: str) -> str:
+    """A fresh topic with 3 partitions."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic(name, num_partitions=3)])[name].result(10)
+    return name
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlops_ops.exceptions import StageNotSupportedError
+from mlops_ops.factories.loader import PipelineLoadError, check_spec_files, load_pipelines
+from mlops_ops.factories.pipeline import build_training_dag, pipeline_of_dag_id, raw_asset
+from mlops_ops.operators.kafka import KafkaToLakeOperator
+from mlops_ops.spec_loader import load_spec, parse_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = "source: {kafka: {topics: [a, b], schema: {id: string}, dead_letter: {max_bad_share: 0.05}}}\n"
+
+
+def test_training_dag_from_example_spec() -> None:
+    spec = load_spec(ROOT / "dags" / "pipelines" / "churn.yaml")
+    dag = build_training_dag(spec, source="dags/pipelines/churn.yaml")
+    assert dag.dag_id == "churn__training"
+    assert dag.max_active_runs == 1
+    assert dag.catchup is False
+    assert {"mlops-ops", "churn", "example"} <= set(dag.tags)
+    assert [t.task_id for t in dag.tasks] == ["ingest_kafka"]
+    task = dag.get_task("ingest_kafka")
+    assert isinstance(task, KafkaToLakeOperator)
+    assert task.topics == ["churn-events"]
+    assert task.schema is not None and task.schema["event_time"] == "timestamp"
+    assert task.outlets == [raw_asset("churn")]
+    assert task.retries == 2
+    assert "dags/pipelines/churn.yaml" in (dag.doc_md or "")
+
+
+def test_spec_settings_reach_the_operator() -> None:
+    spec = parse_spec(SPEC + "lake: s3://my-lake/x\n", default_pipeline="p")
+    task = build_training_dag(spec).get_task("ingest_kafka")
+    assert task.lake == "s3://my-lake/x"
+    assert task.max_bad_share == 0.05
+    assert task.topics == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "stage"),
+    [
+        ("preprocess: {transform: 'm.mod:f', key_column: id}\n", "preprocess"),
+        ("quality: {suite: s}\n", "quality"),
+        ("train: {trainer: sklearn, task: regression, target: y}\n", "train"),
+        ("drift: {}\n", "drift"),
+    ],
+)
+def test_stage_not_built_yet_is_rejected(extra: str, stage: str) -> None:
+    spec = parse_spec(SPEC + extra, default_pipeline="p")
+    with pytest.raises(StageNotSupportedError, match=f"stage '{stage}' is not supported yet"):
+        build_training_dag(spec, source="p.yaml")
+
+
+def test_s3_source_not_built_yet_is_rejected() -> None:
+    spec = parse_spec("source: {s3: {bucket: raw-data, format: csv}}", default_pipeline="p")
+    with pytest.raises(StageNotSupportedError, match="source.s3"):
+        build_training_dag(spec)
+
+
+def test_pipeline_of_dag_id() -> None:
+    assert pipeline_of_dag_id("churn__training") == "churn"
+    assert pipeline_of_dag_id("my_pipe__drift") == "my_pipe"
+    assert pipeline_of_dag_id("example_taskflow_ingest") is None
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_loader_builds_every_spec(tmp_path: Path) -> None:
+    _write(tmp_path, "alpha.yaml", SPEC)
+    _write(tmp_path, "beta.yml", SPEC)
+    _write(tmp_path, "notes.txt", "not a spec")
+    target: dict = {}
+    assert load_pipelines(target, tmp_path) == ["alpha__training", "beta__training"]
+    assert set(target) == {"alpha__training", "beta__training"}
+
+
+def test_loader_raises_one_error_naming_every_bad_file(tmp_path: Path) -> None:
+    _write(tmp_path, "good.yaml", SPEC)
+    _write(tmp_path, "bad.yaml", SPEC + "schedule: sometimes\n")
+    _write(tmp_path, "later.yaml", SPEC + "quality: {suite: s}\n")
+    with pytest.raises(PipelineLoadError) as info:
+        load_pipelines({}, tmp_path)
+    message = str(info.value)
+    assert "2 pipeline spec file(s)" in message
+    assert f"{tmp_path / 'bad.yaml'}: line 2, field 'schedule'" in message
+    assert "stage 'quality' is not supported yet" in message
+    assert "good__training" in message  # says which valid DAGs are held back
+
+
+def test_loader_skip_mode_keeps_valid_specs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _write(tmp_path, "good.yaml", SPEC)
+    _write(tmp_path, "bad.yaml", "source: 3\n")
+    target: dict = {}
+    assert load_pipelines(target, tmp_path, on_error="skip") == ["good__training"]
+    assert "bad.yaml" in caplog.text
+
+
+def test_loader_builds_only_the_running_dags_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write(tmp_path, "alpha.yaml", SPEC)
+    _write(tmp_path, "beta.yaml", "broken: [")  # would fail if it were read
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "alpha__training")
+    target: dict = {}
+    assert load_pipelines(target, tmp_path) == ["alpha__training"]
+
+
+def test_validate_reports_problems(tmp_path: Path) -> None:
+    good = _write(tmp_path / "ok", "good.yaml", SPEC)
+    assert check_spec_files([good]) == []
+    bad = _write(tmp_path / "ko", "bad.yaml", SPEC + "retries: many\n")
+    problems = check_spec_files([tmp_path / "ko"])
+    assert len(problems) == 1 and "field 'retries'" in problems[0] and str(bad) in problems[0]
+    assert "not a spec file" in check_spec_files([tmp_path / "x.json"])[0]

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from mlops_ops.lake.records import RecordError, conform, json_decoder, load_decoder
+
+SCHEMA = {"id": "string", "n": "int", "x": "float", "ok": "bool", "at": "timestamp"}
+
+
+def test_conform_casts_and_drops_extra_keys() -> None:
+    row = conform({"id": "a", "n": 3, "x": 2, "ok": True, "at": "2026-01-02T03:04:05Z", "extra": 1}, SCHEMA)
+    assert row == {"id": "a", "n": 3, "x": 2.0, "ok": True, "at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)}
+
+
+def test_conform_accepts_nulls_and_epoch_timestamps() -> None:
+    row = conform({"id": None, "n": None, "x": 1.5, "ok": False, "at": 0}, SCHEMA)
+    assert row["id"] is None and row["at"] == datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("row", "fragment"),
+    [
+        ({"n": 1, "x": 1.0, "ok": True, "at": 0}, "missing column 'id'"),
+        ({"id": "a", "n": "1", "x": 1.0, "ok": True, "at": 0}, "column 'n' must be int, got str"),
+        ({"id": "a", "n": True, "x": 1.0, "ok": True, "at": 0}, "column 'n' must be int, got bool"),
+        ({"id": "a", "n": 1, "x": "1", "ok": True, "at": 0}, "column 'x' must be float"),
+        ({"id": "a", "n": 1, "x": 1.0, "ok": 1, "at": 0}, "column 'ok' must be bool"),
+        ({"id": "a", "n": 1, "x": 1.0, "ok": True, "at": "yesterday"}, "column 'at' must be timestamp"),
+    ],
+)
+def test_conform_rejects_violations(row: dict, fragment: str) -> None:
+    with pytest.raises(RecordError, match=fragment):
+        conform(row, SCHEMA)
+
+
+def test_no_schema_keeps_row() -> None:
+    assert conform({"a": [1, 2]}, None) == {"a": [1, 2]}
+
+
+@pytest.mark.parametrize(("raw", "fragment"), [(b"nope", "not valid JSON"), (b"[1]", "must be an object"),
+                                               (b"\xff\xfe", "not valid JSON")])  # fmt: skip
+def test_json_decoder_errors(raw: bytes, fragment: str) -> None:
+    with pytest.raises(RecordError, match=fragment):
+        json_decoder(raw)
+
+
+def test_load_decoder() -> None:
+    assert load_decoder(None) is json_decoder
+    assert load_decoder("json:loads")(b'{"a": 1}') == {"a": 1}
+    with pytest.raises(ValueError, match="cannot be imported"):
+        load_decoder("json:nothing_here")
