@@ -80,8 +80,17 @@ class KafkaBatchIngest:
     # ---------------------------------------------------------------- planning
     def _start_positions(self) -> dict[tuple[str, int], tuple[int, int]]:
         """``(topic, partition) -> (start, listed end)`` for every partition of the topics."""
-        from confluent_kafka import TopicPartition
+        from confluent_kafka import KafkaException, TopicPartition
 
+        try:
+            return self._plan(TopicPartition)
+        except KafkaException as err:
+            raise IngestError(
+                f"Kafka is unreachable or refused the request ({err.args[0] if err.args else err}); "
+                "nothing was read or committed"
+            ) from err
+
+    def _plan(self, TopicPartition: Any) -> dict[tuple[str, int], tuple[int, int]]:  # noqa: N803
         state = self.dataset.read_json("_state", STATE_FILE) or {}
         lake_offsets: dict[str, int] = state.get("offsets", {})
         tps = []

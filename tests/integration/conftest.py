@@ -37,7 +37,8 @@ def topic(bootstrap: str) -> str:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     name = f"t-{uuid.uuid4().hex[:10]}"
-    AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic(name, num_partitions=3)])[name].result(10)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(name, num_partitions=3)])[name].result(10)
     return name
 
 
