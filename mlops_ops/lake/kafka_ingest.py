@@ -76,6 +76,7 @@ class KafkaBatchIngest:
         self.consumer = consumer
         self.dataset = dataset
         self.settings = settings
+        self.cluster_id: str | None = None
 
     # ---------------------------------------------------------------- planning
     def _start_positions(self) -> dict[tuple[str, int], tuple[int, int]]:
@@ -93,6 +94,17 @@ class KafkaBatchIngest:
     def _plan(self, TopicPartition: Any) -> dict[tuple[str, int], tuple[int, int]]:  # noqa: N803
         state = self.dataset.read_json("_state", STATE_FILE) or {}
         lake_offsets: dict[str, int] = state.get("offsets", {})
+        cluster = self.consumer.list_topics(timeout=10).cluster_id
+        self.cluster_id = cluster
+        if lake_offsets and state.get("cluster_id") not in (None, cluster):
+            # Offsets of another cluster (or a broker that lost its data) mean nothing here.
+            log.warning(
+                "Kafka cluster id changed from %s to %s: the lake's offsets belong to the old cluster; "
+                "reading from the consumer group's offsets or the earliest offset",
+                state.get("cluster_id"),
+                cluster,
+            )
+            lake_offsets = {}
         tps = []
         for topic in self.settings.topics:
             meta = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
@@ -194,6 +206,9 @@ class KafkaBatchIngest:
         manifest_uri = self.dataset.uri("manifests", f"{run_key}.json")
         self.dataset.write_json(manifest, "manifests", f"{run_key}.json")
         state = self.dataset.read_json("_state", STATE_FILE) or {"offsets": {}, "manifests": []}
+        if state.get("cluster_id") not in (None, self.cluster_id):
+            state["offsets"] = {}
+        state["cluster_id"] = self.cluster_id
         state["offsets"].update({_tp_key(*k): v[1] for k, v in covered.items()})
         if manifest_uri not in state["manifests"]:
             state["manifests"].append(manifest_uri)

@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,11 @@ def weed_binary() -> str:
 
 def _kafka_command(paths: StackPaths, s: StackSettings) -> list[str]:
     url = f"tcp://127.0.0.1:{s.ports['kafka']}"
-    return [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+    # The broker keeps messages in memory: a fresh cluster id per start tells consumers (and the
+    # lake's offset state) that offsets from before a restart no longer exist.
+    cluster_id = f"mlops-{uuid.uuid4().hex[:12]}"
+    return [tansu_binary(), "broker", "--cluster-id", cluster_id, "--listener-url", url,
+            "--advertised-listener-url", url]  # fmt: skip
 
 
 def _kafka_check(s: StackSettings) -> None:

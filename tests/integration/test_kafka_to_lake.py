@@ -136,3 +136,20 @@ def test_broker_unreachable_is_a_clear_error(stack, topic: str, monkeypatch) -> 
     settings = KafkaBatchSettings(topics=[topic], decoder=json_decoder)
     with pytest.raises(IngestError, match="Kafka is unreachable"):
         consume_into_lake(lambda: hook.get_conn, _dataset(), settings)
+
+
+def test_offsets_of_another_cluster_are_not_trusted(stack, bootstrap, topic, caplog) -> None:  # type: ignore[no-untyped-def]
+    produce(bootstrap, topic, [event(i) for i in range(50)])
+    dataset = _dataset()
+    assert _run(topic, dataset).rows == 50
+    state = dataset.read_json("_state", kafka_ingest.STATE_FILE)
+    assert state["cluster_id"]
+    # the broker lost its data (memory storage restarted): lake offsets are far past the new end
+    state["cluster_id"] = "an-older-cluster"
+    state["offsets"] = {k: v + 10_000 for k, v in state["offsets"].items()}
+    dataset.write_json(state, "_state", kafka_ingest.STATE_FILE)
+    result = _run(topic, dataset)  # group offsets were committed at 50: nothing new, nothing skipped
+    assert result.manifest_uri is None
+    assert "cluster id changed" in caplog.text
+    produce(bootstrap, topic, [event(i) for i in range(50, 60)])
+    assert _run(topic, dataset).rows == 10
