@@ -6,7 +6,7 @@ reading the manifest (small metadata) rather than passing data through XCom.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from airflow.sdk import Asset, dag, task
 
@@ -18,7 +18,7 @@ CHURN_EVENTS = Asset(name="mlops_ops.example_taskflow.events")
 @dag(
     dag_id="example_taskflow_ingest",
     schedule=None,
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     tags=["mlops-ops", "example"],

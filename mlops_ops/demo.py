@@ -15,7 +15,7 @@ import random
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +50,8 @@ def seed_kafka(bootstrap: str, good: int, bad: int, seed: int) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     if TOPIC not in admin.list_topics(timeout=10).topics:
         admin.create_topics([NewTopic(TOPIC, num_partitions=3)])[TOPIC].result(10)
-    rng = random.Random(seed)
-    now = datetime.now(timezone.utc)
+    rng = random.Random(seed)  # noqa: S311 - demo data, not security
+    now = datetime.now(UTC)
     batch = uuid.uuid4().hex[:6]
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
     bad_at = set(rng.sample(range(good + bad), bad))

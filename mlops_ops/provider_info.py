@@ -15,7 +15,11 @@ def get_provider_info() -> dict[str, Any]:
         "versions": [__version__],
         "integrations": [
             {"integration-name": "MLflow", "external-doc-url": "https://mlflow.org/", "tags": ["software"]},
-            {"integration-name": "mlops-ops lake", "external-doc-url": "https://airflow.apache.org/", "tags": ["software"]},
+            {
+                "integration-name": "mlops-ops lake",
+                "external-doc-url": "https://airflow.apache.org/",
+                "tags": ["software"],
+            },
         ],
         "operators": [
             {"integration-name": "mlops-ops lake", "python-modules": ["mlops_ops.operators.kafka"]},

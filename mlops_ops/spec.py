@@ -9,7 +9,7 @@ forbids unknown keys so typos fail loudly instead of being ignored.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -197,10 +197,8 @@ class PipelineSpec(_Model):
     owners: list[str] = ["mlops"]
     tags: list[str] = []
     schedule: str | None = None
-    start_date: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    lake: str | None = Field(
-        default=None, pattern=r"^(s3://[a-z0-9][a-z0-9.-]+[a-z0-9](/.*)?|file://.+|/.+)$"
-    )
+    start_date: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    lake: str | None = Field(default=None, pattern=r"^(s3://[a-z0-9][a-z0-9.-]+[a-z0-9](/.*)?|file://.+|/.+)$")
     retries: int = Field(default=2, ge=0, le=20)
     source: SourceSpec | None = None
     preprocess: PreprocessSpec | None = None
@@ -218,7 +216,7 @@ class PipelineSpec(_Model):
     @field_validator("start_date")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
     @model_validator(mode="after")
     def _stages_consistent(self) -> PipelineSpec:

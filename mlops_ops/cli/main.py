@@ -17,7 +17,7 @@ def _stack(args: argparse.Namespace) -> int:
     if args.action == "up":
         statuses = stack.up(timeout=args.timeout)
         _print_status(statuses)
-        print(f"state: {stack.paths.home}   environment: eval \"$(mlops-ops stack env)\"")
+        print(f'state: {stack.paths.home}   environment: eval "$(mlops-ops stack env)"')
         return 0
     if args.action == "down":
         stopped = stack.down()

@@ -64,8 +64,8 @@ def load_pipelines(
             raise PipelineLoadError(errors, loaded)
         import logging
 
-        for err in errors:
-            logging.getLogger(__name__).error("skipping invalid pipeline spec: %s", err)
+        for problem in errors:
+            logging.getLogger(__name__).error("skipping invalid pipeline spec: %s", problem)
     return loaded
 
 

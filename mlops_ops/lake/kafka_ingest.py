@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from mlops_ops.exceptions import IngestError
@@ -91,7 +91,7 @@ class KafkaBatchIngest:
                 "nothing was read or committed"
             ) from err
 
-    def _plan(self, TopicPartition: Any) -> dict[tuple[str, int], tuple[int, int]]:  # noqa: N803
+    def _plan(self, TopicPartition: Any) -> dict[tuple[str, int], tuple[int, int]]:
         state = self.dataset.read_json("_state", STATE_FILE) or {}
         lake_offsets: dict[str, int] = state.get("offsets", {})
         cluster = self.consumer.list_topics(timeout=10).cluster_id
@@ -179,7 +179,7 @@ class KafkaBatchIngest:
                     continue
                 ts_type, ts = msg.timestamp()
                 row.update(_topic=key[0], _partition=key[1], _offset=offset,
-                           _timestamp=datetime.fromtimestamp(ts / 1000, tz=timezone.utc) if ts_type else None)  # fmt: skip
+                           _timestamp=datetime.fromtimestamp(ts / 1000, tz=UTC) if ts_type else None)  # fmt: skip
                 writers.setdefault(key, self._writer(staging, "data", key, schema)).add(row, offset)
         self.consumer.pause(self.consumer.assignment())
 
@@ -193,13 +193,14 @@ class KafkaBatchIngest:
                 f"and no offset was committed. First errors are in the task log."
             )
         files = self._publish(writers, "data") + self._publish(quarantine, "quarantine")
-        manifest = {
+        offsets = {_tp_key(*k): list(v) for k, v in sorted(covered.items())}
+        manifest: dict[str, Any] = {
             "kind": "kafka",
             "run_key": run_key,
-            "created_at": datetime.now(timezone.utc).isoformat(),
+            "created_at": datetime.now(UTC).isoformat(),
             "rows": total - bad,
             "bad": bad,
-            "offsets": {_tp_key(*k): list(v) for k, v in sorted(covered.items())},
+            "offsets": offsets,
             "files": [f for f in files if f["role"] == "data"],
             "quarantine": [f for f in files if f["role"] == "quarantine"],
         }
@@ -215,7 +216,7 @@ class KafkaBatchIngest:
         self.dataset.write_json(state, "_state", STATE_FILE)  # commit point
         self.dataset.remove_tree("_staging", run_key)
         self._commit_kafka(covered)
-        return IngestResult(manifest_uri, total - bad, bad, manifest["offsets"])
+        return IngestResult(manifest_uri, total - bad, bad, offsets)
 
     # ---------------------------------------------------------------- helpers
     def _writer(self, staging: Any, role: str, key: tuple[str, int], schema: Any) -> RollingParquetWriter:
@@ -259,9 +260,7 @@ def _file_entry(role: str, uri: str, topic: str, partition: int, f: ClosedFile) 
             "last_offset": f.last, "rows": f.rows, "sha256": f.sha256, "schema": f.schema}  # fmt: skip
 
 
-def consume_into_lake(
-    make_consumer: Callable[[], Any], dataset: Dataset, settings: KafkaBatchSettings
-) -> IngestResult:
+def consume_into_lake(make_consumer: Callable[[], Any], dataset: Dataset, settings: KafkaBatchSettings) -> IngestResult:
     """Run one batch with a fresh consumer, always closing it."""
     consumer = make_consumer()
     try:

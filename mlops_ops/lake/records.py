@@ -5,9 +5,8 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
-
 
 Decoder = Callable[[bytes], Mapping[str, Any]]
 
@@ -66,10 +65,10 @@ def _to_timestamp(v: Any) -> datetime:
     if isinstance(v, bool):
         raise TypeError
     if isinstance(v, int | float):
-        return datetime.fromtimestamp(v, tz=timezone.utc)
+        return datetime.fromtimestamp(v, tz=UTC)
     if isinstance(v, str):
         parsed = datetime.fromisoformat(v.replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise TypeError
 
 

@@ -96,8 +96,9 @@ class KafkaToLakeOperator(BaseOperator):
         result = consume_into_lake(lambda: hook.get_conn, dataset, settings)
         if result.manifest_uri is None:
             raise AirflowSkipException(f"no new messages on {', '.join(self.topics)}; nothing ingested")
-        summary = {"manifest_uri": result.manifest_uri, "rows": result.rows, "bad": result.bad}
+        summary: dict[str, Any] = {"manifest_uri": result.manifest_uri, "rows": result.rows, "bad": result.bad}
         log.info("ingested %d rows (%d quarantined) into %s", result.rows, result.bad, result.manifest_uri)
         for outlet in self.outlets:
-            context["outlet_events"][outlet].extra = {**summary, "offsets": result.offsets}
+            extra: dict[str, Any] = {**summary, "offsets": result.offsets}
+            context["outlet_events"][outlet].extra = extra
         return summary

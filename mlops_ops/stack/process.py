@@ -48,7 +48,7 @@ def spawn(command: list[str], *, pidfile: Path, logfile: Path, env: dict[str, st
     """Start ``command`` detached in a new session, logging to ``logfile``; record it in ``pidfile``."""
     logfile.parent.mkdir(parents=True, exist_ok=True)
     with open(logfile, "ab") as log:
-        proc = subprocess.Popen(  # noqa: S603 - commands are built by the stack, never from user input
+        proc = subprocess.Popen(
             command,
             stdout=log,
             stderr=subprocess.STDOUT,

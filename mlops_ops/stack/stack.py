@@ -130,7 +130,7 @@ class EmbeddedStack:
             return
         log = self.paths.logfile("airflow-db")
         with open(log, "ab") as out:
-            result = subprocess.run(  # noqa: S603
+            result = subprocess.run(
                 [sys.executable, "-m", "airflow", "db", "migrate"], env=env, stdout=out, stderr=subprocess.STDOUT
             )
         if result.returncode != 0:

@@ -12,8 +12,7 @@ from mlops_ops.lake import kafka_ingest, parquet_files
 from mlops_ops.lake.kafka_ingest import KafkaBatchSettings, consume_into_lake
 from mlops_ops.lake.records import json_decoder
 from mlops_ops.lake.store import Dataset
-
-from .lake_helpers import SCHEMA, checksum, committed_rows, event, produce
+from tests.integration.lake_helpers import SCHEMA, checksum, committed_rows, event, produce
 
 
 def _dataset(lake: str = "s3://mlops-lake/tests") -> Dataset:
@@ -131,7 +130,8 @@ def test_too_many_bad_messages_fail_and_commit_nothing(stack, bootstrap, topic) 
 
 
 def test_broker_unreachable_is_a_clear_error(stack, topic: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DOWN", '{"conn_type": "kafka", "extra": {"bootstrap.servers": "127.0.0.1:9"}}')
+    down = '{"conn_type": "kafka", "extra": {"bootstrap.servers": "127.0.0.1:9"}}'
+    monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DOWN", down)
     hook = LakeConsumerHook(topics=[topic], group_id="g", kafka_config_id="kafka_down")
     settings = KafkaBatchSettings(topics=[topic], decoder=json_decoder)
     with pytest.raises(IngestError, match="Kafka is unreachable"):

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 
 from mlops_ops.demo import churn_event
 from mlops_ops.lake.store import Dataset
-
-from ..conftest import ROOT
-from .lake_helpers import committed_rows, produce
+from tests.conftest import ROOT
+from tests.integration.lake_helpers import committed_rows, produce
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def fresh_lake(monkeypatch: pytest.MonkeyPatch) -> str:
 
 def test_churn_training_dag_ingests_and_emits_asset_event(stack, bootstrap: str, fresh_lake: str) -> None:  # type: ignore[no-untyped-def]
     import random
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.asset import AssetEvent
@@ -32,7 +32,7 @@ def test_churn_training_dag_ingests_and_emits_asset_event(stack, bootstrap: str,
     from sqlalchemy import select
 
     rng = random.Random(7)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     events = [churn_event(rng, f"it-{i}", now) for i in range(3_000)]
     produce(bootstrap, "churn-events", [json.dumps(e).encode() for e in events] + [b"not json"] * 10)
 

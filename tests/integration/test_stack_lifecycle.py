@@ -13,8 +13,7 @@ import pytest
 
 from mlops_ops.stack import EmbeddedStack
 from mlops_ops.stack.services import s3_client
-
-from ..conftest import ROOT
+from tests.conftest import ROOT
 
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -45,7 +44,7 @@ def test_up_status_crash_recovery_down(tmp_path: Path) -> None:
     # S3 needs the stack's credentials
     settings = stack.settings
     settings_bad = type(settings)(ports=settings.ports, s3_access_key="nobody", s3_secret_key="wrong")
-    with pytest.raises(Exception, match="AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|403"):
+    with pytest.raises(Exception, match=r"AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|403"):
         s3_client(settings_bad).list_objects_v2(Bucket="mlops-lake")
 
     # idempotent: a second `up` starts nothing new

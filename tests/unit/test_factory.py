@@ -50,13 +50,13 @@ def test_spec_settings_reach_the_operator() -> None:
 )
 def test_stage_not_built_yet_is_rejected(extra: str, stage: str) -> None:
     spec = parse_spec(SPEC + extra, default_pipeline="p")
-    with pytest.raises(StageNotSupportedError, match=f"stage '{stage}' is not supported yet"):
+    with pytest.raises(StageNotSupportedError, match=rf"stage '{stage}' is not supported yet"):
         build_training_dag(spec, source="p.yaml")
 
 
 def test_s3_source_not_built_yet_is_rejected() -> None:
     spec = parse_spec("source: {s3: {bucket: raw-data, format: csv}}", default_pipeline="p")
-    with pytest.raises(StageNotSupportedError, match="source.s3"):
+    with pytest.raises(StageNotSupportedError, match=r"source\.s3"):
         build_training_dag(spec)
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,12 +11,12 @@ SCHEMA = {"id": "string", "n": "int", "x": "float", "ok": "bool", "at": "timesta
 
 def test_conform_casts_and_drops_extra_keys() -> None:
     row = conform({"id": "a", "n": 3, "x": 2, "ok": True, "at": "2026-01-02T03:04:05Z", "extra": 1}, SCHEMA)
-    assert row == {"id": "a", "n": 3, "x": 2.0, "ok": True, "at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)}
+    assert row == {"id": "a", "n": 3, "x": 2.0, "ok": True, "at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)}
 
 
 def test_conform_accepts_nulls_and_epoch_timestamps() -> None:
     row = conform({"id": None, "n": None, "x": 1.5, "ok": False, "at": 0}, SCHEMA)
-    assert row["id"] is None and row["at"] == datetime(1970, 1, 1, tzinfo=timezone.utc)
+    assert row["id"] is None and row["at"] == datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
