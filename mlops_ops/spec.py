@@ -65,7 +65,7 @@ class KafkaSourceSpec(_Model):
     max_messages: int = Field(default=1_000_000, gt=0)
     rows_per_file: int = Field(default=100_000, gt=0, le=10_000_000)
     poll_timeout_s: float = Field(default=5.0, gt=0, le=300)
-    dead_letter: DeadLetterSpec = DeadLetterSpec()
+    dead_letter: DeadLetterSpec = Field(default_factory=DeadLetterSpec)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -108,7 +108,7 @@ class PreprocessSpec(_Model):
     sql: str | None = None
     params: dict[str, Any] = {}
     key_column: str
-    splits: SplitSpec = SplitSpec()
+    splits: SplitSpec = Field(default_factory=SplitSpec)
 
     @model_validator(mode="after")
     def _transform_or_sql(self) -> PreprocessSpec:
@@ -134,7 +134,7 @@ class TrainSpec(_Model):
     task: Literal["classification", "regression"]
     target: str
     params: dict[str, Any] = {}
-    resources: ResourcesSpec = ResourcesSpec()
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     image: str | None = None
     node_selector: dict[str, str] = {}
     tolerations: list[dict[str, str]] = []

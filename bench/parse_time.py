@@ -1,0 +1,158 @@
+"""Parse-time benchmark: the YAML factory against hand-written DAG files of the same shape.
+
+Run with ``make bench`` (or ``python -m bench.parse_time``). Every measurement runs in a
+fresh interpreter that has already imported Airflow (as the DAG processor has), then
+fills a ``DagBag`` from a folder:
+
+* factory: ``dags/mlops_pipelines.py`` + N YAML specs;
+* hand-written: one ``.py`` file that builds the same DAGs (same DAG ids, task ids,
+  operator classes and arguments) directly.
+
+"cold" is the first fill in the process (the library's modules are imported then);
+"warm" is the median of later fills, as in a DAG processor that pre-imports modules.
+Results are printed as Markdown and written to ``bench/results/parse_time.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = (ROOT / "dags" / "pipelines" / "churn.yaml").read_text()
+
+HANDWRITTEN_HEAD = '''"""Hand-written DAGs of the same shape as the factory's (benchmark baseline)."""
+from __future__ import annotations
+from datetime import datetime, timedelta, timezone
+from airflow.sdk import DAG, Asset
+from mlops_ops.operators.kafka import KafkaToLakeOperator
+SCHEMA = {"customer_id": "string", "tenure_months": "int", "monthly_charges": "float", "total_charges": "float",
+          "contract": "string", "support_calls": "int", "churned": "bool", "event_time": "timestamp"}
+'''
+
+HANDWRITTEN_DAG = """
+with DAG(dag_id="{name}__training", description="d", schedule="@hourly",
+         start_date=datetime(2026, 1, 1, tzinfo=timezone.utc), catchup=False, max_active_runs=1,
+         tags=["churn", "example", "mlops-ops"], doc_md="# {name}",
+         default_args={{"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(seconds=30),
+                       "retry_exponential_backoff": True}}) as dag_{idx}:
+    KafkaToLakeOperator(task_id="ingest_kafka", topics=["churn-events"], pipeline="{name}", dataset="raw",
+                        kafka_config_id="kafka_default", group_id=None, deserializer=None, schema=SCHEMA,
+                        max_messages=500000, rows_per_file=100000, poll_timeout_s=5.0, max_bad_share=0.1,
+                        outlets=[Asset(name="mlops_ops.{name}.raw", group="mlops-ops")])
+"""
+
+PROBE = """
+import json, os, resource, sys, time
+import airflow.sdk, airflow.dag_processing.dagbag
+from airflow.dag_processing.dagbag import DagBag
+folder, repeats = sys.argv[1], int(sys.argv[2])
+times = []
+for _ in range(repeats):
+    t = time.perf_counter()
+    bag = DagBag(dag_folder=folder)
+    times.append(time.perf_counter() - t)
+    assert not bag.import_errors, bag.import_errors
+print(json.dumps({"times": times, "dags": len(bag.dags),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _factory_folder(base: Path, n: int) -> Path:
+    folder = base / f"factory-{n}"
+    if folder.exists():
+        return folder
+    (folder / "pipelines").mkdir(parents=True)
+    shutil.copy(ROOT / "dags" / "mlops_pipelines.py", folder)
+    for i in range(n):
+        name = "churn" if i == 0 else f"churn{i:04d}"
+        (folder / "pipelines" / f"{name}.yaml").write_text(SPEC.replace("pipeline: churn", f"pipeline: {name}"))
+    return folder
+
+
+def _handwritten_folder(base: Path, n: int) -> Path:
+    folder = base / f"hand-{n}"
+    if folder.exists():
+        return folder
+    folder.mkdir(parents=True)
+    body = HANDWRITTEN_HEAD + "".join(
+        HANDWRITTEN_DAG.format(name="churn" if i == 0 else f"churn{i:04d}", idx=i) for i in range(n)
+    )
+    (folder / "handwritten_dags.py").write_text(body)
+    return folder
+
+
+def _measure(folder: Path, repeats: int, env: dict[str, str]) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(folder), str(repeats)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _best_of(folder: Path, repeats: int, env: dict[str, str], processes: int) -> dict:
+    runs = [_measure(folder, repeats, env) for _ in range(processes)]
+    cold = statistics.median(r["times"][0] for r in runs)
+    warm = statistics.median(t for r in runs for t in r["times"][1:]) if repeats > 1 else None
+    return {"cold_s": cold, "warm_s": warm, "dags": runs[0]["dags"], "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        env = {**os.environ, "AIRFLOW_HOME": str(base / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+        results: dict = {"machine": f"{os.cpu_count()} cores", "python": sys.version.split()[0], "shape": {}}
+        for n in (1, 10):
+            factory = _best_of(_factory_folder(base, n), 6, env, 5)
+            hand = _best_of(_handwritten_folder(base, n), 6, env, 5)
+            results["shape"][n] = {"factory": factory, "handwritten": hand}
+        results["scale"] = {}
+        for n in (1, 100, 1000):
+            results["scale"][n] = _best_of(_factory_folder(base, n), 2 if n < 1000 else 1, env, 3 if n < 1000 else 1)
+        # a running task parses only its own spec (parsing context), even with 1,000 specs present
+        task_env = {**env, "_AIRFLOW_PARSING_CONTEXT_DAG_ID": "churn0500__training"}
+        results["task_parse_1000"] = _best_of(base / "factory-1000", 3, task_env, 3)
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "parse_time.json").write_text(json.dumps(results, indent=2))
+    print(render(results))
+    return 0
+
+
+def render(r: dict) -> str:
+    lines = ["| DAGs | variant | cold fill (ms) | warm fill (ms) | overhead cold | overhead warm | budget | peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for n, pair in r["shape"].items():
+        f, h = pair["factory"], pair["handwritten"]
+        budget_ms = max(0.15 * h["cold_s"] * 1000, 15 * int(n))
+        over_cold = (f["cold_s"] - h["cold_s"]) * 1000
+        over_warm = (f["warm_s"] - h["warm_s"]) * 1000
+        lines.append(f"| {n} | hand-written | {h['cold_s'] * 1000:.0f} | {h['warm_s'] * 1000:.1f} | | | | "
+                     f"{h['peak_rss_mb']:.0f} |")  # fmt: skip
+        lines.append(
+            f"| {n} | factory (YAML) | {f['cold_s'] * 1000:.0f} | {f['warm_s'] * 1000:.1f} | "
+            f"{over_cold:+.0f} ms ({f['cold_s'] / h['cold_s']:.2f}x) | {over_warm:+.1f} ms "
+            f"({f['warm_s'] / h['warm_s']:.2f}x) | {budget_ms:.0f} ms | {f['peak_rss_mb']:.0f} |"
+        )
+    lines += ["", "| specs | DagBag fill (s) | per spec (ms) | peak RSS (MB) |", "|---|---|---|---|"]
+    for n, s in r["scale"].items():
+        lines.append(f"| {n} | {s['cold_s']:.2f} | {s['cold_s'] * 1000 / int(n):.1f} | {s['peak_rss_mb']:.0f} |")
+    t = r["task_parse_1000"]
+    lines.append(f"\nTask-run parse with 1,000 specs present (parsing context set): cold {t['cold_s'] * 1000:.0f} ms, "
+                 f"warm {t['warm_s'] * 1000:.1f} ms, DAGs built {t['dags']}")  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
