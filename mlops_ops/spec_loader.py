@@ -10,10 +10,12 @@ from pydantic import ValidationError
 
 from mlops_ops.exceptions import SpecError, SpecProblem
 from mlops_ops.spec import PipelineSpec
+from mlops_ops.spec_files import SPEC_SUFFIXES, find_spec_files
+
+__all__ = ["SPEC_SUFFIXES", "find_spec_files", "load_spec", "parse_spec"]
 
 MAX_SPEC_BYTES = 1_000_000
 MAX_EXPANDED_NODES = 50_000
-SPEC_SUFFIXES = (".yaml", ".yml")
 
 
 def load_spec(path: str | Path) -> PipelineSpec:
@@ -129,11 +131,3 @@ def _problem(error: Any, root: yaml.Node | None) -> SpecProblem:
     if isinstance(given, dict):
         given = None
     return SpecProblem(field, message, given, _line_of(root, loc))
-
-
-def find_spec_files(folder: str | Path) -> list[Path]:
-    """Spec files in ``folder`` (not recursive), sorted for a stable DAG order."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file())

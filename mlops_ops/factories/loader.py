@@ -14,8 +14,9 @@ from typing import Any, Literal
 from airflow.sdk import get_parsing_context
 
 from mlops_ops.exceptions import MlopsOpsError, SpecError, StageNotSupportedError
-from mlops_ops.factories.pipeline import build_dags, pipeline_of_dag_id
-from mlops_ops.spec_loader import SPEC_SUFFIXES, find_spec_files, load_spec
+from mlops_ops.factories.pipeline import dag_from_plan, pipeline_of_dag_id
+from mlops_ops.factories.plan_cache import plans_for
+from mlops_ops.spec_files import SPEC_SUFFIXES, find_spec_files
 
 
 class PipelineLoadError(MlopsOpsError):
@@ -52,7 +53,7 @@ def load_pipelines(
     loaded: list[str] = []
     for path in files:
         try:
-            dags = build_dags(load_spec(path), source=path)
+            dags = [dag_from_plan(plan) for plan in plans_for(path)]
         except (SpecError, StageNotSupportedError) as err:
             errors.append(err)
             continue
@@ -79,6 +80,9 @@ def check_spec_files(paths: list[Path]) -> list[str]:
             files.append(path)
         else:
             return [f"{path}: not a spec file or folder (expected {' or '.join(SPEC_SUFFIXES)})"]
+    from mlops_ops.factories.pipeline import build_dags
+    from mlops_ops.spec_loader import load_spec
+
     problems = []
     for path in files:
         try:

@@ -7,13 +7,16 @@ turned into a placeholder task.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Asset
 
 from mlops_ops.exceptions import StageNotSupportedError
-from mlops_ops.spec import PipelineSpec
+
+if TYPE_CHECKING:
+    from mlops_ops.spec import PipelineSpec
 
 SUPPORTED_STAGES = ("source.kafka",)
 TRAINING_SUFFIX = "__training"
@@ -33,9 +36,13 @@ def pipeline_of_dag_id(dag_id: str) -> str | None:
     return None
 
 
+def raw_asset_name(pipeline: str) -> str:
+    return f"mlops_ops.{pipeline}.raw"
+
+
 def raw_asset(pipeline: str) -> Asset:
     """The Asset updated each time new raw data of ``pipeline`` lands in the lake."""
-    return Asset(name=f"mlops_ops.{pipeline}.raw", group="mlops-ops")
+    return Asset(name=raw_asset_name(pipeline), group="mlops-ops")
 
 
 def check_supported(spec: PipelineSpec, source: str) -> None:
@@ -57,50 +64,98 @@ def _doc_md(spec: PipelineSpec, source: str) -> str:
     return "\n".join(lines)
 
 
-def build_training_dag(spec: PipelineSpec, *, source: str | Path = "<spec>") -> DAG:
-    """The pipeline's main DAG: ingest (and, as they are built, the later stages)."""
+def plan_training_dag(spec: PipelineSpec, *, source: str | Path = "<spec>") -> dict[str, Any]:
+    """The pipeline's main DAG as plain JSON-able data: what :func:`dag_from_plan` builds.
+
+    Keeping the spec-to-DAG decisions in data lets the loader cache them per spec file,
+    so parsing an unchanged spec needs neither YAML validation nor the pydantic models.
+    """
     source = str(source)
     check_supported(spec, source)
-    from mlops_ops.operators.kafka import KafkaToLakeOperator
-
-    dag = DAG(
-        dag_id=training_dag_id(spec.pipeline),
-        description=(spec.description or f"mlops-ops pipeline {spec.pipeline}")[:200],
-        schedule=spec.schedule,
-        start_date=spec.start_date,
-        catchup=False,
-        max_active_runs=1,  # one writer per lake dataset: runs of a pipeline never interleave
-        tags=sorted({"mlops-ops", spec.pipeline, *spec.tags}),
-        default_args={
+    tasks: list[dict[str, Any]] = []
+    kafka = spec.source.kafka if spec.source else None
+    if kafka is not None:
+        tasks.append(
+            {
+                "operator": "kafka_to_lake",
+                "outlets": [raw_asset_name(spec.pipeline)],
+                "kwargs": {
+                    "task_id": "ingest_kafka",
+                    "topics": list(kafka.topics),
+                    "pipeline": spec.pipeline,
+                    "dataset": "raw",
+                    **({"lake": spec.lake} if spec.lake else {}),
+                    "kafka_config_id": kafka.conn_id,
+                    "group_id": kafka.group_id,
+                    "deserializer": kafka.deserializer,
+                    "schema": dict(kafka.schema_) if kafka.schema_ else None,
+                    "max_messages": kafka.max_messages,
+                    "rows_per_file": kafka.rows_per_file,
+                    "poll_timeout_s": kafka.poll_timeout_s,
+                    "max_bad_share": kafka.dead_letter.max_bad_share,
+                },
+            }
+        )
+    return {
+        "dag": {
+            "dag_id": training_dag_id(spec.pipeline),
+            "description": (spec.description or f"mlops-ops pipeline {spec.pipeline}")[:200],
+            "schedule": spec.schedule,
+            "start_date": spec.start_date.isoformat(),
+            "catchup": False,
+            "max_active_runs": 1,  # one writer per lake dataset: runs of a pipeline never interleave
+            "tags": sorted({"mlops-ops", spec.pipeline, *spec.tags}),
             "owner": ",".join(spec.owners),
             "retries": spec.retries,
+            "doc_md": _doc_md(spec, source),
+        },
+        "tasks": tasks,
+    }
+
+
+def _operator_class(name: str) -> type:
+    """Only operators of this library can appear in a plan; names map to classes here, not via import paths."""
+    if name == "kafka_to_lake":
+        from mlops_ops.operators.kafka import KafkaToLakeOperator
+
+        return KafkaToLakeOperator
+    raise ValueError(f"unknown operator '{name}' in a DAG plan")
+
+
+def dag_from_plan(plan: dict[str, Any]) -> DAG:
+    d = plan["dag"]
+    dag = DAG(
+        dag_id=d["dag_id"],
+        description=d["description"],
+        schedule=d["schedule"],
+        start_date=datetime.fromisoformat(d["start_date"]),
+        catchup=d["catchup"],
+        max_active_runs=d["max_active_runs"],
+        tags=d["tags"],
+        default_args={
+            "owner": d["owner"],
+            "retries": d["retries"],
             "retry_delay": timedelta(seconds=30),
             "retry_exponential_backoff": True,
         },
-        doc_md=_doc_md(spec, source),
+        doc_md=d["doc_md"],
     )
     with dag:
-        kafka = spec.source.kafka if spec.source else None
-        if kafka is not None:
-            KafkaToLakeOperator(
-                task_id="ingest_kafka",
-                topics=kafka.topics,
-                pipeline=spec.pipeline,
-                dataset="raw",
-                **({"lake": spec.lake} if spec.lake else {}),
-                kafka_config_id=kafka.conn_id,
-                group_id=kafka.group_id,
-                deserializer=kafka.deserializer,
-                schema=dict(kafka.schema_) if kafka.schema_ else None,
-                max_messages=kafka.max_messages,
-                rows_per_file=kafka.rows_per_file,
-                poll_timeout_s=kafka.poll_timeout_s,
-                max_bad_share=kafka.dead_letter.max_bad_share,
-                outlets=[raw_asset(spec.pipeline)],
-            )
+        for task in plan["tasks"]:
+            outlets = [Asset(name=name, group="mlops-ops") for name in task["outlets"]]
+            _operator_class(task["operator"])(**task["kwargs"], outlets=outlets)
     return dag
 
 
+def plan_dags(spec: PipelineSpec, *, source: str | Path = "<spec>") -> list[dict[str, Any]]:
+    """Plans of every DAG a spec describes (the drift DAG joins when its stage is built)."""
+    return [plan_training_dag(spec, source=source)]
+
+
+def build_training_dag(spec: PipelineSpec, *, source: str | Path = "<spec>") -> DAG:
+    return dag_from_plan(plan_training_dag(spec, source=source))
+
+
 def build_dags(spec: PipelineSpec, *, source: str | Path = "<spec>") -> list[DAG]:
-    """Every DAG a spec describes (the drift DAG joins when its stage is built)."""
-    return [build_training_dag(spec, source=source)]
+    """Every DAG a spec describes."""
+    return [dag_from_plan(plan) for plan in plan_dags(spec, source=source)]
