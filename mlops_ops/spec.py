@@ -47,7 +47,7 @@ def validate_schedule(value: str | None) -> str | None:
 class DeadLetterSpec(_Model):
     """Where malformed records go and how many are tolerated."""
 
-    topic: str | None = None
+    topic: str | None = Field(default=None, min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
     max_bad_share: float = Field(default=0.1, ge=0.0, le=1.0)
 
 

@@ -93,6 +93,7 @@ def plan_training_dag(spec: PipelineSpec, *, source: str | Path = "<spec>") -> d
                     "rows_per_file": kafka.rows_per_file,
                     "poll_timeout_s": kafka.poll_timeout_s,
                     "max_bad_share": kafka.dead_letter.max_bad_share,
+                    "dead_letter_topic": kafka.dead_letter.topic,
                 },
             }
         )

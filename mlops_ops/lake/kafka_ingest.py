@@ -53,6 +53,7 @@ class KafkaBatchSettings:
     rows_per_group: int = 10_000
     poll_timeout_s: float = 5.0
     max_bad_share: float = 0.1
+    dead_letter_topic: str | None = None
 
 
 @dataclass
@@ -72,8 +73,15 @@ class KafkaBatchIngest:
     """One run. ``consumer`` is a confluent-kafka ``Consumer`` with auto-commit off and
     ``enable.partition.eof`` on (see :data:`CONSUMER_OVERRIDES`)."""
 
-    def __init__(self, consumer: Any, dataset: Dataset, settings: KafkaBatchSettings) -> None:
+    def __init__(
+        self,
+        consumer: Any,
+        dataset: Dataset,
+        settings: KafkaBatchSettings,
+        make_producer: Callable[[], Any] | None = None,
+    ) -> None:
         self.consumer = consumer
+        self.make_producer = make_producer
         self.dataset = dataset
         self.settings = settings
         self.cluster_id: str | None = None
@@ -173,6 +181,8 @@ class KafkaBatchIngest:
                     row = conform(self.settings.decoder(msg.value() or b""), self.settings.schema)
                 except (RecordError, ValueError, TypeError) as exc:
                     bad += 1
+                    if bad <= 5:
+                        log.warning("malformed message %s/%s@%s: %s", key[0], key[1], offset, exc)
                     qw = quarantine.setdefault(key, self._writer(staging, "quarantine", key, q_schema))
                     qw.add({"_topic": key[0], "_partition": key[1], "_offset": offset, "key": msg.key(),
                             "value": msg.value(), "error": str(exc)[:500]}, offset)  # fmt: skip
@@ -192,7 +202,11 @@ class KafkaBatchIngest:
                 f"{self.settings.max_bad_share:.1%} (source.kafka.dead_letter.max_bad_share); nothing was published "
                 f"and no offset was committed. First errors are in the task log."
             )
-        files = self._publish(writers, "data") + self._publish(quarantine, "quarantine")
+        for qw in quarantine.values():
+            qw.close()
+        if bad and self.settings.dead_letter_topic:
+            self._send_dead_letters(quarantine)
+        files = self._publish(writers, "data", run_key) + self._publish(quarantine, "quarantine", run_key)
         offsets = {_tp_key(*k): list(v) for k, v in sorted(covered.items())}
         manifest: dict[str, Any] = {
             "kind": "kafka",
@@ -227,12 +241,56 @@ class KafkaBatchIngest:
             rows_per_file=self.settings.rows_per_file,
         )
 
-    def _publish(self, writers: dict[tuple[str, int], RollingParquetWriter], role: str) -> list[dict[str, Any]]:
+    def _send_dead_letters(self, quarantine: dict[tuple[str, int], RollingParquetWriter]) -> None:
+        """Copy quarantined messages to the dead-letter topic, keyed by their source position.
+
+        Sent before the commit point, so a retry after a crash may send some again
+        (at least once); the key ``topic/partition/offset`` lets consumers drop repeats.
+        """
+        import pyarrow.parquet as pq
+
+        if self.make_producer is None:
+            raise IngestError("a dead-letter topic is configured but no Kafka producer was given")
+        producer = self.make_producer()
+        topic = self.settings.dead_letter_topic
+        failures: list[str] = []
+
+        def delivered(err: Any, _msg: Any) -> None:
+            if err is not None:
+                failures.append(str(err))
+
+        for writer in quarantine.values():
+            for f in writer.closed:
+                with f.staged.open("rb") as fh:
+                    for row in pq.read_table(fh).to_pylist():
+                        producer.produce(
+                            topic,
+                            key=f"{row['_topic']}/{row['_partition']}/{row['_offset']}".encode(),
+                            value=row["value"],
+                            headers={
+                                "mlops.error": row["error"].encode(),
+                                "mlops.source_topic": row["_topic"].encode(),
+                            },
+                            on_delivery=delivered,
+                        )
+                        producer.poll(0)
+        remaining = producer.flush(30)
+        if remaining or failures:
+            raise IngestError(
+                f"could not deliver dead letters to topic '{topic}' ({remaining} pending, errors: {failures[:3]}); "
+                "nothing was published and no offset was committed"
+            )
+
+    def _publish(
+        self, writers: dict[tuple[str, int], RollingParquetWriter], role: str, run_key: str
+    ) -> list[dict[str, Any]]:
         out = []
         for (topic, partition), writer in sorted(writers.items()):
             for f in writer.close():
                 name = f"{f.first:020d}-{f.last:020d}.parquet"
-                final = self.dataset.publish(f.staged, role, f"topic={topic}", f"partition={partition}", name)
+                final = self.dataset.publish(
+                    f.staged, role, f"run={run_key}", f"topic={topic}", f"partition={partition}", name
+                )
                 out.append(_file_entry(role, str(final), topic, partition, f))
         return out
 
@@ -260,10 +318,15 @@ def _file_entry(role: str, uri: str, topic: str, partition: int, f: ClosedFile) 
             "last_offset": f.last, "rows": f.rows, "sha256": f.sha256, "schema": f.schema}  # fmt: skip
 
 
-def consume_into_lake(make_consumer: Callable[[], Any], dataset: Dataset, settings: KafkaBatchSettings) -> IngestResult:
+def consume_into_lake(
+    make_consumer: Callable[[], Any],
+    dataset: Dataset,
+    settings: KafkaBatchSettings,
+    make_producer: Callable[[], Any] | None = None,
+) -> IngestResult:
     """Run one batch with a fresh consumer, always closing it."""
     consumer = make_consumer()
     try:
-        return KafkaBatchIngest(consumer, dataset, settings).run()
+        return KafkaBatchIngest(consumer, dataset, settings, make_producer).run()
     finally:
         consumer.close()

@@ -35,9 +35,11 @@ class KafkaToLakeOperator(BaseOperator):
     :param deserializer: ``package.module:function`` turning message bytes into a dict; default JSON.
     :param schema: ``{column: string|int|float|bool|timestamp}``; rows that don't fit are quarantined.
     :param max_bad_share: fail, publishing nothing, when more than this share of messages is malformed.
+    :param dead_letter_topic: also send malformed messages there (key ``topic/partition/offset``, headers
+        ``mlops.error`` and ``mlops.source_topic``); they are always kept in the lake's quarantine too.
     """
 
-    template_fields: Sequence[str] = ("topics", "lake", "group_id", "pipeline", "dataset")
+    template_fields: Sequence[str] = ("topics", "lake", "group_id", "pipeline", "dataset", "dead_letter_topic")
     ui_color = "#e8f4ea"
 
     def __init__(
@@ -56,6 +58,7 @@ class KafkaToLakeOperator(BaseOperator):
         rows_per_file: int = 100_000,
         poll_timeout_s: float = 5.0,
         max_bad_share: float = 0.1,
+        dead_letter_topic: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -72,6 +75,7 @@ class KafkaToLakeOperator(BaseOperator):
         self.rows_per_file = rows_per_file
         self.poll_timeout_s = poll_timeout_s
         self.max_bad_share = max_bad_share
+        self.dead_letter_topic = dead_letter_topic
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
@@ -92,8 +96,14 @@ class KafkaToLakeOperator(BaseOperator):
             rows_per_file=self.rows_per_file,
             poll_timeout_s=self.poll_timeout_s,
             max_bad_share=self.max_bad_share,
+            dead_letter_topic=self.dead_letter_topic,
         )
-        result = consume_into_lake(lambda: hook.get_conn, dataset, settings)
+        make_producer = None
+        if self.dead_letter_topic:
+            from airflow.providers.apache.kafka.hooks.produce import KafkaProducerHook
+
+            make_producer = KafkaProducerHook(kafka_config_id=self.kafka_config_id).get_producer
+        result = consume_into_lake(lambda: hook.get_conn, dataset, settings, make_producer)
         if result.manifest_uri is None:
             raise AirflowSkipException(f"no new messages on {', '.join(self.topics)}; nothing ingested")
         summary: dict[str, Any] = {"manifest_uri": result.manifest_uri, "rows": result.rows, "bad": result.bad}

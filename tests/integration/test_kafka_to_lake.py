@@ -22,9 +22,14 @@ def _dataset(lake: str = "s3://mlops-lake/tests") -> Dataset:
 def _run(topic: str, dataset: Dataset, **overrides) -> kafka_ingest.IngestResult:  # type: ignore[no-untyped-def]
     group = "g-" + dataset.root.parent.name
     hook = LakeConsumerHook(topics=[topic], group_id=group)
+    make_producer = None
+    if overrides.get("dead_letter_topic"):
+        from airflow.providers.apache.kafka.hooks.produce import KafkaProducerHook
+
+        make_producer = KafkaProducerHook().get_producer
     settings = KafkaBatchSettings(topics=[topic], decoder=json_decoder, schema=SCHEMA, poll_timeout_s=10,
                                   rows_per_file=overrides.pop("rows_per_file", 400), **overrides)  # fmt: skip
-    return consume_into_lake(lambda: hook.get_conn, dataset, settings)
+    return consume_into_lake(lambda: hook.get_conn, dataset, settings, make_producer)
 
 
 def test_exactly_the_produced_rows_land_once(stack, bootstrap: str, topic: str) -> None:  # type: ignore[no-untyped-def]
@@ -153,3 +158,26 @@ def test_offsets_of_another_cluster_are_not_trusted(stack, bootstrap, topic, cap
     assert "cluster id changed" in caplog.text
     produce(bootstrap, topic, [event(i) for i in range(50, 60)])
     assert _run(topic, dataset).rows == 10
+
+
+def test_dead_letters_go_to_a_topic_too(stack, bootstrap: str, topic: str) -> None:  # type: ignore[no-untyped-def]
+    from confluent_kafka import Consumer, TopicPartition
+
+    produce(bootstrap, topic, [event(i) for i in range(200)] + [b"oops"] * 7)
+    dlq = topic + ".dlq"
+    result = _run(topic, _dataset(), dead_letter_topic=dlq)
+    assert (result.rows, result.bad) == (200, 7)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "dlq-reader", "enable.partition.eof": True})
+    parts = consumer.list_topics(dlq, timeout=10).topics[dlq].partitions
+    consumer.assign([TopicPartition(dlq, p, 0) for p in parts])
+    got = []
+    for _ in range(20):
+        got += [m for m in consumer.consume(100, timeout=1) if m.error() is None]
+        if len(got) >= 7:
+            break
+    consumer.close()
+    assert len(got) == 7
+    assert all(m.value() == b"oops" for m in got)
+    assert {dict(m.headers())["mlops.source_topic"] for m in got} == {topic.encode()}
+    assert all(b"not valid JSON" in dict(m.headers())["mlops.error"] for m in got)
+    assert len({m.key() for m in got}) == 7 and all(m.key().startswith(topic.encode() + b"/") for m in got)
