@@ -75,6 +75,19 @@ class RollingParquetWriter:
             if self._rows >= self.rows_per_file:
                 self._close_file()
 
+    def add_batch(self, batch: Any, first: int, last: int) -> None:
+        """Write an Arrow record batch holding positions ``first..last``; files may exceed
+        ``rows_per_file`` by at most one batch."""
+        pa = require("pyarrow", "s3")
+        self._flush()
+        table = pa.Table.from_batches([batch])
+        self._open_or_rotate(table.schema, first)
+        self._writer.write_table(table)
+        self._last = last
+        self._rows += table.num_rows
+        if self._rows >= self.rows_per_file:
+            self._close_file()
+
     def close(self) -> list[ClosedFile]:
         self._flush()
         self._close_file()
@@ -84,21 +97,24 @@ class RollingParquetWriter:
         if not self._rows_buf:
             return
         pa = require("pyarrow", "s3")
-        pq = require("pyarrow.parquet", "s3")
         table = pa.Table.from_pylist(self._rows_buf, schema=self.schema)
-        if self._writer is not None and not table.schema.equals(self._writer.schema):
+        self._open_or_rotate(table.schema, self._pos_buf[0])
+        self._writer.write_table(table)
+        self._last = self._pos_buf[-1]
+        self._rows += table.num_rows
+        self._rows_buf, self._pos_buf = [], []
+
+    def _open_or_rotate(self, schema: Any, first: int) -> None:
+        pq = require("pyarrow.parquet", "s3")
+        if self._writer is not None and not schema.equals(self._writer.schema):
             self._close_file()  # inferred schema changed (no spec schema): start a new file
         if self._writer is None:
             self._path = self.staging / f"{uuid.uuid4().hex}.parquet"
             if self._path.protocol in ("file", "local"):
                 self._path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self._path.open("wb")
-            self._writer = pq.ParquetWriter(self._handle, table.schema, compression="zstd")
-            self._first = self._pos_buf[0]
-        self._writer.write_table(table)
-        self._last = self._pos_buf[-1]
-        self._rows += table.num_rows
-        self._rows_buf, self._pos_buf = [], []
+            self._writer = pq.ParquetWriter(self._handle, schema, compression="zstd")
+            self._first = first
 
     def _close_file(self) -> None:
         if self._writer is None:
