@@ -22,8 +22,13 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "operators": [
-            {"integration-name": "mlops-ops lake", "python-modules": ["mlops_ops.operators.kafka"]},
+            {
+                "integration-name": "mlops-ops lake",
+                "python-modules": ["mlops_ops.operators.kafka", "mlops_ops.operators.s3"],
+            },
         ],
+        "sensors": [{"integration-name": "mlops-ops lake", "python-modules": ["mlops_ops.sensors.s3"]}],
+        "triggers": [{"integration-name": "mlops-ops lake", "python-modules": ["mlops_ops.triggers.s3"]}],
         "hooks": [
             {"integration-name": "MLflow", "python-modules": ["mlops_ops.hooks.mlflow"]},
         ],

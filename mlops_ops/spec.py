@@ -77,6 +77,13 @@ class S3SourceSpec(_Model):
     format: Literal["csv", "jsonl", "parquet"]
     conn_id: str = "aws_default"
     on_change: Literal["reingest", "ignore"] = "reingest"
+    schema_: dict[str, Literal["string", "int", "float", "bool", "timestamp"]] | None = Field(
+        default=None, alias="schema"
+    )
+    rows_per_file: int = Field(default=1_000_000, gt=0, le=50_000_000)
+    wait_for_new_s: int = Field(default=0, ge=0, le=7 * 86400)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class SourceSpec(_Model):

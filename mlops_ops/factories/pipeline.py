@@ -18,7 +18,7 @@ from mlops_ops.exceptions import StageNotSupportedError
 if TYPE_CHECKING:
     from mlops_ops.spec import PipelineSpec
 
-SUPPORTED_STAGES = ("source.kafka",)
+SUPPORTED_STAGES = ("source.kafka", "source.s3")
 TRAINING_SUFFIX = "__training"
 DRIFT_SUFFIX = "__drift"
 DAG_SUFFIXES = (TRAINING_SUFFIX, DRIFT_SUFFIX)
@@ -55,6 +55,11 @@ def _doc_md(spec: PipelineSpec, source: str) -> str:
     kafka = spec.source.kafka if spec.source else None
     lines = [f"# {spec.pipeline}", "", spec.description or "ML pipeline built by mlops-ops.", "",
              f"*Spec:* `{source}`", "", "| stage | settings |", "|---|---|"]  # fmt: skip
+    s3 = spec.source.s3 if spec.source else None
+    if s3 is not None:
+        lines.append(
+            f"| source.s3 | s3://{s3.bucket}/{s3.prefix}{s3.glob} ({s3.format}); changed objects: {s3.on_change} |"
+        )
     if kafka is not None:
         schema = ", ".join(f"{k}: {v}" for k, v in (kafka.schema_ or {}).items()) or "inferred"
         lines.append(
@@ -97,6 +102,35 @@ def plan_training_dag(spec: PipelineSpec, *, source: str | Path = "<spec>") -> d
                 },
             }
         )
+    s3 = spec.source.s3 if spec.source else None
+    if s3 is not None:
+        common = {"bucket": s3.bucket, "prefix": s3.prefix, "glob": s3.glob, "pipeline": spec.pipeline,
+                  "dataset": "raw", "aws_conn_id": s3.conn_id, "on_change": s3.on_change,
+                  **({"lake": spec.lake} if spec.lake else {})}  # fmt: skip
+        upstream = []
+        if s3.wait_for_new_s:
+            tasks.append(
+                {
+                    "operator": "new_s3_objects",
+                    "outlets": [],
+                    "kwargs": {
+                        "task_id": "wait_for_s3_objects",
+                        **common,
+                        "timeout": s3.wait_for_new_s,
+                        "soft_fail": True,
+                    },
+                }
+            )
+            upstream = ["wait_for_s3_objects"]
+        tasks.append(
+            {
+                "operator": "s3_to_lake",
+                "outlets": [raw_asset_name(spec.pipeline)],
+                "upstream": upstream,
+                "kwargs": {"task_id": "ingest_s3", **common, "format": s3.format,
+                           "schema": dict(s3.schema_) if s3.schema_ else None, "rows_per_file": s3.rows_per_file},
+            }
+        )  # fmt: skip
     return {
         "dag": {
             "dag_id": training_dag_id(spec.pipeline),
@@ -120,6 +154,14 @@ def _operator_class(name: str) -> type:
         from mlops_ops.operators.kafka import KafkaToLakeOperator
 
         return KafkaToLakeOperator
+    if name == "s3_to_lake":
+        from mlops_ops.operators.s3 import S3ToLakeOperator
+
+        return S3ToLakeOperator
+    if name == "new_s3_objects":
+        from mlops_ops.sensors.s3 import NewS3ObjectsSensor
+
+        return NewS3ObjectsSensor
     raise ValueError(f"unknown operator '{name}' in a DAG plan")
 
 
@@ -142,9 +184,13 @@ def dag_from_plan(plan: dict[str, Any]) -> DAG:
         doc_md=d["doc_md"],
     )
     with dag:
+        built: dict[str, Any] = {}
         for task in plan["tasks"]:
             outlets = [Asset(name=name, group="mlops-ops") for name in task["outlets"]]
-            _operator_class(task["operator"])(**task["kwargs"], outlets=outlets)
+            op = _operator_class(task["operator"])(**task["kwargs"], outlets=outlets)
+            for upstream in task.get("upstream", []):
+                built[upstream] >> op
+            built[op.task_id] = op
     return dag
 
 

@@ -46,6 +46,7 @@ def test_spec_settings_reach_the_operator() -> None:
         ("quality: {suite: s}\n", "quality"),
         ("train: {trainer: sklearn, task: regression, target: y}\n", "train"),
         ("drift: {}\n", "drift"),
+        ("train: {trainer: sklearn, task: regression, target: y}\nevaluate: {metrics: [rmse]}\n", "train"),
     ],
 )
 def test_stage_not_built_yet_is_rejected(extra: str, stage: str) -> None:
@@ -54,10 +55,29 @@ def test_stage_not_built_yet_is_rejected(extra: str, stage: str) -> None:
         build_training_dag(spec, source="p.yaml")
 
 
-def test_s3_source_not_built_yet_is_rejected() -> None:
-    spec = parse_spec("source: {s3: {bucket: raw-data, format: csv}}", default_pipeline="p")
-    with pytest.raises(StageNotSupportedError, match=r"source\.s3"):
-        build_training_dag(spec)
+def test_s3_source_builds_sensor_and_ingest() -> None:
+    from mlops_ops.operators.s3 import S3ToLakeOperator
+    from mlops_ops.sensors.s3 import NewS3ObjectsSensor
+
+    text = "source: {s3: {bucket: raw-data, prefix: in/, glob: '*.csv', format: csv, schema: {id: string}}}"
+    dag = build_training_dag(parse_spec(text, default_pipeline="p"))
+    assert [t.task_id for t in dag.tasks] == ["ingest_s3"]
+    ingest = dag.get_task("ingest_s3")
+    assert isinstance(ingest, S3ToLakeOperator)
+    assert (ingest.bucket, ingest.prefix, ingest.glob, ingest.schema) == ("raw-data", "in/", "*.csv", {"id": "string"})
+    assert ingest.outlets == [raw_asset("p")]
+    waiting = build_training_dag(parse_spec(text.replace("format: csv", "format: csv, wait_for_new_s: 600"),
+                                            default_pipeline="p"))  # fmt: skip
+    sensor = waiting.get_task("wait_for_s3_objects")
+    assert isinstance(sensor, NewS3ObjectsSensor)
+    assert sensor.deferrable and sensor.timeout == 600 and sensor.soft_fail
+    assert waiting.get_task("ingest_s3").upstream_task_ids == {"wait_for_s3_objects"}
+
+
+def test_kafka_and_s3_sources_together() -> None:
+    text = "source: {kafka: {topics: [a]}, s3: {bucket: raw-data, format: jsonl}}"
+    dag = build_training_dag(parse_spec(text, default_pipeline="p"))
+    assert sorted(t.task_id for t in dag.tasks) == ["ingest_kafka", "ingest_s3"]
 
 
 def test_pipeline_of_dag_id() -> None:
