@@ -50,7 +50,7 @@ ui: up
 	  $(BIN)/airflow standalone
 
 bench: up
-	$(ENV); $(BIN)/python -m bench.parse_time
+	$(ENV); $(BIN)/python -m bench.parse_time && $(BIN)/python -m bench.ingest
 
 lock:
 	rm -rf /tmp/mlops-lock-venv && $(PYTHON) -m venv /tmp/mlops-lock-venv

@@ -1,0 +1,239 @@
+"""Ingestion benchmarks against the embedded stack (``make bench`` starts it).
+
+* Kafka -> lake: ``KafkaBatchIngest`` versus a raw confluent-kafka loop that writes the same
+  Parquet (same columns and types, zstd, files per partition) with pyarrow, same topic,
+  same run, alternating order; messages/s, median of 3.
+* S3 -> lake: ``S3BatchIngest`` on a CSV object versus raw boto3 ``get_object`` streamed
+  through pyarrow's CSV reader into Parquet; MB/s, median of 3.
+* Peak RSS of the library's ingestion at 1x and 10x the data, each in a fresh process.
+
+Both sides write to local disk, so the comparison is about the ingestion code, not the lake's storage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = {"customer_id": "string", "tenure_months": "int", "monthly_charges": "float", "total_charges": "float",
+          "contract": "string", "support_calls": "int", "churned": "bool"}  # fmt: skip
+
+
+def _env() -> tuple[str, Any]:
+    from mlops_ops.stack import EmbeddedStack
+
+    stack = EmbeddedStack(project=ROOT)
+    os.environ.update(stack.environment())
+    from mlops_ops.stack.services import s3_client
+
+    return f"127.0.0.1:{stack.settings.ports['kafka']}", s3_client(stack.settings)
+
+
+def produce(bootstrap: str, topic: str, n: int) -> None:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=3)])[topic].result(10)
+    rng = random.Random(1)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.num.messages": 10000})
+    for i in range(n):
+        row = {"customer_id": f"c{i}", "tenure_months": rng.randint(0, 72), "monthly_charges": rng.uniform(18, 120),
+               "total_charges": rng.uniform(0, 9000), "contract": "month-to-month", "support_calls": rng.randint(0, 9),
+               "churned": rng.random() < 0.3}  # fmt: skip
+        producer.produce(topic, json.dumps(row).encode())
+        if i % 50_000 == 0:
+            producer.flush()
+    producer.flush()
+
+
+def library_kafka(bootstrap: str, topic: str, out: Path) -> int:
+    from confluent_kafka import Consumer
+
+    from mlops_ops.lake.kafka_ingest import CONSUMER_OVERRIDES, KafkaBatchSettings, consume_into_lake
+    from mlops_ops.lake.records import json_decoder
+    from mlops_ops.lake.store import Dataset
+
+    config = {"bootstrap.servers": bootstrap, "group.id": f"lib-{uuid.uuid4().hex}", **CONSUMER_OVERRIDES}
+    settings = KafkaBatchSettings(topics=[topic], decoder=json_decoder, schema=SCHEMA, max_messages=10_000_000,
+                                  rows_per_file=200_000, poll_timeout_s=5)  # fmt: skip
+    result = consume_into_lake(lambda: Consumer(config), Dataset.at(str(out), "bench", "raw"), settings)
+    return result.rows
+
+
+def raw_kafka(bootstrap: str, topic: str, out: Path) -> int:
+    """What a careful engineer writes by hand: manual assignment, JSON, typed Arrow schema, Parquet per partition."""
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    types = {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+    meta = [("_topic", pa.string()), ("_partition", pa.int32()), ("_offset", pa.int64()),
+            ("_timestamp", pa.timestamp("us", tz="UTC"))]  # fmt: skip
+    schema = pa.schema([(k, types[v]) for k, v in SCHEMA.items()] + meta)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"raw-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "enable.partition.eof": True})  # fmt: skip
+    parts = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+    consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+    writers: dict[int, Any] = {}
+    buffers: dict[int, list[dict[str, Any]]] = {p: [] for p in parts}
+    eof: set[int] = set()
+    total = 0
+    out.mkdir(parents=True, exist_ok=True)
+
+    def flush(p: int) -> None:
+        if buffers[p]:
+            if p not in writers:
+                writers[p] = pq.ParquetWriter(str(out / f"raw-{p}.parquet"), schema, compression="zstd")
+            writers[p].write_table(pa.Table.from_pylist(buffers[p], schema=schema))
+            buffers[p] = []
+
+    while len(eof) < len(parts):
+        for msg in consumer.consume(10_000, timeout=1):
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    eof.add(msg.partition())
+                continue
+            row = json.loads(msg.value())
+            row.update(_topic=topic, _partition=msg.partition(), _offset=msg.offset(),
+                       _timestamp=datetime.fromtimestamp(msg.timestamp()[1] / 1000, tz=UTC))  # fmt: skip
+            buffers[msg.partition()].append(row)
+            total += 1
+            if len(buffers[msg.partition()]) >= 10_000:
+                flush(msg.partition())
+    for p in parts:
+        flush(p)
+        if p in writers:
+            writers[p].close()
+    consumer.close()
+    return total
+
+
+def csv_object(client: Any, bucket: str, key: str, rows: int) -> int:
+    rng = random.Random(2)
+    lines = ["customer_id,tenure_months,monthly_charges,total_charges,contract,support_calls,churned"]
+    lines += [f"c{i},{rng.randint(0, 72)},{rng.uniform(18, 120):.2f},{rng.uniform(0, 9000):.2f},one-year,"
+              f"{rng.randint(0, 9)},{'true' if rng.random() < 0.3 else 'false'}" for i in range(rows)]  # fmt: skip
+    body = ("\n".join(lines) + "\n").encode()
+    client.put_object(Bucket=bucket, Key=key, Body=body)
+    return len(body)
+
+
+def library_s3(bucket: str, out: Path) -> int:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from mlops_ops.lake.s3_ingest import S3BatchIngest, S3BatchSettings
+    from mlops_ops.lake.store import Dataset, lake_path
+
+    settings = S3BatchSettings(bucket=bucket, format="csv", schema=SCHEMA)
+    ingest = S3BatchIngest(S3Hook(aws_conn_id="aws_default").get_conn(), lake_path(f"s3://{bucket}", "aws_default"),
+                           Dataset.at(str(out), "bench", "raw"), settings)  # fmt: skip
+    return ingest.run().rows
+
+
+def raw_s3(client: Any, bucket: str, key: str, out: Path) -> int:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    types = {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+    schema = pa.schema([(k, types[v]) for k, v in SCHEMA.items()])
+    body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    reader = pcsv.open_csv(body, read_options=pcsv.ReadOptions(block_size=4 << 20),
+                           convert_options=pcsv.ConvertOptions(column_types=schema))  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with pq.ParquetWriter(str(out / "raw.parquet"), schema, compression="zstd") as writer:
+        for batch in reader:
+            writer.write_table(pa.Table.from_batches([batch]).select(schema.names))
+            rows += batch.num_rows
+    return rows
+
+
+def _timed(fn: Any, *args: Any) -> tuple[float, int]:
+    started = time.perf_counter()
+    n = fn(*args)
+    return time.perf_counter() - started, n
+
+
+def rss_child(kind: str, arg: str) -> None:
+    bootstrap, _client = _env()
+    with tempfile.TemporaryDirectory() as tmp:
+        n = library_kafka(bootstrap, arg, Path(tmp)) if kind == "kafka" else library_s3(arg, Path(tmp))
+    print(json.dumps({"rows": n, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def _rss(kind: str, arg: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "bench.ingest", "--rss", kind, arg], cwd=ROOT, capture_output=True,
+                         text=True, check=True, env=dict(os.environ))  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    bootstrap, client = _env()
+    n = int(os.environ.get("BENCH_MESSAGES", "200000"))
+    results: dict[str, Any] = {"messages": n}
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    produce(bootstrap, topic, n)
+    lib_rates, raw_rates = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(3):
+            for name, fn, rates in (("lib", library_kafka, lib_rates), ("raw", raw_kafka, raw_rates))[
+                :: 1 - 2 * (i % 2)
+            ]:
+                seconds, rows = _timed(fn, bootstrap, topic, Path(tmp) / f"{name}{i}")
+                assert rows == n, (name, rows)
+                rates.append(rows / seconds)
+    results["kafka"] = {"library_msgs_s": statistics.median(lib_rates), "raw_msgs_s": statistics.median(raw_rates)}
+    results["kafka"]["ratio"] = results["kafka"]["library_msgs_s"] / results["kafka"]["raw_msgs_s"]
+
+    rows = int(os.environ.get("BENCH_CSV_ROWS", "1000000"))
+    bucket = f"bench-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    size = csv_object(client, bucket, "data.csv", rows)
+    lib_mb, raw_mb = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(3):
+            seconds, got = _timed(library_s3, bucket, Path(tmp) / f"lib{i}")
+            assert got == rows
+            lib_mb.append(size / seconds / 1e6)
+            seconds, got = _timed(raw_s3, client, bucket, "data.csv", Path(tmp) / f"raw{i}")
+            assert got == rows
+            raw_mb.append(size / seconds / 1e6)
+    results["s3"] = {"object_mb": size / 1e6, "library_mb_s": statistics.median(lib_mb),
+                     "raw_mb_s": statistics.median(raw_mb)}  # fmt: skip
+    results["s3"]["ratio"] = results["s3"]["library_mb_s"] / results["s3"]["raw_mb_s"]
+
+    small, big = f"rss1-{uuid.uuid4().hex[:6]}", f"rss10-{uuid.uuid4().hex[:6]}"
+    produce(bootstrap, small, n // 4)
+    produce(bootstrap, big, n * 10 // 4)
+    results["kafka_rss"] = {"1x": _rss("kafka", small), "10x": _rss("kafka", big)}
+    b1, b10 = f"rss1-{uuid.uuid4().hex[:6]}", f"rss10-{uuid.uuid4().hex[:6]}"
+    for b, r in ((b1, rows // 10), (b10, rows)):
+        client.create_bucket(Bucket=b)
+        csv_object(client, b, "data.csv", r)
+    results["s3_rss"] = {"1x": _rss("s3", b1), "10x": _rss("s3", b10)}
+    (ROOT / "bench" / "results").mkdir(exist_ok=True)
+    (ROOT / "bench" / "results" / "ingest.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--rss"]:
+        rss_child(sys.argv[2], sys.argv[3])
+    else:
+        raise SystemExit(main())
