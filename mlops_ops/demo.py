@@ -1,9 +1,12 @@
 """``python -m mlops_ops.demo``: the main job on the embedded stack, end to end.
 
-Seeds realistic churn events (with a few malformed ones) into Kafka, runs the
-``churn__training`` DAG built from ``dags/pipelines/churn.yaml``, checks that exactly
-the produced rows landed in the lake once and the malformed ones were quarantined, and
-prints where to look. Exits non-zero if any of that did not hold.
+1. Seeds realistic churn events (with a few malformed ones) into Kafka, runs the
+   ``churn__training`` DAG built from ``dags/pipelines/churn.yaml``, and checks that exactly
+   the produced rows landed in the lake once and the malformed ones were quarantined.
+2. Drops CSV exports (one of them corrupt) into S3, runs ``churn_exports__training`` from
+   ``dags/pipelines/churn_exports.yaml``, and checks the good files were ingested and the
+   corrupt one quarantined; a second run finds nothing new.
+Prints where to look; exits non-zero if any of that did not hold.
 """
 
 from __future__ import annotations
@@ -68,6 +71,31 @@ def seed_kafka(bootstrap: str, good: int, bad: int, seed: int) -> None:
         raise RuntimeError("Kafka did not acknowledge every demo message")
 
 
+def seed_s3_exports(client: Any, bucket: str, files: int, rows: int, seed: int) -> tuple[int, str]:
+    """Upload ``files`` good CSV exports and one corrupt one; return (good rows, corrupt key)."""
+    rng = random.Random(seed)  # noqa: S311 - demo data, not security
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y%m%dT%H%M%S")
+    columns = ["customer_id", "tenure_months", "monthly_charges", "total_charges", "contract", "support_calls",
+               "churned"]  # fmt: skip
+    for f in range(files):
+        lines = [",".join(columns)]
+        for i in range(rows):
+            e = churn_event(rng, f"x-{stamp}-{f}-{i:05d}", now)
+            lines.append(",".join(str(e[c]).lower() if isinstance(e[c], bool) else str(e[c]) for c in columns))
+        client.put_object(Bucket=bucket, Key=f"churn/exports/{stamp}-{f}.csv", Body=("\n".join(lines) + "\n").encode())
+    corrupt = f"churn/exports/{stamp}-corrupt.csv"
+    client.put_object(Bucket=bucket, Key=corrupt, Body=b"customer_id,tenure_months\nx,not-a-number\n")
+    return files * rows, corrupt
+
+
+def run_dag(bag: Any, dag_id: str) -> tuple[Any, dict[str, Any] | None, float]:
+    started = time.monotonic()
+    run = bag.dags[dag_id].test()
+    task = next(t for t in run.get_task_instances() if t.task_id.startswith("ingest_"))
+    return run, task.xcom_pull(task_ids=task.task_id), time.monotonic() - started
+
+
 def main() -> int:
     stack = EmbeddedStack(project=Path.cwd())
     os.environ.update(stack.environment())
@@ -87,11 +115,7 @@ def main() -> int:
     if bag.import_errors:
         print(f"DAG import errors: {bag.import_errors}", file=sys.stderr)
         return 1
-    started = time.monotonic()
-    run = bag.dags["churn__training"].test()
-    elapsed = time.monotonic() - started
-    ti = next(t for t in run.get_task_instances() if t.task_id == "ingest_kafka")
-    result = ti.xcom_pull(task_ids="ingest_kafka")
+    run, result, elapsed = run_dag(bag, "churn__training")
     print(f"   run {run.run_id}: {run.state} in {elapsed:.1f}s; ingest_kafka returned {result}")
     ok = run.state == "success" and result is not None and result["rows"] == good and result["bad"] == bad
 
@@ -104,12 +128,39 @@ def main() -> int:
     print(f"   rows: {manifest.get('rows')} (expected {good}); quarantined: {manifest.get('bad')} (expected {bad})")
     print(f"   files: {len(manifest.get('files', []))} data, {len(manifest.get('quarantine', []))} quarantine")
     print(f"   offsets: {manifest.get('offsets')}")
-    print("4. where to look")
+
+    from mlops_ops.stack.config import LANDING_BUCKET
+    from mlops_ops.stack.services import s3_client
+
+    good_rows, corrupt = seed_s3_exports(s3_client(stack.settings), LANDING_BUCKET, files=3, rows=2_000,
+                                         seed=int(time.time()))  # fmt: skip
+    print(f"4. uploaded 3 CSV exports ({good_rows} rows) and 1 corrupt file to s3://{LANDING_BUCKET}/churn/exports/;")
+    print("   running DAG churn_exports__training (built from dags/pipelines/churn_exports.yaml)")
+    s3_run, s3_result, elapsed = run_dag(bag, "churn_exports__training")
+    print(f"   run {s3_run.run_id}: {s3_run.state} in {elapsed:.1f}s; ingest_s3 returned {s3_result}")
+    s3_manifest = (
+        json.loads(lake_path(s3_result["manifest_uri"], conn_id="aws_default").read_bytes()) if s3_result else {}
+    )
+    quarantined = {q["key"]: q["reason"] for q in s3_manifest.get("quarantine", [])}
+    print(f"   quarantined: {quarantined}")
+    again, _, _ = run_dag(bag, "churn_exports__training")
+    again_states = {t.task_id: t.state for t in again.get_task_instances()}
+    print(f"   second run with nothing new: {again_states}")
+    ok = (
+        ok
+        and s3_run.state == "success"
+        and s3_result is not None
+        and s3_result["rows"] == good_rows
+        and list(quarantined) == [corrupt]
+        and again_states == {"ingest_s3": "skipped"}
+    )
+    print("5. where to look")
     print(f"   manifest: {result['manifest_uri'] if result else '-'} (S3 endpoint {endpoint})")
     print(f"   MLflow UI: {os.environ['MLFLOW_TRACKING_URI']}")
     print("   Airflow UI: make ui  (http://127.0.0.1:8080)")
     print("   stop the stack: make down")
     print("DEMO OK" if ok else "DEMO FAILED: the lake does not hold exactly the produced rows")
+    print(f"   lake: s3://mlops-lake/lake/<pipeline>/raw/ on {endpoint} (manifests/, data/, quarantine/, _state/)")
     return 0 if ok else 1
 
 

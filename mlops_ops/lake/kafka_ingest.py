@@ -31,7 +31,7 @@ from typing import Any
 
 from mlops_ops.exceptions import IngestError
 from mlops_ops.lake.parquet_files import ClosedFile, RollingParquetWriter, arrow_schema
-from mlops_ops.lake.records import Decoder, RecordError, conform
+from mlops_ops.lake.records import Decoder, RecordError, make_conformer
 from mlops_ops.lake.store import Dataset
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,8 @@ class KafkaBatchIngest:
         nxt = {key: start for key, (start, _) in plan.items()}
         self.consumer.assign([TopicPartition(t, p, start) for (t, p), (start, _) in plan.items()])
         total = bad = 0
+        conform = make_conformer(self.settings.schema)
+        decode = self.settings.decoder
         idle_since = time.monotonic()
         done = lambda: all(k in at_eof or (k in fetched_once and nxt[k] >= ends[k]) for k in plan)  # noqa: E731
         while total < self.settings.max_messages and not done():
@@ -178,19 +180,23 @@ class KafkaBatchIngest:
                 nxt[key] = offset + 1
                 total += 1
                 try:
-                    row = conform(self.settings.decoder(msg.value() or b""), self.settings.schema)
+                    row = conform(decode(msg.value() or b""))
                 except (RecordError, ValueError, TypeError) as exc:
                     bad += 1
                     if bad <= 5:
                         log.warning("malformed message %s/%s@%s: %s", key[0], key[1], offset, exc)
-                    qw = quarantine.setdefault(key, self._writer(staging, "quarantine", key, q_schema))
-                    qw.add({"_topic": key[0], "_partition": key[1], "_offset": offset, "key": msg.key(),
+                    if key not in quarantine:
+                        quarantine[key] = self._writer(staging, "quarantine", key, q_schema)
+                    quarantine[key].add({"_topic": key[0], "_partition": key[1], "_offset": offset, "key": msg.key(),
                             "value": msg.value(), "error": str(exc)[:500]}, offset)  # fmt: skip
                     continue
                 ts_type, ts = msg.timestamp()
                 row.update(_topic=key[0], _partition=key[1], _offset=offset,
                            _timestamp=datetime.fromtimestamp(ts / 1000, tz=UTC) if ts_type else None)  # fmt: skip
-                writers.setdefault(key, self._writer(staging, "data", key, schema)).add(row, offset)
+                writer = writers.get(key)
+                if writer is None:
+                    writer = writers[key] = self._writer(staging, "data", key, schema)
+                writer.add(row, offset)
         self.consumer.pause(self.consumer.assignment())
 
         covered = {k: (plan[k][0], nxt[k]) for k in plan if nxt[k] > plan[k][0]}

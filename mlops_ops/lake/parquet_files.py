@@ -112,7 +112,7 @@ class RollingParquetWriter:
             self._path = self.staging / f"{uuid.uuid4().hex}.parquet"
             if self._path.protocol in ("file", "local"):
                 self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self._path.open("wb")
+            self._handle = _HashingWriter(self._path.open("wb"))
             self._writer = pq.ParquetWriter(self._handle, schema, compression="zstd")
             self._first = first
 
@@ -124,15 +124,50 @@ class RollingParquetWriter:
         self._handle.close()
         assert self._path is not None
         self.closed.append(
-            ClosedFile(self._path, self._first, self._last, self._rows, _sha256(self._path), schema.to_string())
+            ClosedFile(self._path, self._first, self._last, self._rows, self._handle.hexdigest(), schema.to_string())
         )
         self._writer = self._handle = self._path = None
         self._rows = 0
 
 
-def _sha256(path: ObjectStoragePath) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+class _HashingWriter:
+    """A write-only file wrapper that hashes what goes through it, so a file written to S3 is
+    never downloaded again to checksum it. Parquet writers only append, so the hash is the file's."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._digest = hashlib.sha256()
+        self._size = 0
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self._digest.update(view)
+        self._size += view.nbytes
+        self._inner.write(view)
+        return view.nbytes
+
+    def tell(self) -> int:
+        return self._size
+
+    def flush(self) -> None:
+        self._inner.flush()
+
+    def close(self) -> None:
+        if not self._inner.closed:
+            self._inner.close()
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._inner.closed)
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()

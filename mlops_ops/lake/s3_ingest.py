@@ -17,6 +17,7 @@ bytes keep their ETag). A run:
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import logging
@@ -176,9 +177,14 @@ class S3BatchIngest:
 
     def _batches(self, obj: S3Object, schema: Any) -> Iterator[Any]:
         pa = require("pyarrow", "s3")
-        path = self.source / obj.key
         fmt = self.settings.format
-        with path.open("rb", block_size=BLOCK_SIZE) as fh:
+        # CSV and JSON lines are read front to back: one streaming GET. Parquet needs ranged reads.
+        opened = (
+            (self.source / obj.key).open("rb", block_size=BLOCK_SIZE)
+            if fmt == "parquet"
+            else contextlib.closing(self.client.get_object(Bucket=self.settings.bucket, Key=obj.key)["Body"])
+        )
+        with opened as fh:
             if fmt == "parquet":
                 pq = require("pyarrow.parquet", "s3")
                 batches: Iterator[Any] = pq.ParquetFile(fh).iter_batches(batch_size=64_000)

@@ -13,7 +13,8 @@ from mlops_ops.stack.process import pick_free_ports
 
 LAKE_BUCKET = "mlops-lake"
 MLFLOW_BUCKET = "mlops-mlflow"
-BUCKETS = (LAKE_BUCKET, MLFLOW_BUCKET)
+LANDING_BUCKET = "mlops-landing"  # where the example pipelines' source files land
+BUCKETS = (LAKE_BUCKET, MLFLOW_BUCKET, LANDING_BUCKET)
 S3_REGION = "us-east-1"
 # SeaweedFS `weed mini` opens one HTTP and one gRPC port per component; we pin them all.
 S3_PORT_NAMES = (

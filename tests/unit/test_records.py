@@ -51,3 +51,26 @@ def test_load_decoder() -> None:
     assert load_decoder("json:loads")(b'{"a": 1}') == {"a": 1}
     with pytest.raises(ValueError, match="cannot be imported"):
         load_decoder("json:nothing_here")
+
+
+def test_fast_conformer_matches_conform() -> None:
+    from mlops_ops.lake.records import make_conformer
+
+    fast = make_conformer(SCHEMA)
+    good = [{"id": "a", "n": 3, "x": 2, "ok": True, "at": "2026-01-02T03:04:05Z", "extra": 1},
+            {"id": None, "n": None, "x": 1.5, "ok": False, "at": 0}]  # fmt: skip
+    for row in good:
+        assert fast(row) == conform(row, SCHEMA)
+    bad = [
+        {"n": 1, "x": 1.0, "ok": True, "at": 0},
+        {"id": "a", "n": True, "x": 1.0, "ok": True, "at": 0},
+        {"id": "a", "n": 1, "x": "1", "ok": True, "at": 0},
+        {"id": "a", "n": 1, "x": 1.0, "ok": 1, "at": 0},
+    ]
+    for row in bad:
+        with pytest.raises(RecordError) as slow_err:
+            conform(row, SCHEMA)
+        with pytest.raises(RecordError) as fast_err:
+            fast(row)
+        assert str(fast_err.value) == str(slow_err.value)
+    assert make_conformer(None)({"a": 1}) == {"a": 1}
