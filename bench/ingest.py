@@ -123,13 +123,19 @@ def raw_kafka(bootstrap: str, topic: str, out: Path) -> int:
 
 
 def csv_object(client: Any, bucket: str, key: str, rows: int) -> int:
+    """Upload a churn-like CSV of ``rows`` rows, written to a temporary file first (10M rows is ~0.4 GB)."""
     rng = random.Random(2)
-    lines = ["customer_id,tenure_months,monthly_charges,total_charges,contract,support_calls,churned"]
-    lines += [f"c{i},{rng.randint(0, 72)},{rng.uniform(18, 120):.2f},{rng.uniform(0, 9000):.2f},one-year,"
-              f"{rng.randint(0, 9)},{'true' if rng.random() < 0.3 else 'false'}" for i in range(rows)]  # fmt: skip
-    body = ("\n".join(lines) + "\n").encode()
-    client.put_object(Bucket=bucket, Key=key, Body=body)
-    return len(body)
+    with tempfile.NamedTemporaryFile("w", suffix=".csv") as fh:
+        fh.write("customer_id,tenure_months,monthly_charges,total_charges,contract,support_calls,churned\n")
+        for start in range(0, rows, 100_000):
+            fh.write("".join(
+                f"c{i},{rng.randint(0, 72)},{rng.uniform(18, 120):.2f},{rng.uniform(0, 9000):.2f},one-year,"
+                f"{rng.randint(0, 9)},{'true' if rng.random() < 0.3 else 'false'}\n"
+                for i in range(start, min(rows, start + 100_000))
+            ))  # fmt: skip
+        fh.flush()
+        client.upload_file(fh.name, bucket, key)
+        return Path(fh.name).stat().st_size
 
 
 def library_s3(bucket: str, out: Path) -> int:
@@ -144,16 +150,18 @@ def library_s3(bucket: str, out: Path) -> int:
     return ingest.run().rows
 
 
-def raw_s3(client: Any, bucket: str, key: str, out: Path) -> int:
+def raw_s3(settings: Any, bucket: str, key: str, out: Path) -> int:
+    """The same conversion by hand, including creating its boto3 client (the library creates its hook's)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
     types = {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
     schema = pa.schema([(k, types[v]) for k, v in SCHEMA.items()])
-    body = client.get_object(Bucket=bucket, Key=key)["Body"]
-    reader = pcsv.open_csv(body, read_options=pcsv.ReadOptions(block_size=4 << 20),
-                           convert_options=pcsv.ConvertOptions(column_types=schema))  # fmt: skip
+    from mlops_ops.stack.services import s3_client
+
+    body = s3_client(settings).get_object(Bucket=bucket, Key=key)["Body"]
+    reader = pcsv.open_csv(body, convert_options=pcsv.ConvertOptions(column_types=schema))  # pyarrow's 1 MiB blocks
     out.mkdir(parents=True, exist_ok=True)
     rows = 0
     with pq.ParquetWriter(str(out / "raw.parquet"), schema, compression="zstd") as writer:
@@ -170,10 +178,29 @@ def _timed(fn: Any, *args: Any) -> tuple[float, int]:
 
 
 def rss_child(kind: str, arg: str) -> None:
+    import psutil
+    import pyarrow.csv
+    import pyarrow.parquet  # noqa: F401 - imported up front so the baseline includes them
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from mlops_ops.lake import kafka_ingest, s3_ingest  # noqa: F401
+
     bootstrap, _client = _env()
+    S3Hook(aws_conn_id="aws_default").get_conn().list_buckets()
+    baseline = psutil.Process().memory_info().rss / 2**20
     with tempfile.TemporaryDirectory() as tmp:
         n = library_kafka(bootstrap, arg, Path(tmp)) if kind == "kafka" else library_s3(arg, Path(tmp))
-    print(json.dumps({"rows": n, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    peak = _vm_hwm_mb()
+    print(json.dumps({"rows": n, "baseline_rss_mb": baseline, "peak_rss_mb": peak, "growth_mb": peak - baseline}))
+
+
+def _vm_hwm_mb() -> float:
+    """Peak RSS of this process image. Not ``ru_maxrss``: Linux carries that over ``execve`` from the
+    parent, so a child started by a big parent would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _rss(kind: str, arg: str) -> dict[str, Any]:
@@ -200,7 +227,10 @@ def main() -> int:
     results["kafka"] = {"library_msgs_s": statistics.median(lib_rates), "raw_msgs_s": statistics.median(raw_rates)}
     results["kafka"]["ratio"] = results["kafka"]["library_msgs_s"] / results["kafka"]["raw_msgs_s"]
 
-    rows = int(os.environ.get("BENCH_CSV_ROWS", "1000000"))
+    rows = int(os.environ.get("BENCH_CSV_ROWS", "2000000"))
+    from mlops_ops.stack import EmbeddedStack
+
+    stack_settings = EmbeddedStack(project=ROOT).settings
     bucket = f"bench-{uuid.uuid4().hex[:8]}"
     client.create_bucket(Bucket=bucket)
     size = csv_object(client, bucket, "data.csv", rows)
@@ -210,7 +240,7 @@ def main() -> int:
             seconds, got = _timed(library_s3, bucket, Path(tmp) / f"lib{i}")
             assert got == rows
             lib_mb.append(size / seconds / 1e6)
-            seconds, got = _timed(raw_s3, client, bucket, "data.csv", Path(tmp) / f"raw{i}")
+            seconds, got = _timed(raw_s3, stack_settings, bucket, "data.csv", Path(tmp) / f"raw{i}")
             assert got == rows
             raw_mb.append(size / seconds / 1e6)
     results["s3"] = {"object_mb": size / 1e6, "library_mb_s": statistics.median(lib_mb),
@@ -222,7 +252,8 @@ def main() -> int:
     produce(bootstrap, big, n * 10 // 4)
     results["kafka_rss"] = {"1x": _rss("kafka", small), "10x": _rss("kafka", big)}
     b1, b10 = f"rss1-{uuid.uuid4().hex[:6]}", f"rss10-{uuid.uuid4().hex[:6]}"
-    for b, r in ((b1, rows // 10), (b10, rows)):
+    # 1x is one full Parquet file (rows_per_file = 1M) so it reaches the steady state; 10x is 10 files.
+    for b, r in ((b1, 1_000_000), (b10, 10_000_000)):
         client.create_bucket(Bucket=b)
         csv_object(client, b, "data.csv", r)
     results["s3_rss"] = {"1x": _rss("s3", b1), "10x": _rss("s3", b10)}

@@ -5,18 +5,39 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mlops_ops.lake import quarantine
 from mlops_ops.lake.store import Dataset, lake_path
 
 
-def committed_files(dataset: Dataset, conn_id: str | None = "aws_default") -> list[dict[str, Any]]:
-    """File entries (``uri``, ``rows``, ``sha256``, ``schema``) of every committed batch, Kafka and S3."""
+def committed_files(
+    dataset: Dataset, conn_id: str | None = "aws_default", *, admitted_only: bool = False
+) -> list[dict[str, Any]]:
+    """File entries (``uri``, ``rows``, ``sha256``, ``schema``) of every committed batch, Kafka and S3.
+
+    With ``admitted_only``, batches held in quarantine by a quality gate are left out.
+    """
+    blocked = (
+        {r["manifest_uri"] for r in quarantine.quarantined_batches(dataset) if quarantine.is_blocked(r)}
+        if admitted_only
+        else set()
+    )
     files: list[dict[str, Any]] = []
     kafka = dataset.read_json("_state", "kafka.json")
     if kafka:
         for uri in kafka["manifests"]:
-            files += json.loads(lake_path(uri, conn_id).read_bytes())["files"]
+            if uri not in blocked:
+                files += json.loads(lake_path(uri, conn_id).read_bytes())["files"]
     s3 = dataset.read_json("_state", "s3.json")
     if s3:
         for entry in s3["objects"].values():
-            files += entry["files"]
+            if entry.get("manifest") not in blocked:
+                files += entry["files"]
     return files
+
+
+def manifest_files(manifest_uri: str, conn_id: str | None = "aws_default") -> list[dict[str, Any]]:
+    """The data file entries of one ingest manifest (Kafka or S3)."""
+    manifest = json.loads(lake_path(manifest_uri, conn_id).read_bytes())
+    if manifest.get("kind") == "s3":
+        return [f for entry in manifest["objects"].values() for f in entry["files"]]
+    return list(manifest["files"])
