@@ -74,3 +74,11 @@ class StackError(MlopsOpsError):
 
 class IngestError(MlopsOpsError):
     """Ingestion could not complete; nothing was committed."""
+
+
+class EmptyInputError(MlopsOpsError):
+    """A stage has no rows to work on; operators turn this into a skip of the stage and its downstream."""
+
+
+class QualityGateFailed(MlopsOpsError):
+    """A batch failed blocking (critical) expectations and was quarantined."""

@@ -1,0 +1,49 @@
+"""Churn-like CSV batches landed in the lake through the real S3 ingest, for preprocessing and gate tests."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Any
+
+from mlops_ops.lake.s3_ingest import S3BatchIngest, S3BatchSettings
+from mlops_ops.lake.store import Dataset, lake_path
+from mlops_ops.stack.services import s3_client
+
+SCHEMA = {"customer_id": "string", "tenure_months": "int", "monthly_charges": "float", "total_charges": "float",
+          "contract": "string", "support_calls": "int", "churned": "bool"}  # fmt: skip
+COLUMNS = list(SCHEMA)
+
+
+def clean_rows(n: int, *, seed: int = 7, start: int = 0) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(start, start + n):
+        tenure = rng.randint(0, 72)
+        monthly = round(rng.uniform(18, 120), 2)
+        rows.append({"customer_id": f"c{i:07d}", "tenure_months": tenure, "monthly_charges": monthly,
+                     "total_charges": round(monthly * max(tenure, 1), 2),
+                     "contract": rng.choice(["month-to-month", "one-year", "two-year"]),
+                     "support_calls": rng.randint(0, 9), "churned": rng.random() < 0.27})  # fmt: skip
+    return rows
+
+
+def to_csv(rows: list[dict[str, Any]], columns: list[str] | None = None) -> bytes:
+    columns = columns or COLUMNS
+
+    def cell(v: Any) -> str:
+        return "" if v is None else ("true" if v is True else "false" if v is False else str(v))
+
+    return (",".join(columns) + "\n" + "".join(",".join(cell(r.get(c)) for c in columns) + "\n" for r in rows)).encode()
+
+
+def land_batch(stack: Any, raw: Dataset, body: bytes, *, schema: dict[str, str] | None = None) -> str:
+    """Upload one CSV object and ingest it into ``raw``; returns the batch's manifest URI."""
+    client = s3_client(stack.settings)
+    bucket = f"churn-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="in/batch.csv", Body=body)
+    settings = S3BatchSettings(bucket=bucket, prefix="in/", format="csv", schema=SCHEMA if schema is None else schema)
+    result = S3BatchIngest(client, lake_path(f"s3://{bucket}", "aws_default"), raw, settings).run()
+    assert result.manifest_uri is not None and not result.quarantined, result
+    return result.manifest_uri
