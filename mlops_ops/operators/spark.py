@@ -83,7 +83,7 @@ class SparkPreprocessOperator(BaseOperator):
         except EmptyInputError as err:
             log.info("skipping preprocessing and everything downstream: %s", err)
             raise AirflowSkipException(str(err)) from err
-        summary = {"manifest_uri": result.manifest_uri, "rows": result.rows, "run_key": result.run_key,
+        summary: dict[str, Any] = {"manifest_uri": result.manifest_uri, "rows": result.rows, "run_key": result.run_key,
                    "reused": result.reused}  # fmt: skip
         log.info("%s feature table %s: %s", "reused" if result.reused else "built", result.manifest_uri, result.rows)
         for outlet in self.outlets:

@@ -14,6 +14,7 @@ from mlops_ops.lake.store import Dataset, lake_path
 from tests.integration.churn_data import clean_rows, land_batch, to_csv
 
 TRANSFORM = "tests.integration.feature_transforms:churn_features"
+EMPTY = "tests.integration.feature_transforms:nothing_left"
 
 
 @pytest.fixture(scope="module")
@@ -100,12 +101,12 @@ def test_empty_input_and_empty_output_are_reported(stack, spark, tmp_path) -> No
     land_batch(stack, raw, to_csv(clean_rows(50)))
     with pytest.raises(EmptyInputError, match="no rows"):
         build_features(spark, raw, Dataset.at(lake, "churn", "features"),
-                       FeatureBuild("customer_id", transform="tests.integration.feature_transforms:nothing_left"))  # fmt: skip
+                       FeatureBuild("customer_id", transform=EMPTY))  # fmt: skip
 
 
 def test_missing_key_column_names_the_columns(stack, spark, tmp_path) -> None:  # type: ignore[no-untyped-def]
     raw = Dataset.at(str(tmp_path / "lake"), "churn", "raw")
     land_batch(stack, raw, to_csv(clean_rows(20)))
-    with pytest.raises(ValueError, match="key_column 'account' is not a column .*customer_id"):
+    with pytest.raises(ValueError, match=r"key_column 'account' is not a column .*customer_id"):
         build_features(spark, raw, Dataset.at(str(tmp_path / "lake"), "churn", "features"),
                        FeatureBuild("account", transform=TRANSFORM))  # fmt: skip
