@@ -49,6 +49,39 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _quality(args: argparse.Namespace) -> int:
+    import json
+
+    from mlops_ops.lake import quarantine
+    from mlops_ops.lake.store import DEFAULT_LAKE, Dataset
+
+    raw = Dataset.at(args.lake or DEFAULT_LAKE, args.pipeline, args.dataset, conn_id=args.conn_id)
+    if args.action == "list":
+        for record in quarantine.quarantined_batches(raw):
+            failed = ", ".join(f"{f['expectation']}({f['column']})" for f in record.get("failures", [])[:5])
+            print(f"{record['batch']}\t{record['state']}\t{record.get('suite', '')}\t{failed}")
+        return 0
+    if not args.batch or not args.by or not args.reason:
+        print("mlops-ops quality release needs --batch, --by and --reason", file=sys.stderr)
+        return 2
+    try:
+        record = quarantine.release(raw, args.batch, by=args.by, reason=args.reason)
+    except (LookupError, ValueError) as err:
+        print(f"mlops-ops: error: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps({k: record[k] for k in ("batch", "state", "released_by", "release_reason") if k in record}))
+    return 0
+
+
+def _gx(args: argparse.Namespace) -> int:
+    from mlops_ops.hooks.gx import GreatExpectationsHook, scaffold
+
+    hook = GreatExpectationsHook(args.context_root)
+    for name in scaffold(hook.get_conn(), args.suite):
+        print(f"checkpoint {name} ready in {hook.context_root}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-ops", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -61,6 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check pipeline spec files and the DAGs they build")
     validate.add_argument("paths", nargs="+", help="spec files or folders of them")
     validate.set_defaults(func=_validate)
+    quality = sub.add_parser("quality", help="batches held by a quality gate: list them, or release one")
+    quality.add_argument("action", choices=["list", "release"])
+    quality.add_argument("--pipeline", required=True)
+    quality.add_argument("--lake", default=None, help="lake URI (default: the mlops_ops_lake Variable's default)")
+    quality.add_argument("--dataset", default="raw")
+    quality.add_argument("--batch", help="batch id (manifest name) or manifest URI to release")
+    quality.add_argument("--by", help="who releases it (recorded)")
+    quality.add_argument("--reason", help="why: the fix or the override (recorded)")
+    quality.add_argument("--conn-id", default="aws_default", help="connection for an s3:// lake")
+    quality.set_defaults(func=_quality)
+    gx = sub.add_parser("gx", help="Great Expectations context helpers")
+    gx.add_argument("action", choices=["scaffold"])
+    gx.add_argument("suite", help="an expectation suite of the context")
+    gx.add_argument("--context-root", default=None, help="default: $MLOPS_OPS_GX_ROOT or great_expectations/")
+    gx.set_defaults(func=_gx)
     return parser
 
 

@@ -18,7 +18,7 @@ from mlops_ops.exceptions import StageNotSupportedError
 if TYPE_CHECKING:
     from mlops_ops.spec import PipelineSpec
 
-SUPPORTED_STAGES = ("source.kafka", "source.s3")
+SUPPORTED_STAGES = ("source.kafka", "source.s3", "quality", "preprocess")
 TRAINING_SUFFIX = "__training"
 DRIFT_SUFFIX = "__drift"
 DAG_SUFFIXES = (TRAINING_SUFFIX, DRIFT_SUFFIX)
@@ -38,6 +38,10 @@ def pipeline_of_dag_id(dag_id: str) -> str | None:
 
 def raw_asset_name(pipeline: str) -> str:
     return f"mlops_ops.{pipeline}.raw"
+
+
+def features_asset_name(pipeline: str) -> str:
+    return f"mlops_ops.{pipeline}.features"
 
 
 def raw_asset(pipeline: str) -> Asset:
@@ -66,6 +70,13 @@ def _doc_md(spec: PipelineSpec, source: str) -> str:
             f"| source.kafka | topics {', '.join(kafka.topics)}; schema {schema}; "
             f"max bad share {kafka.dead_letter.max_bad_share:.0%} |"
         )
+    if spec.quality is not None:
+        lines.append(
+            f"| quality | GX suite `{spec.quality.suite}` ({spec.quality.engine}); failures quarantine the batch |"
+        )
+    if spec.preprocess is not None:
+        pre = spec.preprocess
+        lines.append(f"| preprocess | {pre.transform or pre.sql}; splits by hash of `{pre.key_column}` |")
     return "\n".join(lines)
 
 
@@ -131,6 +142,9 @@ def plan_training_dag(spec: PipelineSpec, *, source: str | Path = "<spec>") -> d
                            "schema": dict(s3.schema_) if s3.schema_ else None, "rows_per_file": s3.rows_per_file},
             }
         )  # fmt: skip
+    tasks += _quality_and_preprocess(
+        spec, source, [t["kwargs"]["task_id"] for t in tasks if t["operator"] != "new_s3_objects"]
+    )
     return {
         "dag": {
             "dag_id": training_dag_id(spec.pipeline),
@@ -148,6 +162,35 @@ def plan_training_dag(spec: PipelineSpec, *, source: str | Path = "<spec>") -> d
     }
 
 
+def _quality_and_preprocess(spec: PipelineSpec, source: str, ingest_ids: list[str]) -> list[dict[str, Any]]:
+    """Gate the batches ingested in this run, then rebuild the feature table from admitted data.
+
+    ``none_failed_min_one_success``: with two sources, one having nothing new must not
+    hold back the other; a failed gate still stops everything after it.
+    """
+    tasks: list[dict[str, Any]] = []
+    lake = {"lake": spec.lake} if spec.lake else {}
+    upstream = ingest_ids
+    if spec.quality is not None:
+        tasks.append({"operator": "quality_gate", "outlets": [], "upstream": upstream,
+                      "kwargs": {"task_id": "quality_gate", "pipeline": spec.pipeline, "suite": spec.quality.suite,
+                                 "engine": spec.quality.engine, "ingest_task_ids": ingest_ids, **lake,
+                                 "trigger_rule": "none_failed_min_one_success"}})  # fmt: skip
+        upstream = ["quality_gate"]
+    pre = spec.preprocess
+    if pre is not None:
+        sql = pre.sql
+        if sql is not None and sql.strip().endswith(".sql") and not Path(sql.strip()).is_absolute():
+            sql = str(Path(source).parent / sql.strip())  # relative to the spec file
+        tasks.append({"operator": "spark_preprocess", "outlets": [features_asset_name(spec.pipeline)],
+                      "upstream": upstream,
+                      "kwargs": {"task_id": "preprocess", "pipeline": spec.pipeline, "key_column": pre.key_column,
+                                 "transform": pre.transform, "sql": sql, "transform_params": dict(pre.params),
+                                 "splits": pre.splits.model_dump(), **lake,
+                                 **({"trigger_rule": "none_failed_min_one_success"} if upstream else {})}})  # fmt: skip
+    return tasks
+
+
 def _operator_class(name: str) -> type:
     """Only operators of this library can appear in a plan; names map to classes here, not via import paths."""
     if name == "kafka_to_lake":
@@ -162,6 +205,14 @@ def _operator_class(name: str) -> type:
         from mlops_ops.sensors.s3 import NewS3ObjectsSensor
 
         return NewS3ObjectsSensor
+    if name == "quality_gate":
+        from mlops_ops.operators.gx import QualityGateOperator
+
+        return QualityGateOperator
+    if name == "spark_preprocess":
+        from mlops_ops.operators.spark import SparkPreprocessOperator
+
+        return SparkPreprocessOperator
     raise ValueError(f"unknown operator '{name}' in a DAG plan")
 
 

@@ -194,7 +194,7 @@ class S3BatchIngest:
                 batches: Iterator[Any] = pq.ParquetFile(fh).iter_batches(batch_size=64_000)
             elif fmt == "csv":
                 csv = require("pyarrow.csv", "s3")
-                convert = csv.ConvertOptions(column_types=schema) if schema is not None else None
+                convert = csv.ConvertOptions(column_types=schema, strings_can_be_null=True)
                 batches = iter(csv.open_csv(fh, read_options=csv.ReadOptions(block_size=BLOCK_SIZE),
                                             convert_options=convert))  # fmt: skip
             else:

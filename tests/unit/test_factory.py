@@ -42,8 +42,6 @@ def test_spec_settings_reach_the_operator() -> None:
 @pytest.mark.parametrize(
     ("extra", "stage"),
     [
-        ("preprocess: {transform: 'm.mod:f', key_column: id}\n", "preprocess"),
-        ("quality: {suite: s}\n", "quality"),
         ("train: {trainer: sklearn, task: regression, target: y}\n", "train"),
         ("drift: {}\n", "drift"),
         ("train: {trainer: sklearn, task: regression, target: y}\nevaluate: {metrics: [rmse]}\n", "train"),
@@ -105,13 +103,13 @@ def test_loader_builds_every_spec(tmp_path: Path) -> None:
 def test_loader_raises_one_error_naming_every_bad_file(tmp_path: Path) -> None:
     _write(tmp_path, "good.yaml", SPEC)
     _write(tmp_path, "bad.yaml", SPEC + "schedule: sometimes\n")
-    _write(tmp_path, "later.yaml", SPEC + "quality: {suite: s}\n")
+    _write(tmp_path, "later.yaml", SPEC + "drift: {}\n")
     with pytest.raises(PipelineLoadError) as info:
         load_pipelines({}, tmp_path)
     message = str(info.value)
     assert "2 pipeline spec file(s)" in message
     assert f"{tmp_path / 'bad.yaml'}: line 2, field 'schedule'" in message
-    assert "stage 'quality' is not supported yet" in message
+    assert "stage 'drift' is not supported yet" in message
     assert "good__training" in message  # says which valid DAGs are held back
 
 
@@ -138,3 +136,21 @@ def test_validate_reports_problems(tmp_path: Path) -> None:
     problems = check_spec_files([tmp_path / "ko"])
     assert len(problems) == 1 and "field 'retries'" in problems[0] and str(bad) in problems[0]
     assert "not a spec file" in check_spec_files([tmp_path / "x.json"])[0]
+
+
+def test_quality_gate_and_preprocess_follow_ingestion(tmp_path: Path) -> None:
+    spec = parse_spec(
+        SPEC + "quality: {suite: churn_raw, engine: spark}\n"
+        "preprocess: {sql: features.sql, key_column: id, params: {n: 3},\n"
+        "             splits: {train: 0.7, validation: 0.2, test: 0.1}}\n",
+        default_pipeline="p",
+    )
+    dag = build_training_dag(spec, source=str(tmp_path / "p.yaml"))
+    gate, pre = dag.get_task("quality_gate"), dag.get_task("preprocess")
+    assert gate.upstream_task_ids == {"ingest_kafka"} and gate.ingest_task_ids == ["ingest_kafka"]
+    assert gate.suite == "churn_raw" and gate.engine == "spark"
+    assert pre.upstream_task_ids == {"quality_gate"}
+    assert pre.trigger_rule == gate.trigger_rule == "none_failed_min_one_success"
+    assert pre.sql == str(tmp_path / "features.sql")
+    assert pre.transform_params == {"n": 3} and pre.splits == {"train": 0.7, "validation": 0.2, "test": 0.1}
+    assert [o.name for o in pre.outlets] == ["mlops_ops.p.features"]
