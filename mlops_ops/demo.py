@@ -128,6 +128,18 @@ def main() -> int:
     print(f"   rows: {manifest.get('rows')} (expected {good}); quarantined: {manifest.get('bad')} (expected {bad})")
     print(f"   files: {len(manifest.get('files', []))} data, {len(manifest.get('quarantine', []))} quarantine")
     print(f"   offsets: {manifest.get('offsets')}")
+    states = {t.task_id: t.state for t in run.get_task_instances()}
+    gate = next((t for t in run.get_task_instances() if t.task_id == "quality_gate"), None)
+    verdict = (gate.xcom_pull(task_ids="quality_gate", key="quality") or {}) if gate else {}
+    pre = next((t for t in run.get_task_instances() if t.task_id == "preprocess"), None)
+    features = pre.xcom_pull(task_ids="preprocess") if pre else None
+    print(f"   quality gate (GX suite churn_raw): {states.get('quality_gate')}; "
+          + "; ".join(f"{v.get('evaluated')} expectations on {v.get('rows')} rows ({v.get('engine')}), "
+                      f"{v.get('warning_count')} warning(s)" for v in verdict.values()))  # fmt: skip
+    if gate is not None:
+        print(f"   Data Docs: {gate.xcom_pull(task_ids='quality_gate', key='data_docs_url')} (Airflow UI, task link)")
+    print(f"   features (Spark): {states.get('preprocess')}; rows per split {features and features['rows']}")
+    ok = ok and states.get("quality_gate") == "success" and states.get("preprocess") == "success"
 
     from mlops_ops.stack.config import LANDING_BUCKET
     from mlops_ops.stack.services import s3_client

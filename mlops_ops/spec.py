@@ -240,5 +240,5 @@ class PipelineSpec(_Model):
         out: list[str] = []
         if self.source is not None:
             out += [f"source.{kind}" for kind in ("kafka", "s3") if getattr(self.source, kind) is not None]
-        out += [s for s in ("preprocess", "quality", "train", "evaluate", "promote", "drift") if getattr(self, s)]
+        out += [s for s in ("quality", "preprocess", "train", "evaluate", "promote", "drift") if getattr(self, s)]
         return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,9 @@ class GreatExpectationsHook(BaseHook):
                 "set MLOPS_OPS_GX_ROOT or pass context_root"
             )
         gx = require("great_expectations", "gx")
+        noisy = logging.getLogger("great_expectations")
+        if noisy.level == logging.NOTSET:
+            noisy.setLevel(logging.WARNING)  # GX logs every datasource's config at INFO on each load
         return gx.get_context(mode="file", context_root_dir=str(self.context_root))
 
     def checkpoint(self, context: Any, suite: str, engine: str) -> Any:

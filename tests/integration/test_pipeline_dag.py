@@ -40,6 +40,10 @@ def test_churn_training_dag_ingests_and_emits_asset_event(stack, bootstrap: str,
     assert bag.import_errors == {}
     run = bag.dags["churn__training"].test()
     assert run.state == "success"
+    states = {t.task_id: t.state for t in run.get_task_instances()}
+    assert states == {"ingest_kafka": "success", "quality_gate": "success", "preprocess": "success"}
+    features = next(t for t in run.get_task_instances() if t.task_id == "preprocess").xcom_pull(task_ids="preprocess")
+    assert sum(features["rows"].values()) >= 3_000  # one row per customer
     ti = next(t for t in run.get_task_instances() if t.task_id == "ingest_kafka")
     result = ti.xcom_pull(task_ids="ingest_kafka")
     assert result["rows"] >= 3_000 and result["manifest_uri"].startswith("s3://aws_default@" + fresh_lake[5:])
@@ -49,22 +53,33 @@ def test_churn_training_dag_ingests_and_emits_asset_event(stack, bootstrap: str,
 
     with create_session() as session:
         event = session.scalars(
-            select(AssetEvent).where(AssetEvent.source_run_id == run.run_id).order_by(AssetEvent.id.desc())
+            select(AssetEvent).where(
+                AssetEvent.source_run_id == run.run_id, AssetEvent.source_task_id == "ingest_kafka"
+            )
         ).first()
-    assert event is not None
+        features_event = session.scalars(
+            select(AssetEvent).where(AssetEvent.source_run_id == run.run_id, AssetEvent.source_task_id == "preprocess")
+        ).first()
+    assert event is not None and features_event is not None
+    assert features_event.extra["manifest_uri"] == features["manifest_uri"]
     assert event.extra["manifest_uri"] == result["manifest_uri"]
     assert event.extra["rows"] == result["rows"]
 
     # a second run with nothing new skips instead of publishing an empty batch
     second = bag.dags["churn__training"].test()
     states = {t.task_id: t.state for t in second.get_task_instances()}
-    assert states == {"ingest_kafka": "skipped"}
+    assert states == {"ingest_kafka": "skipped", "quality_gate": "skipped", "preprocess": "skipped"}
 
 
 def test_handwritten_taskflow_dag_runs(stack, bootstrap: str, fresh_lake: str, capfd) -> None:  # type: ignore[no-untyped-def]
+    import random
+    from datetime import datetime
+
     from airflow.dag_processing.dagbag import DagBag
 
-    produce(bootstrap, "churn-events", [json.dumps({"customer_id": f"tf-{i}"}).encode() for i in range(100)])
+    rng = random.Random(3)
+    now = datetime.now(UTC)
+    produce(bootstrap, "churn-events", [json.dumps(churn_event(rng, f"tf-{i}", now)).encode() for i in range(100)])
     bag = DagBag(dag_folder=str(Path(ROOT / "dags" / "example_taskflow_ingest.py")))
     run = bag.dags["example_taskflow_ingest"].test()
     assert run.state == "success"

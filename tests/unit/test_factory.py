@@ -21,7 +21,7 @@ def test_training_dag_from_example_spec() -> None:
     assert dag.max_active_runs == 1
     assert dag.catchup is False
     assert {"mlops-ops", "churn", "example"} <= set(dag.tags)
-    assert [t.task_id for t in dag.tasks] == ["ingest_kafka"]
+    assert [t.task_id for t in dag.tasks] == ["ingest_kafka", "quality_gate", "preprocess"]
     task = dag.get_task("ingest_kafka")
     assert isinstance(task, KafkaToLakeOperator)
     assert task.topics == ["churn-events"]

@@ -1,0 +1,1 @@
+"""Example user code referenced by the example pipeline specs in ``dags/pipelines``."""

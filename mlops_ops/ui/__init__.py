@@ -1,0 +1,1 @@
+"""Web pieces the plugin adds to the Airflow API server."""

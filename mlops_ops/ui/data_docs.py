@@ -1,0 +1,70 @@
+"""Serve each pipeline's Great Expectations Data Docs from the lake, behind Airflow's login.
+
+Mounted by the plugin at ``/mlops-ops``: ``GET /mlops-ops/data-docs/<pipeline>/<path>``
+reads ``<lake>/<pipeline>/_data_docs/<path>`` through the lake's connection (local disk or
+S3), so the quality gate's task link works wherever the lake is. A user sees a pipeline's
+docs when Airflow's auth manager lets them read its training DAG (docs show sample values).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request, Response
+
+DOCS_FOLDER = "_data_docs"
+MAX_BYTES = 50 << 20
+
+app = FastAPI(title="mlops-ops", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+async def _check_access(request: Request, pipeline: str) -> None:
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+    from airflow.api_fastapi.core_api.security import COOKIE_NAME_JWT_TOKEN, resolve_user_from_token
+
+    header = request.headers.get("authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE_NAME_JWT_TOKEN)
+    user = await resolve_user_from_token(token)  # raises 401/403 for a missing or bad token
+    from mlops_ops.factories.pipeline import training_dag_id
+
+    details = DagDetails(id=training_dag_id(pipeline))
+    if not get_auth_manager().is_authorized_dag(method="GET", details=details, user=user):
+        raise HTTPException(status_code=403, detail=f"not allowed to read pipeline '{pipeline}'")
+
+
+def lake_uri() -> str:
+    from airflow.sdk import Variable
+
+    from mlops_ops.lake.store import DEFAULT_LAKE
+
+    return str(Variable.get("mlops_ops_lake", default=DEFAULT_LAKE))
+
+
+def read_page(lake: str, pipeline: str, path: str, conn_id: str | None = "aws_default") -> tuple[bytes, str]:
+    """The bytes and media type of one Data Docs file; refuses anything outside the docs folder."""
+    import re
+
+    from mlops_ops.lake.store import lake_path
+    from mlops_ops.spec import IDENTIFIER
+
+    parts = [p for p in path.split("/") if p]
+    if not re.match(IDENTIFIER, pipeline) or not parts or any(p in (".", "..") or "\\" in p for p in parts):
+        raise HTTPException(status_code=404, detail="no such page")
+    target: Any = lake_path(lake, conn_id) / pipeline / DOCS_FOLDER
+    for part in parts:
+        target = target / part
+    if not target.is_file():
+        raise HTTPException(status_code=404, detail=f"no Data Docs page {'/'.join(parts)} for pipeline {pipeline}")
+    if target.stat()["size"] > MAX_BYTES:
+        raise HTTPException(status_code=413, detail="page too large")
+    media = mimetypes.guess_type(parts[-1])[0] or "application/octet-stream"
+    return target.read_bytes(), media
+
+
+@app.get("/data-docs/{pipeline}/{path:path}")
+async def data_docs(pipeline: str, path: str, request: Request) -> Response:
+    await _check_access(request, pipeline)
+    body, media = read_page(lake_uri(), pipeline, path)
+    return Response(content=body, media_type=media, headers={"Cache-Control": "private, max-age=60"})
