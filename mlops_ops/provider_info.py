@@ -11,10 +11,21 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "mlops-ops",
         "name": "mlops-ops",
-        "description": "MLOps operators and DAG factories: Kafka/S3 ingestion into a lake, MLflow registry.",
+        "description": "MLOps operators and DAG factories: Kafka/S3 ingestion into a lake, Spark features, "
+        "Great Expectations gates, MLflow registry.",
         "versions": [__version__],
         "integrations": [
             {"integration-name": "MLflow", "external-doc-url": "https://mlflow.org/", "tags": ["software"]},
+            {
+                "integration-name": "Apache Spark (mlops-ops)",
+                "external-doc-url": "https://spark.apache.org/",
+                "tags": ["software"],
+            },
+            {
+                "integration-name": "Great Expectations",
+                "external-doc-url": "https://greatexpectations.io/",
+                "tags": ["software"],
+            },
             {
                 "integration-name": "mlops-ops lake",
                 "external-doc-url": "https://airflow.apache.org/",
@@ -26,17 +37,27 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "mlops-ops lake",
                 "python-modules": ["mlops_ops.operators.kafka", "mlops_ops.operators.s3"],
             },
+            {"integration-name": "Apache Spark (mlops-ops)", "python-modules": ["mlops_ops.operators.spark"]},
+            {"integration-name": "Great Expectations", "python-modules": ["mlops_ops.operators.gx"]},
         ],
+        "extra-links": ["mlops_ops.operators.gx.DataDocsLink"],
         "sensors": [{"integration-name": "mlops-ops lake", "python-modules": ["mlops_ops.sensors.s3"]}],
         "triggers": [{"integration-name": "mlops-ops lake", "python-modules": ["mlops_ops.triggers.s3"]}],
         "hooks": [
             {"integration-name": "MLflow", "python-modules": ["mlops_ops.hooks.mlflow"]},
+            {"integration-name": "Apache Spark (mlops-ops)", "python-modules": ["mlops_ops.hooks.spark"]},
+            {"integration-name": "Great Expectations", "python-modules": ["mlops_ops.hooks.gx"]},
         ],
         "connection-types": [
             {
                 "hook-class-name": "mlops_ops.hooks.mlflow.MlflowHook",
                 "connection-type": "mlflow",
                 "hook-name": "MLflow Tracking Server",
-            }
+            },
+            {
+                "hook-class-name": "mlops_ops.hooks.spark.SparkHook",
+                "connection-type": "mlops_spark",
+                "hook-name": "Spark (mlops-ops session)",
+            },
         ],
     }

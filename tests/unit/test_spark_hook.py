@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlops_ops.hooks.spark import CLUSTER_CONF, LOCAL_CONF, SparkHook, options_for
+
+
+def test_no_connection_means_local_session_with_ui_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_SPARK_DEFAULT", raising=False)
+    options = SparkHook(app_name="x").session_options()
+    assert options.master == "local[*]" and options.remote is None and options.is_local
+    assert options.conf == LOCAL_CONF
+    assert options.conf["spark.ui.enabled"] == "false" and options.conf["spark.driver.memory"] == "4g"
+
+
+def test_standalone_cluster_from_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = {"conn_type": "mlops_spark", "host": "spark://spark-master.data", "port": 7077,
+            "extra": {"conf": {"spark.executor.memory": "8g", "spark.hadoop.fs.s3a.secret.key": "s3cr3t"}}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_PROD", json.dumps(conn))
+    options = SparkHook("spark_prod", app_name="mlops-ops-churn").session_options()
+    assert options.app_name == "mlops-ops-churn"
+    assert options.master == "spark://spark-master.data:7077" and not options.is_local
+    assert options.conf == {**CLUSTER_CONF, "spark.executor.memory": "8g", "spark.hadoop.fs.s3a.secret.key": "s3cr3t"}
+    assert options.redacted()["conf"]["spark.hadoop.fs.s3a.secret.key"] == "***"
+    assert "s3cr3t" not in str(options.redacted())
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "master", "remote"),
+    [
+        ("yarn", None, "yarn", None),
+        ("k8s://https://kube.example:6443", None, "k8s://https://kube.example:6443", None),
+        ("sc://connect.example", None, None, "sc://connect.example:15002"),
+        ("sc://connect.example", 443, None, "sc://connect.example:443"),
+        ("local[2]", None, "local[2]", None),
+    ],
+)
+def test_cluster_managers(host: str, port: int | None, master: str | None, remote: str | None) -> None:
+    options = options_for(host, port, {}, "app")
+    assert (options.master, options.remote) == (master, remote)
+
+
+def test_unknown_host_is_refused_with_the_choices() -> None:
+    with pytest.raises(ValueError, match=r"use local\[N\], spark://host, yarn, k8s://https://host or sc://host"):
+        options_for("mesos://old", None, {}, "app")
