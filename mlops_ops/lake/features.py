@@ -31,7 +31,7 @@ from typing import Any
 
 from mlops_ops.exceptions import EmptyInputError
 from mlops_ops.lake.catalog import committed_files
-from mlops_ops.lake.spark_io import copy_parquet, spark_readable, spark_uri
+from mlops_ops.lake.spark_io import publish_parquet, spark_readable, spark_uri
 from mlops_ops.lake.store import Dataset, lake_path
 
 SPLITS = ("train", "validation", "test")
@@ -123,10 +123,12 @@ def build_features(
 
     from pyspark.sql import functions as F
 
-    # A local session writes to a scratch folder on this machine; a cluster writes to the lake's staging area.
+    # Spark writes to the lake's staging area when it can reach the lake (a cluster, or a local session with a
+    # lake on this disk: publishing is then a rename); a local session with an S3 lake writes to a scratch folder.
     scratch = Path(tempfile.mkdtemp(prefix="mlops-ops-features-"))
-    staged = lake_path(str(scratch / "out")) if local_session else features.path("_staging", run_key)
-    spark_out = str(scratch / "out") if local_session else spark_uri(str(staged))
+    in_lake = not local_session or features.root.protocol in ("file", "local")
+    staged = features.path("_staging", run_key) if in_lake else lake_path(str(scratch / "out"))
+    spark_out = spark_uri(str(staged)) if in_lake else str(scratch / "out")
     try:
         with spark_readable([f["uri"] for f in files], local_session=local_session, conn_id=conn_id) as paths:
             df = spark.read.parquet(*paths)
@@ -142,7 +144,7 @@ def build_features(
         return _publish(features, staged, run_key, schema, identity, rows_in)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        if not local_session:
+        if in_lake:
             features.remove_tree("_staging", run_key)
 
 
@@ -172,7 +174,7 @@ def _publish(
         entries: list[dict[str, Any]] = []
         for i, part in enumerate(parts):
             target = features.path("snapshots", f"run={run_key}", f"split={split}", f"part-{i:05d}.parquet")
-            n, digest = copy_parquet(part, target)
+            n, digest = publish_parquet(part, target)
             if n == 0:
                 target.unlink()
                 continue

@@ -59,17 +59,24 @@ def spark_uri(uri: str) -> str:
     return "s3a://" + uri.split("://", 1)[1] if uri.startswith("s3://") else uri
 
 
-def copy_parquet(source: Any, target: Any) -> tuple[int, str]:
-    """Copy one Parquet file between ObjectStoragePaths; returns its row count and SHA-256."""
+def publish_parquet(source: Any, target: Any) -> tuple[int, str]:
+    """Move (same local disk) or copy one Parquet file to its published name; returns rows and SHA-256."""
     import pyarrow.parquet as pq
 
+    with source.open("rb") as fh:
+        rows = int(pq.ParquetFile(fh).metadata.num_rows)
     digest = hashlib.sha256()
-    if target.protocol in ("file", "local"):
+    local = {"file", "local"}
+    if target.protocol in local:
         target.parent.mkdir(parents=True, exist_ok=True)
+    if source.protocol in local and target.protocol in local:
+        with source.open("rb") as src:
+            while chunk := src.read(COPY_CHUNK):
+                digest.update(chunk)
+        Path(source.path).replace(target.path)
+        return rows, digest.hexdigest()
     with source.open("rb") as src, target.open("wb") as dst:
         while chunk := src.read(COPY_CHUNK):
             digest.update(chunk)
             dst.write(chunk)
-    with target.open("rb") as fh:
-        rows = pq.ParquetFile(fh).metadata.num_rows
-    return int(rows), digest.hexdigest()
+    return rows, digest.hexdigest()
