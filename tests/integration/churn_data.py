@@ -38,12 +38,16 @@ def to_csv(rows: list[dict[str, Any]], columns: list[str] | None = None) -> byte
 
 
 def land_batch(stack: Any, raw: Dataset, body: bytes, *, schema: dict[str, str] | None = None) -> str:
-    """Upload one CSV object and ingest it into ``raw``; returns the batch's manifest URI."""
+    """Upload one CSV object and ingest it into ``raw``; returns the batch's manifest URI.
+
+    ``schema={}`` ingests without a schema (types inferred by Arrow)."""
     client = s3_client(stack.settings)
     bucket = f"churn-{uuid.uuid4().hex[:8]}"
     client.create_bucket(Bucket=bucket)
     client.put_object(Bucket=bucket, Key="in/batch.csv", Body=body)
-    settings = S3BatchSettings(bucket=bucket, prefix="in/", format="csv", schema=SCHEMA if schema is None else schema)
+    settings = S3BatchSettings(
+        bucket=bucket, prefix="in/", format="csv", schema=SCHEMA if schema is None else schema or None
+    )
     result = S3BatchIngest(client, lake_path(f"s3://{bucket}", "aws_default"), raw, settings).run()
     assert result.manifest_uri is not None and not result.quarantined, result
     return result.manifest_uri

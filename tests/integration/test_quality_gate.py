@@ -184,3 +184,29 @@ def test_missing_checkpoint_names_the_fix(stack, tmp_path) -> None:  # type: ign
     with pytest.raises(LookupError, match=r"checkpoint 'orders\.spark' not found .*mlops-ops gx scaffold orders"):
         hook.checkpoint(hook.get_conn(), "orders", "spark")
     assert json.loads((gx_root / "expectations" / "churn_raw.json").read_text())["name"] == "churn_raw"
+
+
+@pytest.mark.parametrize("engine", ["pandas", "spark"])
+def test_wrong_types_and_missing_column_fail_the_gate(stack, tmp_path, engine: str) -> None:  # type: ignore[no-untyped-def]
+    """A source without a schema keeps what the file holds: the gate, not the ingest, must catch it."""
+    from mlops_ops.hooks.gx import GreatExpectationsHook
+    from mlops_ops.hooks.spark import SparkHook
+    from mlops_ops.lake.catalog import manifest_files
+    from mlops_ops.lake.quality import validate_files
+    from tests.integration.churn_data import COLUMNS, land_batch
+
+    gx_root = tmp_path / "gx"
+    shutil.copytree(ROOT / "great_expectations", gx_root)
+    raw = Dataset.at(str(tmp_path / "lake"), "churn", "raw")
+    rows = clean_rows(300)
+    for row in rows[:10]:
+        row["tenure_months"] = "unknown"  # the column is inferred as text
+    uri = land_batch(stack, raw, to_csv(rows, [c for c in COLUMNS if c != "contract"]), schema={})
+    hook = GreatExpectationsHook(gx_root)
+    spark = SparkHook(app_name="mlops-ops-tests").get_conn() if engine == "spark" else None
+    outcome, _ = validate_files(hook, hook.get_conn(), "churn_raw", manifest_files(uri), engine=engine, spark=spark)
+    failed = {(f["expectation"], str(f["column"])) for f in outcome.blocking}
+    assert ("expect_table_columns_to_match_set", "None") in failed
+    assert ("expect_column_values_to_be_in_type_list", "tenure_months") in failed
+    assert ("expect_column_values_to_be_in_set", "contract") in failed  # the column is missing: the check fails
+    assert ("expect_column_values_to_be_in_type_list", "monthly_charges") not in failed

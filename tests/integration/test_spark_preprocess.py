@@ -110,3 +110,34 @@ def test_missing_key_column_names_the_columns(stack, spark, tmp_path) -> None:  
     with pytest.raises(ValueError, match=r"key_column 'account' is not a column .*customer_id"):
         build_features(spark, raw, Dataset.at(str(tmp_path / "lake"), "churn", "features"),
                        FeatureBuild("account", transform=TRANSFORM))  # fmt: skip
+
+
+EMPTY_DAG = """
+from datetime import datetime
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG
+
+from mlops_ops.operators.spark import SparkPreprocessOperator
+
+with DAG("empty_preprocess", schedule=None, start_date=datetime(2026, 1, 1)):
+    SparkPreprocessOperator(task_id="preprocess", pipeline="churn", lake={lake!r}, key_column="customer_id",
+                            transform="tests.integration.feature_transforms:churn_features") >> EmptyOperator(
+        task_id="train")
+"""
+
+
+def test_operator_skips_itself_and_downstream_on_empty_input(stack, tmp_path, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    import airflow.settings
+    from airflow.dag_processing.dagbag import DagBag
+
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "empty_preprocess.py").write_text(EMPTY_DAG.format(lake=str(tmp_path / "lake")))
+    monkeypatch.setattr(airflow.settings, "DAGS_FOLDER", str(dags))
+    caplog.set_level(logging.INFO)
+    run = DagBag(dag_folder=str(dags)).dags["empty_preprocess"].test()
+    assert {t.task_id: t.state for t in run.get_task_instances()} == {"preprocess": "skipped", "train": "skipped"}
+    assert "skipping preprocessing and everything downstream: no admitted rows" in caplog.text
