@@ -38,10 +38,10 @@ def load_pipelines(
     """Build the DAGs of every spec in ``folder`` into ``target`` (a DAG file's ``globals()``).
 
     ``on_error="raise"`` (default) fails the DAG file with one error naming every bad spec,
-    file, line and field, so Airflow lists it under *Import errors*. Airflow marks every DAG
-    of a file with an import error as stale, so the valid specs' DAGs pause until the bad
-    file is fixed; check specs before they land with ``mlops-ops validate``. ``"skip"``
-    logs bad specs and keeps the others running instead.
+    file, line and field, so Airflow lists it under *Import errors*; Airflow then marks every
+    DAG of that file stale, so the valid specs' DAGs pause until the bad file is fixed.
+    ``"skip"`` logs bad specs and keeps the others running; pair it with a second DAG file
+    calling :func:`report_spec_errors` to still get the import error (what ``dags/`` does).
     """
     folder = Path(folder)
     files = find_spec_files(folder)
@@ -68,6 +68,25 @@ def load_pipelines(
         for problem in errors:
             logging.getLogger(__name__).error("skipping invalid pipeline spec: %s", problem)
     return loaded
+
+
+def report_spec_errors(folder: str | Path) -> None:
+    """Raise one :class:`PipelineLoadError` naming every invalid spec in ``folder``; build nothing.
+
+    Meant for a DAG file of its own beside a loader that uses ``on_error="skip"``: Airflow
+    then shows the import error on this file while the valid pipelines keep running.
+    Valid specs come from the plan cache, so this costs little beyond listing the folder.
+    """
+    if get_parsing_context().dag_id is not None:
+        return  # a task run parses only its own DAG's file; nothing to report there
+    errors: list[Exception] = []
+    for path in find_spec_files(Path(folder)):
+        try:
+            plans_for(path)
+        except (SpecError, StageNotSupportedError) as err:
+            errors.append(err)
+    if errors:
+        raise PipelineLoadError(errors, [])
 
 
 def check_spec_files(paths: list[Path]) -> list[str]:

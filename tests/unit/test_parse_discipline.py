@@ -51,10 +51,11 @@ def test_invalid_spec_is_an_import_error_naming_file_and_field(tmp_path: Path) -
     shutil.copytree(ROOT / "dags", dags)
     (dags / "pipelines" / "broken.yaml").write_text("source:\n  kafka:\n    topics: [ok]\n    max_messages: -5\n")
     result = _parse(dags, tmp_path)
-    assert list(result["errors"]) == [str(dags / "mlops_pipelines.py")]
+    assert list(result["errors"]) == [str(dags / "mlops_spec_errors.py")]
     error = next(iter(result["errors"].values()))
     assert "broken.yaml: line 4, field 'source.kafka.max_messages'" in error
     assert "greater than 0" in error and "-5" in error
-    # other DAG files still load
-    assert "example_taskflow_ingest" in result["dags"]
+    # the other pipelines and the other DAG files still load
+    assert {"churn__training", "churn_exports__training", "example_taskflow_ingest"} <= set(result["dags"])
+    assert "broken__training" not in result["dags"]
     assert result["after_parse"] == []
