@@ -44,6 +44,14 @@ class MlflowHook(BaseHook):
         scheme = conn.schema or "http"
         return f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
 
+    def client_env(self) -> dict[str, str]:
+        """Environment for an MLflow client in another process (the training subprocess or container)."""
+        conn = self.get_connection(self.mlflow_conn_id)
+        env = {"MLFLOW_TRACKING_URI": self.tracking_uri()}
+        if conn.login:
+            env.update(MLFLOW_TRACKING_USERNAME=conn.login, MLFLOW_TRACKING_PASSWORD=conn.password or "")
+        return env
+
     def get_conn(self) -> Any:
         """An ``mlflow.MlflowClient`` bound to this connection (credentials passed via MLflow's env)."""
         require("mlflow", "mlflow")

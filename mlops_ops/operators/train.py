@@ -1,0 +1,154 @@
+"""``TrainModelOperator``: run the training entrypoint in a subprocess of the worker.
+
+The subprocess (``python -m mlops_ops.training``) is the same entrypoint the Docker and
+Kubernetes executors run in their containers. A crash or an out-of-memory kill of the
+trainer fails this task, not the worker; MLflow runs it left open are marked FAILED, and
+nothing is registered (registration is the entrypoint's last step).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+log = logging.getLogger(__name__)
+PARAMS_KEY = "train_params"  # DAG Param: hyper-parameters given at trigger time override the spec's
+
+
+class TrainModelOperator(BaseOperator):
+    """Train on a feature table, log to MLflow and register a version with alias ``challenger``.
+
+    :param features_manifest: feature-table manifest URI; default: what ``features_task_id`` returned.
+    :param trainer: ``sklearn``, ``torch_mlp`` or ``module.path:function``.
+    :param trainer_params: hyper-parameters; the DAG Param ``train_params`` (a JSON object given
+        when triggering) overrides them key by key.
+    Returns ``{"run_id", "model_name", "version", "model_uri", "alias", "features_manifest"}``.
+    """
+
+    template_fields: Sequence[str] = ("features_manifest", "model_name", "experiment", "trainer_params")
+    template_fields_renderers = {"trainer_params": "json"}
+    ui_color = "#f3e8fd"
+
+    def __init__(
+        self,
+        *,
+        pipeline: str,
+        model_name: str,
+        target: str,
+        task: Literal["classification", "regression"],
+        trainer: str = "sklearn",
+        trainer_params: Mapping[str, Any] | None = None,
+        features_manifest: str | None = None,
+        features_task_id: str = "preprocess",
+        experiment: str | None = None,
+        mlflow_conn_id: str = "mlflow_default",
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pipeline = pipeline
+        self.model_name = model_name
+        self.target = target
+        self.task = task
+        self.trainer = trainer
+        self.trainer_params = dict(trainer_params or {})
+        self.features_manifest = features_manifest
+        self.features_task_id = features_task_id
+        self.experiment = experiment
+        self.mlflow_conn_id = mlflow_conn_id
+        self.aws_conn_id = aws_conn_id
+        self._child: subprocess.Popen[str] | None = None
+
+    def resolve_inputs(self, context: Context) -> tuple[str, dict[str, Any], dict[str, str]]:
+        """The manifest, the merged hyper-parameters and the lineage tags of this run."""
+        manifest = self.features_manifest
+        if not manifest:
+            upstream = context["ti"].xcom_pull(task_ids=self.features_task_id)
+            manifest = upstream.get("manifest_uri") if isinstance(upstream, dict) else None
+        if not manifest:
+            raise ValueError(f"no feature table: pass features_manifest or run after '{self.features_task_id}'")
+        overrides = (context.get("params") or {}).get(PARAMS_KEY) or {}
+        if not isinstance(overrides, dict):
+            raise ValueError(f"DAG Param '{PARAMS_KEY}' must be a JSON object, got {type(overrides).__name__}")
+        params = {**self.trainer_params, **overrides}
+        tags = {"mlops_ops.pipeline": self.pipeline, "airflow.dag_id": context["dag"].dag_id,
+                "airflow.run_id": str(context["run_id"]), "airflow.task_id": self.task_id}  # fmt: skip
+        quality = context["ti"].xcom_pull(task_ids="quality_gate", key="quality")
+        if isinstance(quality, dict) and quality:
+            tags["mlops_ops.raw_manifests"] = ",".join(sorted(quality))[:4000]
+            ids = [str(v["result_id"]) for v in quality.values() if isinstance(v, dict) and v.get("result_id")]
+            if ids:
+                tags["mlops_ops.gx_validation"] = ",".join(ids)[:4000]
+        commit = os.environ.get("MLOPS_OPS_GIT_COMMIT")
+        if commit:
+            tags["mlops_ops.git_commit"] = commit
+        return manifest, params, tags
+
+    def command(self, manifest: str, params: dict[str, Any], tags: dict[str, str]) -> list[str]:
+        """The entrypoint's arguments after ``python -m mlops_ops.training`` (shared by every executor)."""
+        return ["--manifest", manifest, "--target", self.target, "--task", self.task, "--trainer", self.trainer,
+                "--params", json.dumps(params, sort_keys=True), "--model-name", self.model_name,
+                "--experiment", self.experiment or self.model_name, "--tags", json.dumps(tags, sort_keys=True),
+                "--conn-id", self.aws_conn_id or ""]  # fmt: skip
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_ops.hooks.mlflow import MlflowHook
+
+        manifest, params, tags = self.resolve_inputs(context)
+        hook = MlflowHook(self.mlflow_conn_id)
+        env = {**os.environ, **hook.client_env(), "PYTHONUNBUFFERED": "1"}
+        argv = [sys.executable, "-m", "mlops_ops.training", *self.command(manifest, params, tags)]
+        log.info("training %s with %s (params %s) in a subprocess", self.model_name, self.trainer, params)
+        from mlops_ops.training.run import RESULT_PREFIX
+
+        result: dict[str, Any] | None = None
+        self._child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self._child.stdout is not None
+        for line in self._child.stdout:
+            if line.startswith(RESULT_PREFIX):
+                result = json.loads(line[len(RESULT_PREFIX) :])
+            else:
+                log.info("trainer: %s", line.rstrip())
+        code = self._child.wait()
+        if code != 0 or result is None:
+            closed = self._fail_open_runs(hook, tags)
+            how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+            raise RuntimeError(
+                f"training subprocess failed ({how}); nothing was registered"
+                + (f"; marked MLflow run(s) {', '.join(closed)} FAILED" if closed else "")
+            )
+        log.info("registered %s version %s as %s (run %s)", result["model_name"], result["version"],
+                 result["alias"], result["run_id"])  # fmt: skip
+        return result
+
+    def _fail_open_runs(self, hook: Any, tags: dict[str, str]) -> list[str]:
+        """Mark the runs the dead trainer left RUNNING (this DAG run and task) as FAILED."""
+        try:
+            client = hook.get_conn()
+            experiment = client.get_experiment_by_name(self.experiment or self.model_name)
+            if experiment is None:
+                return []
+            query = (f"tags.`airflow.run_id` = '{tags['airflow.run_id']}' and "
+                     f"tags.`airflow.task_id` = '{self.task_id}' and attributes.status = 'RUNNING'")  # fmt: skip
+            runs = client.search_runs([experiment.experiment_id], filter_string=query)
+            for run in runs:
+                client.set_terminated(run.info.run_id, status="FAILED")
+            return [r.info.run_id for r in runs]
+        except Exception as err:  # noqa: BLE001 - the task fails anyway; this is cleanup
+            log.warning("could not mark open MLflow runs failed: %s", err)
+            return []
+
+    def on_kill(self) -> None:
+        if self._child is not None and self._child.poll() is None:
+            self._child.send_signal(signal.SIGTERM)

@@ -1,0 +1,1 @@
+"""Training: one entrypoint (``python -m mlops_ops.training``) that every executor runs."""
