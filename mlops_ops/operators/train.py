@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseOperator
 
+from mlops_ops.training.executors import ContainerSettings
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -52,6 +54,8 @@ class TrainModelOperator(BaseOperator):
         features_manifest: str | None = None,
         features_task_id: str = "preprocess",
         experiment: str | None = None,
+        executor: Literal["local", "docker", "kubernetes"] = "local",
+        container: ContainerSettings | dict[str, Any] | None = None,
         mlflow_conn_id: str = "mlflow_default",
         aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
@@ -66,6 +70,8 @@ class TrainModelOperator(BaseOperator):
         self.features_manifest = features_manifest
         self.features_task_id = features_task_id
         self.experiment = experiment
+        self.executor = executor
+        self.container = container
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
         self._child: subprocess.Popen[str] | None = None
@@ -102,10 +108,34 @@ class TrainModelOperator(BaseOperator):
                 "--experiment", self.experiment or self.model_name, "--tags", json.dumps(tags, sort_keys=True),
                 "--conn-id", self.aws_conn_id or ""]  # fmt: skip
 
+    def container_operator(self, manifest: str, params: dict[str, Any], tags: dict[str, str]) -> Any:
+        """The DockerOperator or KubernetesPodOperator that runs the entrypoint (rendered, not run)."""
+        from airflow.sdk import BaseHook
+
+        from mlops_ops.hooks.mlflow import MlflowHook
+        from mlops_ops.training.executors import docker_operator, pod_operator
+
+        if self.container is None:
+            raise ValueError(f"executor '{self.executor}' needs container settings (image, resources)")
+        client_env = MlflowHook(self.mlflow_conn_id).client_env()
+        env = {"MLFLOW_TRACKING_URI": client_env.pop("MLFLOW_TRACKING_URI"), "PYTHONUNBUFFERED": "1"}
+        args = self.command(manifest, params, tags)
+        settings = ContainerSettings.of(self.container)
+        if self.executor == "kubernetes":
+            labels = {"mlops-ops/pipeline": self.pipeline, "mlops-ops/model": self.model_name[:63]}
+            return pod_operator(self.task_id, settings, args, env, labels)
+        secret_env = dict(client_env)
+        if self.aws_conn_id:
+            conn = BaseHook.get_connection(self.aws_conn_id)
+            secret_env[f"AIRFLOW_CONN_{self.aws_conn_id.upper()}"] = conn.as_json()
+        return docker_operator(self.task_id, settings, args, env, secret_env)
+
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.hooks.mlflow import MlflowHook
 
         manifest, params, tags = self.resolve_inputs(context)
+        if self.executor != "local":
+            return self._run_container(context, manifest, params, tags)
         hook = MlflowHook(self.mlflow_conn_id)
         env = {**os.environ, **hook.client_env(), "PYTHONUNBUFFERED": "1"}
         argv = [sys.executable, "-m", "mlops_ops.training", *self.command(manifest, params, tags)]
@@ -131,6 +161,17 @@ class TrainModelOperator(BaseOperator):
         log.info("registered %s version %s as %s (run %s)", result["model_name"], result["version"],
                  result["alias"], result["run_id"])  # fmt: skip
         return result
+
+    def _run_container(self, context: Context, manifest: str, params: dict[str, Any], tags: dict[str, str]) -> Any:
+        from mlops_ops.training.run import RESULT_PREFIX
+
+        output = self.container_operator(manifest, params, tags).execute(context)
+        if isinstance(output, dict):
+            return output  # the pod wrote the result file the XCom sidecar returns
+        text = output[-1] if isinstance(output, list) else str(output or "")
+        if not text.startswith(RESULT_PREFIX):
+            raise RuntimeError(f"the training container ended without a result line (last output: {text[:200]!r})")
+        return json.loads(text[len(RESULT_PREFIX) :])
 
     def _fail_open_runs(self, hook: Any, tags: dict[str, str]) -> list[str]:
         """Mark the runs the dead trainer left RUNNING (this DAG run and task) as FAILED."""

@@ -1,0 +1,94 @@
+"""Docker and Kubernetes training executors: no engine or cluster runs here, so the rendered specs are asserted."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlops_ops.operators.train import TrainModelOperator
+from mlops_ops.training.executors import ContainerSettings, Resources, docker_memory
+
+MANIFEST = "s3://mlops-lake/lake/churn/features/manifests/f-1.json"
+TAGS = {"mlops_ops.pipeline": "churn", "airflow.run_id": "manual__1"}
+
+
+@pytest.fixture(autouse=True)
+def connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps(
+        {"conn_type": "mlflow", "host": "mlflow.internal", "port": 5000, "schema": "https", "login": "ml",
+         "password": "pw"}))  # fmt: skip
+    aws = {"conn_type": "aws", "login": "AKIA", "password": "s3cr3t", "extra": {"region_name": "eu-west-1"}}
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(aws))
+
+
+def _operator(executor: str, **container: object) -> TrainModelOperator:
+    settings = {"image": "registry.example/mlops-ops-trainer:0.1.0", **container}
+    return TrainModelOperator(task_id="train", pipeline="churn", model_name="churn", target="churned",
+                              task="classification", trainer="torch_mlp", executor=executor,  # type: ignore[arg-type]
+                              container=settings)  # fmt: skip
+
+
+ARGS = ["--manifest", MANIFEST, "--target", "churned", "--task", "classification", "--trainer", "torch_mlp",
+        "--params", '{"epochs": 3}', "--model-name", "churn", "--experiment", "churn",
+        "--tags", json.dumps(TAGS, sort_keys=True), "--conn-id", "aws_default"]  # fmt: skip
+
+
+def test_docker_container_spec_with_gpus() -> None:
+    op = _operator("docker", resources={"cpu": 4, "memory": "16Gi", "gpus": 2}, network_mode="mlops")
+    docker = op.container_operator(MANIFEST, {"epochs": 3}, TAGS)
+    assert docker.image == "registry.example/mlops-ops-trainer:0.1.0"
+    assert docker.command == ["python", "-m", "mlops_ops.training", *ARGS]
+    assert docker.environment == {"MLFLOW_TRACKING_URI": "https://mlflow.internal:5000", "PYTHONUNBUFFERED": "1"}
+    # credentials only in the private (never rendered) environment
+    assert set(docker._private_environment) == {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                                               "AIRFLOW_CONN_AWS_DEFAULT"}  # fmt: skip
+    assert json.loads(docker._private_environment["AIRFLOW_CONN_AWS_DEFAULT"])["password"] == "s3cr3t"
+    assert "s3cr3t" not in json.dumps(docker.environment) and "s3cr3t" not in " ".join(docker.command)
+    (request,) = docker.device_requests
+    assert request["Count"] == 2 and request["Capabilities"] == [["gpu"]]
+    assert docker.mem_limit == str(16 * 2**30) and docker.cpus == 4
+    assert docker.shm_size == 2**30 and docker.network_mode == "mlops" and docker.auto_remove == "success"
+
+
+def test_docker_without_gpus_requests_none() -> None:
+    docker = _operator("docker").container_operator(MANIFEST, {"epochs": 3}, TAGS)
+    assert docker.device_requests is None and docker.mem_limit == str(2 * 2**30)
+
+
+def test_kubernetes_pod_spec() -> None:
+    from kubernetes.client import ApiClient
+
+    op = _operator("kubernetes", resources={"cpu": 8, "memory": "32Gi", "gpus": 1}, namespace="ml",
+                   node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"},
+                   tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                   image_pull_policy="Always")  # fmt: skip
+    pod = ApiClient().sanitize_for_serialization(op.container_operator(MANIFEST, {"epochs": 3}, TAGS)
+                                                 .build_pod_request_obj(dry_run=True))  # fmt: skip
+    assert pod["metadata"]["namespace"] == "ml"
+    assert pod["metadata"]["labels"]["mlops-ops/pipeline"] == "churn"
+    spec = pod["spec"]
+    assert spec["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    base = next(c for c in spec["containers"] if c["name"] == "base")
+    assert base["image"] == "registry.example/mlops-ops-trainer:0.1.0" and base["imagePullPolicy"] == "Always"
+    assert base["command"] == ["python", "-m", "mlops_ops.training"]
+    assert base["args"] == [*ARGS, "--result-file", "/airflow/xcom/return.json"]
+    assert base["resources"] == {"requests": {"cpu": "8", "memory": "32Gi"},
+                                 "limits": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "1"}}  # fmt: skip
+    assert {e["name"]: e["value"] for e in base["env"]} == {"MLFLOW_TRACKING_URI": "https://mlflow.internal:5000",
+                                                            "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    assert base["envFrom"] == [{"secretRef": {"name": "mlops-ops-training"}}]
+    assert "s3cr3t" not in json.dumps(pod) and "pw" not in json.dumps(base["env"])
+    assert any(c["name"] == "airflow-xcom-sidecar" for c in spec["containers"])
+
+
+def test_missing_container_settings_and_bad_memory() -> None:
+    op = TrainModelOperator(task_id="t", pipeline="p", model_name="m", target="y", task="regression",
+                            executor="docker")  # fmt: skip
+    with pytest.raises(ValueError, match="needs container settings"):
+        op.container_operator(MANIFEST, {}, TAGS)
+    assert docker_memory("512Mi") == str(512 * 2**20) and docker_memory("1G") == str(10**9)
+    with pytest.raises(ValueError, match="not a quantity"):
+        docker_memory("lots")
+    assert ContainerSettings.of({"image": "i", "resources": {"gpus": 1}}).resources == Resources(gpus=1)
