@@ -73,6 +73,21 @@ def _quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model(args: argparse.Namespace) -> int:
+    import json
+
+    from mlops_ops.hooks.mlflow import MlflowHook
+    from mlops_ops.training.registry import rollback
+
+    try:
+        result = rollback(MlflowHook(args.mlflow_conn_id).get_conn(), args.name, by=args.by, reason=args.reason)
+    except LookupError as err:
+        print(f"mlops-ops: error: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
 def _gx(args: argparse.Namespace) -> int:
     from mlops_ops.hooks.gx import GreatExpectationsHook, scaffold
 
@@ -104,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--reason", help="why: the fix or the override (recorded)")
     quality.add_argument("--conn-id", default="aws_default", help="connection for an s3:// lake")
     quality.set_defaults(func=_quality)
+    model = sub.add_parser("model", help="registered models: roll the champion back to the previous version")
+    model.add_argument("action", choices=["rollback"])
+    model.add_argument("--name", required=True, help="registered model name")
+    model.add_argument("--by", required=True, help="who rolls back (recorded on the version)")
+    model.add_argument("--reason", required=True, help="why (recorded on the version)")
+    model.add_argument("--mlflow-conn-id", default="mlflow_default")
+    model.set_defaults(func=_model)
     gx = sub.add_parser("gx", help="Great Expectations context helpers")
     gx.add_argument("action", choices=["scaffold"])
     gx.add_argument("suite", help="an expectation suite of the context")

@@ -33,6 +33,7 @@ class TrainModelOperator(BaseOperator):
 
     :param features_manifest: feature-table manifest URI; default: what ``features_task_id`` returned.
     :param trainer: ``sklearn``, ``torch_mlp`` or ``module.path:function``.
+    :param run_in: ``local`` (a subprocess of the worker), ``docker`` or ``kubernetes`` (with ``container``).
     :param trainer_params: hyper-parameters; the DAG Param ``train_params`` (a JSON object given
         when triggering) overrides them key by key.
     Returns ``{"run_id", "model_name", "version", "model_uri", "alias", "features_manifest"}``.
@@ -54,7 +55,7 @@ class TrainModelOperator(BaseOperator):
         features_manifest: str | None = None,
         features_task_id: str = "preprocess",
         experiment: str | None = None,
-        executor: Literal["local", "docker", "kubernetes"] = "local",
+        run_in: Literal["local", "docker", "kubernetes"] = "local",
         container: ContainerSettings | dict[str, Any] | None = None,
         mlflow_conn_id: str = "mlflow_default",
         aws_conn_id: str | None = "aws_default",
@@ -70,7 +71,7 @@ class TrainModelOperator(BaseOperator):
         self.features_manifest = features_manifest
         self.features_task_id = features_task_id
         self.experiment = experiment
-        self.executor = executor
+        self.run_in = run_in  # not ``executor``: BaseOperator.executor names the Airflow executor
         self.container = container
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
@@ -116,12 +117,12 @@ class TrainModelOperator(BaseOperator):
         from mlops_ops.training.executors import docker_operator, pod_operator
 
         if self.container is None:
-            raise ValueError(f"executor '{self.executor}' needs container settings (image, resources)")
+            raise ValueError(f"executor '{self.run_in}' needs container settings (image, resources)")
         client_env = MlflowHook(self.mlflow_conn_id).client_env()
         env = {"MLFLOW_TRACKING_URI": client_env.pop("MLFLOW_TRACKING_URI"), "PYTHONUNBUFFERED": "1"}
         args = self.command(manifest, params, tags)
         settings = ContainerSettings.of(self.container)
-        if self.executor == "kubernetes":
+        if self.run_in == "kubernetes":
             labels = {"mlops-ops/pipeline": self.pipeline, "mlops-ops/model": self.model_name[:63]}
             return pod_operator(self.task_id, settings, args, env, labels)
         secret_env = dict(client_env)
@@ -134,7 +135,7 @@ class TrainModelOperator(BaseOperator):
         from mlops_ops.hooks.mlflow import MlflowHook
 
         manifest, params, tags = self.resolve_inputs(context)
-        if self.executor != "local":
+        if self.run_in != "local":
             return self._run_container(context, manifest, params, tags)
         hook = MlflowHook(self.mlflow_conn_id)
         env = {**os.environ, **hook.client_env(), "PYTHONUNBUFFERED": "1"}

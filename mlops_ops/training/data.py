@@ -16,6 +16,7 @@ class SplitData:
     features: Any  # pandas DataFrame of the feature columns, float64
     target: Any  # numpy array
     keys: Any  # numpy array of the key column (for slices and joins), or None
+    frame: Any = None  # every column of the split, for slice metrics
 
 
 def read_manifest(manifest_uri: str, conn_id: str | None = "aws_default") -> dict[str, Any]:
@@ -62,4 +63,4 @@ def load_split(
         )
     features = frame[columns].astype("float64").fillna(0.0)
     keys = frame[key].to_numpy() if key in frame.columns else None
-    return SplitData(features=features, target=frame[target].to_numpy(), keys=keys)
+    return SplitData(features=features, target=frame[target].to_numpy(), keys=keys, frame=frame)

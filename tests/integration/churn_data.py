@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import uuid
 from typing import Any
@@ -16,15 +17,18 @@ COLUMNS = list(SCHEMA)
 
 
 def clean_rows(n: int, *, seed: int = 7, start: int = 0) -> list[dict[str, Any]]:
+    """Churn rows whose label depends on tenure and support calls (so a model has something to learn)."""
     rng = random.Random(seed)
     rows = []
     for i in range(start, start + n):
         tenure = rng.randint(0, 72)
         monthly = round(rng.uniform(18, 120), 2)
+        calls = rng.randint(0, 9)
+        risk = 1 / (1 + math.exp(-(-0.5 - 0.06 * tenure + 0.45 * calls)))
         rows.append({"customer_id": f"c{i:07d}", "tenure_months": tenure, "monthly_charges": monthly,
                      "total_charges": round(monthly * max(tenure, 1), 2),
                      "contract": rng.choice(["month-to-month", "one-year", "two-year"]),
-                     "support_calls": rng.randint(0, 9), "churned": rng.random() < 0.27})  # fmt: skip
+                     "support_calls": calls, "churned": rng.random() < risk})  # fmt: skip
     return rows
 
 

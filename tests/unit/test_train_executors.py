@@ -25,7 +25,7 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> None:
 def _operator(executor: str, **container: object) -> TrainModelOperator:
     settings = {"image": "registry.example/mlops-ops-trainer:0.1.0", **container}
     return TrainModelOperator(task_id="train", pipeline="churn", model_name="churn", target="churned",
-                              task="classification", trainer="torch_mlp", executor=executor,  # type: ignore[arg-type]
+                              task="classification", trainer="torch_mlp", run_in=executor,  # type: ignore[arg-type]
                               container=settings)  # fmt: skip
 
 
@@ -85,7 +85,7 @@ def test_kubernetes_pod_spec() -> None:
 
 def test_missing_container_settings_and_bad_memory() -> None:
     op = TrainModelOperator(task_id="t", pipeline="p", model_name="m", target="y", task="regression",
-                            executor="docker")  # fmt: skip
+                            run_in="docker")  # fmt: skip
     with pytest.raises(ValueError, match="needs container settings"):
         op.container_operator(MANIFEST, {}, TAGS)
     assert docker_memory("512Mi") == str(512 * 2**20) and docker_memory("1G") == str(10**9)
