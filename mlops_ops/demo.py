@@ -140,6 +140,22 @@ def main() -> int:
         print(f"   Data Docs: {gate.xcom_pull(task_ids='quality_gate', key='data_docs_url')} (Airflow UI, task link)")
     print(f"   features (Spark): {states.get('preprocess')}; rows per split {features and features['rows']}")
     ok = ok and states.get("quality_gate") == "success" and states.get("preprocess") == "success"
+    tis = {t.task_id: t for t in run.get_task_instances()}
+    trained = tis["train"].xcom_pull(task_ids="train") if "train" in tis else None
+    verdict_ = tis["evaluate"].xcom_pull(task_ids="evaluate") if "evaluate" in tis else None
+    print(f"   training (torch MLP, subprocess): {states.get('train')}; registered {trained and trained['model_uri']}")
+    if verdict_:
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in verdict_["metrics"].items())
+        print(
+            f"   evaluation vs champion v{verdict_['champion_version']}: {metrics}; "
+            f"{'blessed' if verdict_['blessed'] else 'not blessed: ' + '; '.join(verdict_['reasons'])}"
+        )
+    import mlflow
+
+    champion = mlflow.MlflowClient().get_model_version_by_alias("churn", "champion")
+    print(f"   promotion: {states.get('promote')}; models:/churn@champion is version {champion.version}")
+    ok = ok and states.get("train") == "success" and states.get("evaluate") == "success"
+    ok = ok and states.get("promote") in ("success", "skipped")
 
     from mlops_ops.stack.config import LANDING_BUCKET
     from mlops_ops.stack.services import s3_client

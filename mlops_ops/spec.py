@@ -229,7 +229,7 @@ class PipelineSpec(_Model):
     def _stages_consistent(self) -> PipelineSpec:
         if self.source is None:
             raise ValueError("a pipeline needs a 'source' stage")
-        needs = {"evaluate": "train", "promote": "evaluate", "quality": "source"}
+        needs = {"evaluate": "train", "promote": "evaluate", "quality": "source", "train": "preprocess"}
         for stage, required in needs.items():
             if getattr(self, stage) is not None and getattr(self, required) is None:
                 raise ValueError(f"stage '{stage}' needs stage '{required}'")

@@ -18,7 +18,7 @@ from mlops_ops.exceptions import StageNotSupportedError
 if TYPE_CHECKING:
     from mlops_ops.spec import PipelineSpec
 
-SUPPORTED_STAGES = ("source.kafka", "source.s3", "quality", "preprocess")
+SUPPORTED_STAGES = ("source.kafka", "source.s3", "quality", "preprocess", "train", "evaluate", "promote")
 TRAINING_SUFFIX = "__training"
 DRIFT_SUFFIX = "__drift"
 DAG_SUFFIXES = (TRAINING_SUFFIX, DRIFT_SUFFIX)
@@ -42,6 +42,10 @@ def raw_asset_name(pipeline: str) -> str:
 
 def features_asset_name(pipeline: str) -> str:
     return f"mlops_ops.{pipeline}.features"
+
+
+def model_asset_name(pipeline: str) -> str:
+    return f"mlops_ops.{pipeline}.model"
 
 
 def raw_asset(pipeline: str) -> Asset:
@@ -77,6 +81,15 @@ def _doc_md(spec: PipelineSpec, source: str) -> str:
     if spec.preprocess is not None:
         pre = spec.preprocess
         lines.append(f"| preprocess | {pre.transform or pre.sql}; splits by hash of `{pre.key_column}` |")
+    if spec.train is not None:
+        t = spec.train
+        lines.append(
+            f"| train | {t.trainer} ({t.task}, target `{t.target}`) on {t.executor}; GPUs {t.resources.gpus} |"
+        )
+    if spec.evaluate is not None:
+        lines.append(f"| evaluate | {', '.join(spec.evaluate.metrics)} vs the champion on the test split |")
+    if spec.promote is not None:
+        lines.append(f"| promote | `{spec.promote.model_name}@champion` when blessed; `previous` keeps the last one |")
     return "\n".join(lines)
 
 
@@ -142,9 +155,9 @@ def plan_training_dag(spec: PipelineSpec, *, source: str | Path = "<spec>") -> d
                            "schema": dict(s3.schema_) if s3.schema_ else None, "rows_per_file": s3.rows_per_file},
             }
         )  # fmt: skip
-    tasks += _quality_and_preprocess(
-        spec, source, [t["kwargs"]["task_id"] for t in tasks if t["operator"] != "new_s3_objects"]
-    )
+    ingest_ids = [t["kwargs"]["task_id"] for t in tasks if t["operator"] != "new_s3_objects"]
+    tasks += _quality_and_preprocess(spec, source, ingest_ids)
+    tasks += _train_evaluate_promote(spec)
     return {
         "dag": {
             "dag_id": training_dag_id(spec.pipeline),
@@ -157,6 +170,7 @@ def plan_training_dag(spec: PipelineSpec, *, source: str | Path = "<spec>") -> d
             "owner": ",".join(spec.owners),
             "retries": spec.retries,
             "doc_md": _doc_md(spec, source),
+            "train_params": spec.train is not None,
         },
         "tasks": tasks,
     }
@@ -191,6 +205,41 @@ def _quality_and_preprocess(spec: PipelineSpec, source: str, ingest_ids: list[st
     return tasks
 
 
+def _train_evaluate_promote(spec: PipelineSpec) -> list[dict[str, Any]]:
+    train = spec.train
+    if train is None:
+        return []
+    from mlops_ops import __version__
+
+    model_name = spec.promote.model_name if spec.promote else spec.pipeline
+    container = None
+    if train.executor != "local":
+        container = {"image": train.image or f"mlops-ops-trainer:{__version__}",
+                     "resources": train.resources.model_dump(), "node_selector": dict(train.node_selector),
+                     "tolerations": [dict(t) for t in train.tolerations]}  # fmt: skip
+    tasks: list[dict[str, Any]] = [
+        {"operator": "train_model", "outlets": [], "upstream": ["preprocess"],
+         "kwargs": {"task_id": "train", "pipeline": spec.pipeline, "model_name": model_name, "target": train.target,
+                    "task": train.task, "trainer": train.trainer, "trainer_params": dict(train.params),
+                    "run_in": train.executor, "container": container}}
+    ]  # fmt: skip
+    ev = spec.evaluate
+    if ev is not None:
+        tasks.append(
+            {"operator": "evaluate_model", "outlets": [], "upstream": ["train"],
+             "kwargs": {"task_id": "evaluate", "model_name": model_name, "target": train.target, "task": train.task,
+                        "metrics": list(ev.metrics),
+                        "thresholds": {k: v.model_dump() for k, v in ev.thresholds.items()},
+                        "max_regression": dict(ev.max_regression), "slice_column": ev.slice_column}}
+        )  # fmt: skip
+    if spec.promote is not None:
+        tasks.append(
+            {"operator": "promote_model", "outlets": [model_asset_name(spec.pipeline)], "upstream": ["evaluate"],
+             "kwargs": {"task_id": "promote", "model_name": model_name}}
+        )  # fmt: skip
+    return tasks
+
+
 def _operator_class(name: str) -> type:
     """Only operators of this library can appear in a plan; names map to classes here, not via import paths."""
     if name == "kafka_to_lake":
@@ -205,6 +254,14 @@ def _operator_class(name: str) -> type:
         from mlops_ops.sensors.s3 import NewS3ObjectsSensor
 
         return NewS3ObjectsSensor
+    if name == "train_model":
+        from mlops_ops.operators.train import TrainModelOperator
+
+        return TrainModelOperator
+    if name in ("evaluate_model", "promote_model"):
+        from mlops_ops.operators import evaluate
+
+        return evaluate.EvaluateModelOperator if name == "evaluate_model" else evaluate.PromoteModelOperator
     if name == "quality_gate":
         from mlops_ops.operators.gx import QualityGateOperator
 
@@ -214,6 +271,16 @@ def _operator_class(name: str) -> type:
 
         return SparkPreprocessOperator
     raise ValueError(f"unknown operator '{name}' in a DAG plan")
+
+
+def _params(train: bool) -> dict[str, Any] | None:
+    if not train:
+        return None
+    from airflow.sdk import Param
+
+    from mlops_ops.operators.train import PARAMS_KEY
+
+    return {PARAMS_KEY: Param({}, type="object", description="hyper-parameters overriding the spec's train.params")}
 
 
 def dag_from_plan(plan: dict[str, Any]) -> DAG:
@@ -233,6 +300,7 @@ def dag_from_plan(plan: dict[str, Any]) -> DAG:
             "retry_exponential_backoff": True,
         },
         doc_md=d["doc_md"],
+        params=_params(d.get("train_params", False)),
     )
     with dag:
         built: dict[str, Any] = {}

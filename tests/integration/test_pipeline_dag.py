@@ -41,7 +41,11 @@ def test_churn_training_dag_ingests_and_emits_asset_event(stack, bootstrap: str,
     run = bag.dags["churn__training"].test()
     assert run.state == "success"
     states = {t.task_id: t.state for t in run.get_task_instances()}
-    assert states == {"ingest_kafka": "success", "quality_gate": "success", "preprocess": "success"}
+    assert {k: v for k, v in states.items() if k != "promote"} == {
+        "ingest_kafka": "success", "quality_gate": "success", "preprocess": "success", "train": "success",
+        "evaluate": "success"}  # fmt: skip
+    # promoted when blessed; a re-run of the suite on a kept stack may meet a better champion and skip
+    assert states["promote"] in ("success", "skipped")
     features = next(t for t in run.get_task_instances() if t.task_id == "preprocess").xcom_pull(task_ids="preprocess")
     assert sum(features["rows"].values()) >= 3_000  # one row per customer
     ti = next(t for t in run.get_task_instances() if t.task_id == "ingest_kafka")
@@ -68,7 +72,7 @@ def test_churn_training_dag_ingests_and_emits_asset_event(stack, bootstrap: str,
     # a second run with nothing new skips instead of publishing an empty batch
     second = bag.dags["churn__training"].test()
     states = {t.task_id: t.state for t in second.get_task_instances()}
-    assert states == {"ingest_kafka": "skipped", "quality_gate": "skipped", "preprocess": "skipped"}
+    assert set(states.values()) == {"skipped"} and len(states) == 6
 
 
 def test_handwritten_taskflow_dag_runs(stack, bootstrap: str, fresh_lake: str, capfd) -> None:  # type: ignore[no-untyped-def]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_ops.exceptions import StageNotSupportedError
+from mlops_ops.exceptions import SpecError, StageNotSupportedError
 from mlops_ops.factories.loader import PipelineLoadError, check_spec_files, load_pipelines
 from mlops_ops.factories.pipeline import build_training_dag, pipeline_of_dag_id, raw_asset
 from mlops_ops.operators.kafka import KafkaToLakeOperator
@@ -21,7 +21,14 @@ def test_training_dag_from_example_spec() -> None:
     assert dag.max_active_runs == 1
     assert dag.catchup is False
     assert {"mlops-ops", "churn", "example"} <= set(dag.tags)
-    assert [t.task_id for t in dag.tasks] == ["ingest_kafka", "quality_gate", "preprocess"]
+    assert [t.task_id for t in dag.tasks] == [
+        "ingest_kafka",
+        "quality_gate",
+        "preprocess",
+        "train",
+        "evaluate",
+        "promote",
+    ]
     task = dag.get_task("ingest_kafka")
     assert isinstance(task, KafkaToLakeOperator)
     assert task.topics == ["churn-events"]
@@ -42,9 +49,7 @@ def test_spec_settings_reach_the_operator() -> None:
 @pytest.mark.parametrize(
     ("extra", "stage"),
     [
-        ("train: {trainer: sklearn, task: regression, target: y}\n", "train"),
         ("drift: {}\n", "drift"),
-        ("train: {trainer: sklearn, task: regression, target: y}\nevaluate: {metrics: [rmse]}\n", "train"),
     ],
 )
 def test_stage_not_built_yet_is_rejected(extra: str, stage: str) -> None:
@@ -154,3 +159,36 @@ def test_quality_gate_and_preprocess_follow_ingestion(tmp_path: Path) -> None:
     assert pre.sql == str(tmp_path / "features.sql")
     assert pre.transform_params == {"n": 3} and pre.splits == {"train": 0.7, "validation": 0.2, "test": 0.1}
     assert [o.name for o in pre.outlets] == ["mlops_ops.p.features"]
+
+
+TRAINING = (
+    "preprocess: {transform: 'm.mod:f', key_column: id}\n"
+    "train: {trainer: torch_mlp, task: classification, target: churned, params: {epochs: 3},\n"
+    "        executor: kubernetes, image: reg/trainer:1, resources: {gpus: 1, memory: 8Gi},\n"
+    "        node_selector: {pool: gpu}, tolerations: [{key: nvidia.com/gpu, operator: Exists}]}\n"
+    "evaluate: {metrics: [roc_auc, accuracy], thresholds: {roc_auc: {min: 0.7}}, max_regression: {accuracy: 0.01},\n"
+    "           slice_column: contract}\n"
+    "promote: {model_name: churn-model}\n"
+)
+
+
+def test_train_evaluate_promote_tasks() -> None:
+    from mlops_ops.operators.evaluate import EvaluateModelOperator, PromoteModelOperator
+    from mlops_ops.operators.train import TrainModelOperator
+
+    dag = build_training_dag(parse_spec(SPEC + TRAINING, default_pipeline="p"), source="p.yaml")
+    assert [t.task_id for t in dag.tasks] == ["ingest_kafka", "preprocess", "train", "evaluate", "promote"]
+    train, evaluate, promote = dag.get_task("train"), dag.get_task("evaluate"), dag.get_task("promote")
+    assert isinstance(train, TrainModelOperator) and train.upstream_task_ids == {"preprocess"}
+    assert train.model_name == "churn-model" and train.run_in == "kubernetes" and train.trainer == "torch_mlp"
+    assert train.container["image"] == "reg/trainer:1" and train.container["resources"]["gpus"] == 1
+    assert train.container["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists"}]
+    assert isinstance(evaluate, EvaluateModelOperator) and evaluate.thresholds == {"roc_auc": {"min": 0.7, "max": None}}
+    assert evaluate.max_regression == {"accuracy": 0.01} and evaluate.slice_column == "contract"
+    assert isinstance(promote, PromoteModelOperator) and [o.name for o in promote.outlets] == ["mlops_ops.p.model"]
+    assert "train_params" in dag.params
+
+
+def test_train_needs_a_feature_table() -> None:
+    with pytest.raises(SpecError, match="stage 'train' needs stage 'preprocess'"):
+        parse_spec(SPEC + "train: {trainer: sklearn, task: regression, target: y}\n", default_pipeline="p")
