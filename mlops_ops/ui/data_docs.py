@@ -65,6 +65,9 @@ def read_page(lake: str, pipeline: str, path: str, conn_id: str | None = "aws_de
 
 @app.get("/data-docs/{pipeline}/{path:path}")
 async def data_docs(pipeline: str, path: str, request: Request) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
     await _check_access(request, pipeline)
-    body, media = read_page(lake_uri(), pipeline, path)
+    # s3fs runs its own event loop behind a sync API: call it off the server's loop, as blocking I/O anyway is
+    body, media = await run_in_threadpool(lambda: read_page(lake_uri(), pipeline, path))
     return Response(content=body, media_type=media, headers={"Cache-Control": "private, max-age=60"})
