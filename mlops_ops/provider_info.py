@@ -12,7 +12,7 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "mlops-ops",
         "name": "mlops-ops",
         "description": "MLOps operators and DAG factories: Kafka/S3 ingestion into a lake, Spark features, "
-        "Great Expectations gates, MLflow registry.",
+        "Great Expectations gates, training on local/Docker/Kubernetes, MLflow evaluation and promotion.",
         "versions": [__version__],
         "integrations": [
             {"integration-name": "MLflow", "external-doc-url": "https://mlflow.org/", "tags": ["software"]},
@@ -39,6 +39,10 @@ def get_provider_info() -> dict[str, Any]:
             },
             {"integration-name": "Apache Spark (mlops-ops)", "python-modules": ["mlops_ops.operators.spark"]},
             {"integration-name": "Great Expectations", "python-modules": ["mlops_ops.operators.gx"]},
+            {
+                "integration-name": "MLflow",
+                "python-modules": ["mlops_ops.operators.train", "mlops_ops.operators.evaluate"],
+            },
         ],
         "extra-links": ["mlops_ops.operators.gx.DataDocsLink"],
         "sensors": [{"integration-name": "mlops-ops lake", "python-modules": ["mlops_ops.sensors.s3"]}],
