@@ -30,8 +30,12 @@ SPEC = (ROOT / "dags" / "pipelines" / "churn.yaml").read_text()
 HANDWRITTEN_HEAD = '''"""Hand-written DAGs of the same shape as the factory's (benchmark baseline)."""
 from __future__ import annotations
 from datetime import datetime, timedelta, timezone
-from airflow.sdk import DAG, Asset
+from airflow.sdk import DAG, Asset, Param
+from mlops_ops.operators.evaluate import EvaluateModelOperator, PromoteModelOperator
+from mlops_ops.operators.gx import QualityGateOperator
 from mlops_ops.operators.kafka import KafkaToLakeOperator
+from mlops_ops.operators.spark import SparkPreprocessOperator
+from mlops_ops.operators.train import TrainModelOperator
 SCHEMA = {"customer_id": "string", "tenure_months": "int", "monthly_charges": "float", "total_charges": "float",
           "contract": "string", "support_calls": "int", "churned": "bool", "event_time": "timestamp"}
 '''
@@ -41,11 +45,32 @@ with DAG(dag_id="{name}__training", description="d", schedule="@hourly",
          start_date=datetime(2026, 1, 1, tzinfo=timezone.utc), catchup=False, max_active_runs=1,
          tags=["churn", "example", "mlops-ops"], doc_md="# {name}",
          default_args={{"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(seconds=30),
-                       "retry_exponential_backoff": True}}) as dag_{idx}:
-    KafkaToLakeOperator(task_id="ingest_kafka", topics=["churn-events"], pipeline="{name}", dataset="raw",
+                       "retry_exponential_backoff": True}},
+         params={{"train_params": Param({{}}, type="object", description="d")}}) as dag_{idx}:
+    ingest = KafkaToLakeOperator(task_id="ingest_kafka", topics=["churn-events"], pipeline="{name}", dataset="raw",
                         kafka_config_id="kafka_default", group_id=None, deserializer=None, schema=SCHEMA,
                         max_messages=500000, rows_per_file=100000, poll_timeout_s=5.0, max_bad_share=0.1,
                         outlets=[Asset(name="mlops_ops.{name}.raw", group="mlops-ops")])
+    gate = QualityGateOperator(task_id="quality_gate", pipeline="{name}", suite="churn_raw", engine="auto",
+                               ingest_task_ids=["ingest_kafka"], trigger_rule="none_failed_min_one_success")
+    pre = SparkPreprocessOperator(task_id="preprocess", pipeline="{name}", key_column="customer_id",
+                                  transform="mlops_ops.examples.churn:churn_features", sql=None,
+                                  transform_params={{"max_support_calls": 50}},
+                                  splits={{"train": 0.8, "validation": 0.1, "test": 0.1}},
+                                  trigger_rule="none_failed_min_one_success",
+                                  outlets=[Asset(name="mlops_ops.{name}.features", group="mlops-ops")])
+    train = TrainModelOperator(task_id="train", pipeline="{name}", model_name="churn", target="churned",
+                               task="classification", trainer="torch_mlp",
+                               trainer_params={{"hidden": [64, 32], "epochs": 8, "batch_size": 512, "lr": 0.002}},
+                               run_in="local", container=None)
+    evaluate = EvaluateModelOperator(task_id="evaluate", model_name="churn", target="churned",
+                                     task="classification", metrics=["roc_auc", "accuracy", "f1", "log_loss"],
+                                     thresholds={{"roc_auc": {{"min": 0.65, "max": None}}}},
+                                     max_regression={{"roc_auc": 0.02, "accuracy": 0.02}},
+                                     slice_column="is_month_to_month")
+    promote = PromoteModelOperator(task_id="promote", model_name="churn",
+                                   outlets=[Asset(name="mlops_ops.{name}.model", group="mlops-ops")])
+    ingest >> gate >> pre >> train >> evaluate >> promote
 """
 
 PROBE = """
