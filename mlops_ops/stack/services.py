@@ -69,6 +69,10 @@ def _weed_command(paths: StackPaths, s: StackSettings) -> list[str]:
         weed_binary(), "mini", f"-dir={paths.data('s3')}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         *flags, "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false",
         f"-admin.dataDir={paths.data('s3-admin')}",
+        # Every bucket is a collection with volumes of its own. Left at 0, the volume limit is free disk / volume
+        # size (~70 on a 72 GB-free disk, fewer on a fuller one), and writes fail with "No writable volumes" once
+        # tests or pipelines have made that many buckets. Volumes are sparse files, so a high cap costs nothing.
+        "-volume.max=10000",
     ]  # fmt: skip
 
 
