@@ -190,11 +190,11 @@ def rss_child(kind: str, arg: str) -> None:
     baseline = psutil.Process().memory_info().rss / 2**20
     with tempfile.TemporaryDirectory() as tmp:
         n = library_kafka(bootstrap, arg, Path(tmp)) if kind == "kafka" else library_s3(arg, Path(tmp))
-    peak = _vm_hwm_mb()
+    peak = peak_rss_mb()
     print(json.dumps({"rows": n, "baseline_rss_mb": baseline, "peak_rss_mb": peak, "growth_mb": peak - baseline}))
 
 
-def _vm_hwm_mb() -> float:
+def peak_rss_mb() -> float:
     """Peak RSS of this process image. Not ``ru_maxrss``: Linux carries that over ``execve`` from the
     parent, so a child started by a big parent would report the parent's peak."""
     for line in Path("/proc/self/status").read_text().splitlines():

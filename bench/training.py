@@ -79,8 +79,9 @@ def child(side: str) -> None:
 
     data = _data()
     seconds = (library if side == "lib" else raw)(data)
-    peak = next(int(line.split()[1]) / 1024 for line in Path("/proc/self/status").read_text().splitlines()
-                if line.startswith("VmHWM:"))  # fmt: skip
+    from bench.ingest import peak_rss_mb
+
+    peak = peak_rss_mb()
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     print(json.dumps({"samples_s": ROWS * PARAMS["epochs"] / seconds, "seconds": seconds, "peak_rss_mb": peak,
                       "device": device, "threads": torch.get_num_threads()}))  # fmt: skip

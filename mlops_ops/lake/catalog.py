@@ -35,6 +35,18 @@ def committed_files(
     return files
 
 
+def read_frame(files: list[dict[str, Any]], conn_id: str | None = "aws_default") -> Any:
+    """The rows of some file entries as one pandas DataFrame (for data small enough to hold in memory)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = []
+    for entry in files:
+        with lake_path(entry["uri"], conn_id).open("rb") as fh:
+            tables.append(pq.read_table(fh))
+    return pa.concat_tables(tables, promote_options="default").to_pandas()
+
+
 def manifest_files(manifest_uri: str, conn_id: str | None = "aws_default") -> list[dict[str, Any]]:
     """The data file entries of one ingest manifest (Kafka or S3)."""
     manifest = json.loads(lake_path(manifest_uri, conn_id).read_bytes())

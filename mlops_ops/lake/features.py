@@ -132,7 +132,7 @@ def build_features(
     try:
         with spark_readable([f["uri"] for f in files], local_session=local_session, conn_id=conn_id) as paths:
             df = spark.read.parquet(*paths)
-            out = _apply(spark, df, build)
+            out = _apply(spark, df, build, identity["sql"])
             if build.key_column not in out.columns:
                 raise ValueError(
                     f"key_column '{build.key_column}' is not a column of the transformed data "
@@ -148,7 +148,8 @@ def build_features(
             features.remove_tree("_staging", run_key)
 
 
-def _apply(spark: Any, df: Any, build: FeatureBuild) -> Any:
+def _apply(spark: Any, df: Any, build: FeatureBuild, sql: str | None) -> Any:
+    """``sql`` is the query text the build key was computed from (the file is read once per build)."""
     params = dict(build.params or {})
     if build.transform:
         out = load_transform(build.transform)(df, spark, **params)
@@ -156,7 +157,7 @@ def _apply(spark: Any, df: Any, build: FeatureBuild) -> Any:
             raise TypeError(f"preprocess transform '{build.transform}' returned {type(out).__name__}, not a DataFrame")
         return out
     df.createOrReplaceTempView("raw")
-    return spark.sql(_sql_text(build.sql), args=params or None)
+    return spark.sql(sql, args=params or None)
 
 
 def _publish(

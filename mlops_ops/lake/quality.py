@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_ops.lake.catalog import read_frame
 from mlops_ops.lake.spark_io import spark_readable
-from mlops_ops.lake.store import Dataset, lake_path
+from mlops_ops.lake.store import Dataset
 
 PANDAS_MAX_ROWS = 200_000
 DOCS_FOLDER = "_data_docs"
@@ -100,14 +101,7 @@ def validate_files(
         with spark_readable(uris, local_session=local_session, conn_id=conn_id) as paths:
             result = checkpoint.run(batch_parameters={"dataframe": spark.read.parquet(*paths)})
     else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        tables = []
-        for uri in uris:
-            with lake_path(uri, conn_id).open("rb") as fh:
-                tables.append(pq.read_table(fh))
-        frame = pa.concat_tables(tables, promote_options="default").to_pandas() if tables else None
+        frame = read_frame(files, conn_id) if files else None
         result = checkpoint.run(batch_parameters={"dataframe": frame})
     result_id, validation = next(iter(result.run_results.items()))
     blocking: list[dict[str, Any]] = []

@@ -58,7 +58,7 @@ def release(dataset: Dataset, manifest_uri_or_batch: str, *, by: str, reason: st
         raise ValueError("a release needs both who releases the batch (by) and why (reason)")
     record = status(dataset, manifest_uri_or_batch)
     if record is None:
-        known = sorted(p.name[:-5] for p in dataset.path(FOLDER).iterdir()) if dataset.path(FOLDER).exists() else []
+        known = [r["batch"] for r in quarantined_batches(dataset)]
         raise LookupError(
             f"no quarantined batch '{batch_id(manifest_uri_or_batch)}' in {dataset.root}; "
             f"quarantined batches: {', '.join(known) or 'none'}"

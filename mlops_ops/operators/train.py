@@ -141,14 +141,15 @@ class TrainModelOperator(BaseOperator):
         env = {**os.environ, **hook.client_env(), "PYTHONUNBUFFERED": "1"}
         argv = [sys.executable, "-m", "mlops_ops.training", *self.command(manifest, params, tags)]
         log.info("training %s with %s (params %s) in a subprocess", self.model_name, self.trainer, params)
-        from mlops_ops.training.run import RESULT_PREFIX
+        from mlops_ops.training.run import parse_result
 
         result: dict[str, Any] | None = None
         self._child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert self._child.stdout is not None
         for line in self._child.stdout:
-            if line.startswith(RESULT_PREFIX):
-                result = json.loads(line[len(RESULT_PREFIX) :])
+            parsed = parse_result(line)
+            if parsed is not None:
+                result = parsed
             else:
                 log.info("trainer: %s", line.rstrip())
         code = self._child.wait()
@@ -164,15 +165,16 @@ class TrainModelOperator(BaseOperator):
         return result
 
     def _run_container(self, context: Context, manifest: str, params: dict[str, Any], tags: dict[str, str]) -> Any:
-        from mlops_ops.training.run import RESULT_PREFIX
+        from mlops_ops.training.run import parse_result
 
         output = self.container_operator(manifest, params, tags).execute(context)
         if isinstance(output, dict):
             return output  # the pod wrote the result file the XCom sidecar returns
         text = output[-1] if isinstance(output, list) else str(output or "")
-        if not text.startswith(RESULT_PREFIX):
+        result = parse_result(text)
+        if result is None:
             raise RuntimeError(f"the training container ended without a result line (last output: {text[:200]!r})")
-        return json.loads(text[len(RESULT_PREFIX) :])
+        return result
 
     def _fail_open_runs(self, hook: Any, tags: dict[str, str]) -> list[str]:
         """Mark the runs the dead trainer left RUNNING (this DAG run and task) as FAILED."""

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_ops.lake.catalog import read_frame
 from mlops_ops.lake.store import lake_path
 
 NUMERIC_KINDS = "biuf"  # numpy kinds: bool, int, unsigned, float
@@ -35,17 +36,10 @@ def load_split(
     feature_columns: list[str] | None = None,
 ) -> SplitData:
     """All rows of ``split`` as float features + target; non-numeric feature columns are an error."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     files = manifest["splits"].get(split) or []
     if not files:
         raise ValueError(f"split '{split}' of the feature table {manifest['run_key']} has no rows")
-    tables = []
-    for entry in files:
-        with lake_path(entry["uri"], conn_id).open("rb") as fh:
-            tables.append(pq.read_table(fh))
-    frame = pa.concat_tables(tables, promote_options="default").to_pandas()
+    frame = read_frame(files, conn_id)
     key = manifest.get("build", {}).get("key_column")
     if target not in frame.columns:
         raise ValueError(

@@ -18,8 +18,8 @@ from typing import Any
 
 from mlops_ops import __version__
 from mlops_ops._extras import require
+from mlops_ops.training.evaluation import CHALLENGER
 
-CHALLENGER = "challenger"
 RESULT_PREFIX = "MLOPS_OPS_RESULT "
 
 
@@ -82,6 +82,12 @@ def train_and_register(args: argparse.Namespace) -> dict[str, Any]:
     return {"run_id": run.info.run_id, "model_name": args.model_name, "version": str(version.version),
             "model_uri": f"models:/{args.model_name}/{version.version}", "alias": CHALLENGER,
             "features_manifest": args.manifest}  # fmt: skip
+
+
+def parse_result(line: str) -> dict[str, Any] | None:
+    """The result an entrypoint printed, from one line of its output; ``None`` for any other line."""
+    text = line.strip()
+    return json.loads(text[len(RESULT_PREFIX) :]) if text.startswith(RESULT_PREFIX) else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,6 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
 
-DOCS_FOLDER = "_data_docs"
 MAX_BYTES = 50 << 20
 
 app = FastAPI(title="mlops-ops", docs_url=None, redoc_url=None, openapi_url=None)
@@ -46,6 +45,7 @@ def read_page(lake: str, pipeline: str, path: str, conn_id: str | None = "aws_de
     """The bytes and media type of one Data Docs file; refuses anything outside the docs folder."""
     import re
 
+    from mlops_ops.lake.quality import DOCS_FOLDER
     from mlops_ops.lake.store import lake_path
     from mlops_ops.spec import IDENTIFIER
 
