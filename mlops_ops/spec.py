@@ -184,16 +184,27 @@ class PromoteSpec(_Model):
 
 
 class DriftSpec(_Model):
+    """Scheduled drift check of new data against the champion's training data (Evidently)."""
+
     schedule: str | None = "@daily"
     window: str = Field(default="since_last_check", pattern=r"^(since_last_check|\d+[hd])$")
     drift_share: float = Field(default=0.3, gt=0, le=1)
-    column_threshold: float = Field(default=0.05, gt=0, lt=1)
+    column_threshold: float | None = Field(default=None, gt=0, lt=1)  # None: Evidently's default per test
     cooldown: str = Field(default="6h", pattern=r"^\d+[mhd]$")
+    max_rows: int = Field(default=200_000, gt=0, le=10_000_000)
 
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
         return validate_schedule(value)
+
+
+class RetrainSpec(_Model):
+    """External triggers of the training DAG besides its schedule and the drift signal."""
+
+    control_topic: str | None = Field(default=None, min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
+    control_conn_id: str = "kafka_default"
+    on_drift: bool = True
 
 
 class PipelineSpec(_Model):
@@ -214,6 +225,7 @@ class PipelineSpec(_Model):
     evaluate: EvaluateSpec | None = None
     promote: PromoteSpec | None = None
     drift: DriftSpec | None = None
+    retrain: RetrainSpec | None = None
 
     @field_validator("schedule")
     @classmethod
@@ -229,10 +241,16 @@ class PipelineSpec(_Model):
     def _stages_consistent(self) -> PipelineSpec:
         if self.source is None:
             raise ValueError("a pipeline needs a 'source' stage")
-        needs = {"evaluate": "train", "promote": "evaluate", "quality": "source", "train": "preprocess"}
+        needs = {"evaluate": "train", "promote": "evaluate", "quality": "source", "train": "preprocess",
+                 "drift": "promote", "retrain": "train"}  # fmt: skip
         for stage, required in needs.items():
             if getattr(self, stage) is not None and getattr(self, required) is None:
                 raise ValueError(f"stage '{stage}' needs stage '{required}'")
+        if self.schedule in ("@once", "@continuous") and (self.drift is not None or self.retrain is not None):
+            raise ValueError(
+                f"schedule '{self.schedule}' cannot be combined with retraining triggers (drift, retrain): "
+                "use null, a preset like @daily or a cron expression"
+            )
         return self
 
     def stages(self) -> list[str]:
@@ -240,5 +258,6 @@ class PipelineSpec(_Model):
         out: list[str] = []
         if self.source is not None:
             out += [f"source.{kind}" for kind in ("kafka", "s3") if getattr(self.source, kind) is not None]
-        out += [s for s in ("quality", "preprocess", "train", "evaluate", "promote", "drift") if getattr(self, s)]
+        stages = ("quality", "preprocess", "train", "evaluate", "promote", "drift", "retrain")
+        out += [s for s in stages if getattr(self, s)]
         return out

@@ -19,7 +19,7 @@ from typing import Any
 import mlops_ops
 from mlops_ops.factories import pipeline
 
-PLAN_FORMAT = 5
+PLAN_FORMAT = 6
 _PLANNING_MODULES = ("spec.py", "spec_loader.py", "factories/pipeline.py")
 
 

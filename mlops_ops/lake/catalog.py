@@ -9,10 +9,10 @@ from mlops_ops.lake import quarantine
 from mlops_ops.lake.store import Dataset, lake_path
 
 
-def committed_files(
+def committed_batches(
     dataset: Dataset, conn_id: str | None = "aws_default", *, admitted_only: bool = False
-) -> list[dict[str, Any]]:
-    """File entries (``uri``, ``rows``, ``sha256``, ``schema``) of every committed batch, Kafka and S3.
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """``(manifest URI, file entries)`` of every committed batch, Kafka and S3, oldest first.
 
     With ``admitted_only``, batches held in quarantine by a quality gate are left out.
     """
@@ -21,18 +21,28 @@ def committed_files(
         if admitted_only
         else set()
     )
-    files: list[dict[str, Any]] = []
+    batches: list[tuple[str, list[dict[str, Any]]]] = []
     kafka = dataset.read_json("_state", "kafka.json")
     if kafka:
         for uri in kafka["manifests"]:
             if uri not in blocked:
-                files += json.loads(lake_path(uri, conn_id).read_bytes())["files"]
+                batches.append((uri, json.loads(lake_path(uri, conn_id).read_bytes())["files"]))
     s3 = dataset.read_json("_state", "s3.json")
     if s3:
+        by_manifest: dict[str, list[dict[str, Any]]] = {}
         for entry in s3["objects"].values():
-            if entry.get("manifest") not in blocked:
-                files += entry["files"]
-    return files
+            if entry.get("manifest") not in blocked and entry["files"]:
+                by_manifest.setdefault(entry.get("manifest", ""), []).extend(entry["files"])
+        order = {uri: i for i, uri in enumerate(s3.get("manifests", []))}
+        batches += sorted(by_manifest.items(), key=lambda item: order.get(item[0], -1))
+    return batches
+
+
+def committed_files(
+    dataset: Dataset, conn_id: str | None = "aws_default", *, admitted_only: bool = False
+) -> list[dict[str, Any]]:
+    """File entries (``uri``, ``rows``, ``sha256``, ``schema``) of every committed batch, Kafka and S3."""
+    return [f for _, files in committed_batches(dataset, conn_id, admitted_only=admitted_only) for f in files]
 
 
 def read_frame(files: list[dict[str, Any]], conn_id: str | None = "aws_default") -> Any:

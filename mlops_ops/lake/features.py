@@ -148,6 +148,26 @@ def build_features(
             features.remove_tree("_staging", run_key)
 
 
+def transform_frame(
+    spark: Any,
+    files: list[dict[str, Any]],
+    build: FeatureBuild,
+    *,
+    local_session: bool = True,
+    conn_id: str | None = "aws_default",
+    max_rows: int | None = None,
+) -> Any:
+    """The transform applied to some raw files, as a pandas DataFrame (no splits, nothing written).
+
+    Drift monitoring featurizes new data with exactly the code that built the champion's features.
+    """
+    with spark_readable([f["uri"] for f in files], local_session=local_session, conn_id=conn_id) as paths:
+        out = _apply(spark, spark.read.parquet(*paths), build, _sql_text(build.sql))
+        if max_rows is not None:
+            out = out.limit(max_rows)
+        return out.toPandas()
+
+
 def _apply(spark: Any, df: Any, build: FeatureBuild, sql: str | None) -> Any:
     """``sql`` is the query text the build key was computed from (the file is read once per build)."""
     params = dict(build.params or {})

@@ -14,6 +14,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _pipeline(context: Context) -> str:
+    """The pipeline of a factory-built DAG (its DAG id otherwise): the name under which metrics are reported."""
+    from mlops_ops.factories.pipeline import pipeline_of_dag_id
+
+    dag_id = context["dag"].dag_id
+    return pipeline_of_dag_id(dag_id) or dag_id
+
+
 class EvaluateModelOperator(BaseOperator):
     """Score the challenger and the current champion on the same held-out split and record a verdict.
 
@@ -62,6 +70,7 @@ class EvaluateModelOperator(BaseOperator):
 
         import numpy as np
 
+        from mlops_ops import metrics
         from mlops_ops.hooks.mlflow import MlflowHook
         from mlops_ops.training.data import load_split, read_manifest
         from mlops_ops.training.evaluation import CHAMPION, compute_metrics, judge, report_html, scorer
@@ -120,6 +129,10 @@ class EvaluateModelOperator(BaseOperator):
         )  # fmt: skip
         for reason in verdict.reasons:
             log.warning("not blessed: %s", reason)
+        pipeline = _pipeline(context)
+        for name, value in report["challenger"]["metrics"].items():
+            metrics.gauge(pipeline, "evaluate", f"challenger.{name}", value)
+        metrics.incr(pipeline, "evaluate", "blessed" if verdict.blessed else "not_blessed")
         return {"version": version, "champion_version": champion, "blessed": verdict.blessed,
                 "reasons": verdict.reasons, "metrics": report["challenger"]["metrics"]}  # fmt: skip
 
@@ -146,6 +159,7 @@ class PromoteModelOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from mlops_ops import metrics
         from mlops_ops.hooks.mlflow import MlflowHook
         from mlops_ops.training.registry import NotBlessedError, promote
 
@@ -161,6 +175,8 @@ class PromoteModelOperator(BaseOperator):
         log.info("%s: champion is version %s (previous %s)%s", self.model_name, result["champion"],
                  result["previous"], "" if result["changed"] else ", unchanged")  # fmt: skip
         if result["changed"]:
+            metrics.incr(_pipeline(context), "promote", "champion_changes")
+            metrics.gauge(_pipeline(context), "promote", "champion_version", float(result["champion"]))
             for outlet in self.outlets:
                 context["outlet_events"][outlet].extra = dict(result)
         return result

@@ -86,6 +86,7 @@ class QualityGateOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+        from mlops_ops import metrics
         from mlops_ops.hooks.gx import GreatExpectationsHook
         from mlops_ops.lake import quarantine
         from mlops_ops.lake.catalog import manifest_files
@@ -130,6 +131,8 @@ class QualityGateOperator(BaseOperator):
                 log.warning("Data Docs could not be published: %s", err)
             summary = outcome.summary()
             results[uri] = summary
+            metrics.incr(self.pipeline, "quality_gate", "passed" if outcome.passed else "failed")
+            metrics.gauge(self.pipeline, "quality_gate", "failed_expectations", len(outcome.blocking))
             for warning in outcome.warnings:
                 log.warning("quality warning (%s): %s on %s, observed %s", self.suite, warning["expectation"],
                             warning["column"], warning["observed"])  # fmt: skip

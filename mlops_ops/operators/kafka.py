@@ -80,6 +80,7 @@ class KafkaToLakeOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from mlops_ops import metrics
         from mlops_ops.hooks.kafka import LakeConsumerHook
         from mlops_ops.lake.kafka_ingest import KafkaBatchSettings, consume_into_lake
         from mlops_ops.lake.records import load_decoder
@@ -108,6 +109,8 @@ class KafkaToLakeOperator(BaseOperator):
             raise AirflowSkipException(f"no new messages on {', '.join(self.topics)}; nothing ingested")
         summary: dict[str, Any] = {"manifest_uri": result.manifest_uri, "rows": result.rows, "bad": result.bad}
         log.info("ingested %d rows (%d quarantined) into %s", result.rows, result.bad, result.manifest_uri)
+        metrics.incr(self.pipeline, "ingest_kafka", "rows", result.rows)
+        metrics.incr(self.pipeline, "ingest_kafka", "dead_lettered", result.bad)
         for outlet in self.outlets:
             extra: dict[str, Any] = {**summary, "offsets": result.offsets}
             context["outlet_events"][outlet].extra = extra

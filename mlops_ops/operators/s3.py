@@ -67,6 +67,7 @@ class S3ToLakeOperator(BaseOperator):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from mlops_ops import metrics
         from mlops_ops.lake.s3_ingest import S3BatchIngest, S3BatchSettings
         from mlops_ops.lake.store import Dataset, lake_path
 
@@ -92,6 +93,8 @@ class S3ToLakeOperator(BaseOperator):
             "quarantined": len(result.quarantined),
         }
         log.info("ingested %d rows from %d object(s) into %s", result.rows, len(result.objects), result.manifest_uri)
+        metrics.incr(self.pipeline, "ingest_s3", "rows", result.rows)
+        metrics.incr(self.pipeline, "ingest_s3", "objects_quarantined", len(result.quarantined))
         for outlet in self.outlets:
             extra: dict[str, Any] = {**summary, "keys": result.objects[:100]}
             context["outlet_events"][outlet].extra = extra

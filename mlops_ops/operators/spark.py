@@ -47,9 +47,11 @@ class SparkPreprocessOperator(BaseOperator):
         lake: str = LAKE_TEMPLATE,
         spark_conn_id: str = "spark_default",
         aws_conn_id: str | None = "aws_default",
+        ingest_task_ids: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.ingest_task_ids = list(ingest_task_ids)
         self.pipeline = pipeline
         self.key_column = key_column
         self.transform = transform
@@ -72,6 +74,13 @@ class SparkPreprocessOperator(BaseOperator):
 
         if (self.transform is None) == (self.sql is None):
             raise ValueError("give exactly one of transform (module:function) or sql")
+        if self.ingest_task_ids and context["dag_run"].run_type == "scheduled":
+            ingested = context["ti"].xcom_pull(task_ids=self.ingest_task_ids)
+            if not any(ingested if isinstance(ingested, list) else [ingested]):
+                raise AirflowSkipException(
+                    "no new data in this scheduled run: nothing to rebuild or retrain "
+                    "(runs started by drift, a control message or by hand rebuild from the lake)"
+                )
         hook = SparkHook(self.spark_conn_id, app_name=f"mlops-ops-{self.pipeline}")
         options = hook.session_options()
         raw = Dataset.at(self.lake, self.pipeline, self.input_dataset, conn_id=self.aws_conn_id)

@@ -113,6 +113,17 @@ def stack_environment(paths: StackPaths, settings: StackSettings) -> dict[str, s
         "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(
             {"conn_type": "kafka", "extra": {"bootstrap.servers": f"127.0.0.1:{p['kafka']}"}}
         ),
+        # the control-topic watcher's consumer (its group id comes from the connection)
+        "AIRFLOW_CONN_KAFKA_CONTROL": json.dumps(
+            {
+                "conn_type": "kafka",
+                "extra": {
+                    "bootstrap.servers": f"127.0.0.1:{p['kafka']}",
+                    "group.id": "mlops-ops.control",
+                    "auto.offset.reset": "earliest",
+                },
+            }
+        ),
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
             {
                 "conn_type": "aws",

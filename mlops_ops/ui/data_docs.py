@@ -1,4 +1,4 @@
-"""Serve each pipeline's Great Expectations Data Docs from the lake, behind Airflow's login.
+"""Serve each pipeline's Great Expectations Data Docs and drift reports from the lake, behind Airflow's login.
 
 Mounted by the plugin at ``/mlops-ops``: ``GET /mlops-ops/data-docs/<pipeline>/<path>``
 reads ``<lake>/<pipeline>/_data_docs/<path>`` through the lake's connection (local disk or
@@ -41,8 +41,13 @@ def lake_uri() -> str:
     return str(Variable.get("mlops_ops_lake", default=DEFAULT_LAKE))
 
 
-def read_page(lake: str, pipeline: str, path: str, conn_id: str | None = "aws_default") -> tuple[bytes, str]:
-    """The bytes and media type of one Data Docs file; refuses anything outside the docs folder."""
+def read_page(
+    lake: str, pipeline: str, path: str, conn_id: str | None = "aws_default", *, folder: str | None = None
+) -> tuple[bytes, str]:
+    """The bytes and media type of one file under ``<lake>/<pipeline>/<folder>`` (Data Docs by default).
+
+    Refuses anything outside that folder.
+    """
     import re
 
     from mlops_ops.lake.quality import DOCS_FOLDER
@@ -52,11 +57,11 @@ def read_page(lake: str, pipeline: str, path: str, conn_id: str | None = "aws_de
     parts = [p for p in path.split("/") if p]
     if not re.match(IDENTIFIER, pipeline) or not parts or any(p in (".", "..") or "\\" in p for p in parts):
         raise HTTPException(status_code=404, detail="no such page")
-    target: Any = lake_path(lake, conn_id) / pipeline / DOCS_FOLDER
-    for part in parts:
+    target: Any = lake_path(lake, conn_id) / pipeline
+    for part in (folder or DOCS_FOLDER).split("/") + parts:
         target = target / part
     if not target.is_file():
-        raise HTTPException(status_code=404, detail=f"no Data Docs page {'/'.join(parts)} for pipeline {pipeline}")
+        raise HTTPException(status_code=404, detail=f"no page {'/'.join(parts)} for pipeline {pipeline}")
     if target.stat()["size"] > MAX_BYTES:
         raise HTTPException(status_code=413, detail="page too large")
     media = mimetypes.guess_type(parts[-1])[0] or "application/octet-stream"
@@ -70,4 +75,14 @@ async def data_docs(pipeline: str, path: str, request: Request) -> Response:
     await _check_access(request, pipeline)
     # s3fs runs its own event loop behind a sync API: call it off the server's loop, as blocking I/O anyway is
     body, media = await run_in_threadpool(lambda: read_page(lake_uri(), pipeline, path))
+    return Response(content=body, media_type=media, headers={"Cache-Control": "private, max-age=60"})
+
+
+@app.get("/drift-reports/{pipeline}/{path:path}")
+async def drift_reports(pipeline: str, path: str, request: Request) -> Response:
+    """Evidently reports of the pipeline's drift checks (``<lake>/<pipeline>/monitoring/reports/``)."""
+    from starlette.concurrency import run_in_threadpool
+
+    await _check_access(request, pipeline)
+    body, media = await run_in_threadpool(lambda: read_page(lake_uri(), pipeline, path, folder="monitoring/reports"))
     return Response(content=body, media_type=media, headers={"Cache-Control": "private, max-age=60"})

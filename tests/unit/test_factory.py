@@ -46,15 +46,13 @@ def test_spec_settings_reach_the_operator() -> None:
     assert task.topics == ["a", "b"]
 
 
-@pytest.mark.parametrize(
-    ("extra", "stage"),
-    [
-        ("drift: {}\n", "drift"),
-    ],
-)
-def test_stage_not_built_yet_is_rejected(extra: str, stage: str) -> None:
-    spec = parse_spec(SPEC + extra, default_pipeline="p")
-    with pytest.raises(StageNotSupportedError, match=rf"stage '{stage}' is not supported yet"):
+def test_stage_not_built_yet_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every stage of the spec is built now; the guard still rejects any stage missing from SUPPORTED_STAGES."""
+    from mlops_ops.factories import pipeline
+
+    monkeypatch.setattr(pipeline, "SUPPORTED_STAGES", ("source.kafka",))
+    spec = parse_spec(SPEC + "preprocess: {transform: 'm:f', key_column: id}\n", default_pipeline="p")
+    with pytest.raises(StageNotSupportedError, match=r"stage 'preprocess' is not supported yet"):
         build_training_dag(spec, source="p.yaml")
 
 
@@ -108,13 +106,13 @@ def test_loader_builds_every_spec(tmp_path: Path) -> None:
 def test_loader_raises_one_error_naming_every_bad_file(tmp_path: Path) -> None:
     _write(tmp_path, "good.yaml", SPEC)
     _write(tmp_path, "bad.yaml", SPEC + "schedule: sometimes\n")
-    _write(tmp_path, "later.yaml", SPEC + "drift: {}\n")
+    _write(tmp_path, "later.yaml", SPEC + "drift: {}\n")  # drift without promote
     with pytest.raises(PipelineLoadError) as info:
         load_pipelines({}, tmp_path)
     message = str(info.value)
     assert "2 pipeline spec file(s)" in message
     assert f"{tmp_path / 'bad.yaml'}: line 2, field 'schedule'" in message
-    assert "stage 'drift' is not supported yet" in message
+    assert "stage 'drift' needs stage 'promote'" in message
     assert "good__training" in message  # says which valid DAGs are held back
 
 
@@ -155,7 +153,9 @@ def test_quality_gate_and_preprocess_follow_ingestion(tmp_path: Path) -> None:
     assert gate.upstream_task_ids == {"ingest_kafka"} and gate.ingest_task_ids == ["ingest_kafka"]
     assert gate.suite == "churn_raw" and gate.engine == "spark"
     assert pre.upstream_task_ids == {"quality_gate"}
-    assert pre.trigger_rule == gate.trigger_rule == "none_failed_min_one_success"
+    assert gate.trigger_rule == "none_failed_min_one_success"
+    assert pre.trigger_rule == "none_failed"  # nothing new ingested: a retraining run still rebuilds
+    assert pre.ingest_task_ids == ["ingest_kafka"]
     assert pre.sql == str(tmp_path / "features.sql")
     assert pre.transform_params == {"n": 3} and pre.splits == {"train": 0.7, "validation": 0.2, "test": 0.1}
     assert [o.name for o in pre.outlets] == ["mlops_ops.p.features"]
@@ -192,3 +192,49 @@ def test_train_evaluate_promote_tasks() -> None:
 def test_train_needs_a_feature_table() -> None:
     with pytest.raises(SpecError, match="stage 'train' needs stage 'preprocess'"):
         parse_spec(SPEC + "train: {trainer: sklearn, task: regression, target: y}\n", default_pipeline="p")
+
+
+def test_drift_dag_and_retraining_triggers_from_example_spec() -> None:
+    from airflow.sdk import AssetAny, AssetOrTimeSchedule
+
+    from mlops_ops.factories.pipeline import build_dags, control_asset_name, drift_asset_name
+    from mlops_ops.operators.drift import DriftCheckOperator, DriftSignalOperator
+    from mlops_ops.triggers.control import ControlTopicTrigger
+
+    spec = load_spec(ROOT / "dags" / "pipelines" / "churn.yaml")
+    training, drift = build_dags(spec, source="dags/pipelines/churn.yaml")
+    assert drift.dag_id == "churn__drift" and drift.max_active_runs == 1
+    assert [t.task_id for t in drift.tasks] == ["ingest_kafka", "quality_gate", "drift_check", "drift_signal"]
+    check, signal = drift.get_task("drift_check"), drift.get_task("drift_signal")
+    assert isinstance(check, DriftCheckOperator) and isinstance(signal, DriftSignalOperator)
+    assert (check.model_name, check.key_column, check.target) == ("churn", "customer_id", "churned")
+    assert check.transform == "mlops_ops.examples.churn:churn_features" and check.trigger_rule == "none_failed"
+    assert [a.name for a in signal.outlets] == [a.name for a in signal.inlets] == [drift_asset_name("churn")]
+    assert signal.cooldown == "6h" and signal.retries == 0
+    # the training DAG runs hourly OR on a drift signal OR on a control-topic request
+    timetable = training.timetable
+    assert isinstance(timetable, AssetOrTimeSchedule)
+    condition = timetable.asset_condition
+    assert isinstance(condition, AssetAny)
+    by_name = {a.name: a for a in condition.objects}
+    assert set(by_name) == {drift_asset_name("churn"), control_asset_name("churn")}
+    assert by_name[drift_asset_name("churn")].watchers == []
+    (watcher,) = by_name[control_asset_name("churn")].watchers
+    assert isinstance(watcher.trigger, ControlTopicTrigger)
+    assert watcher.trigger.serialize()[1] == {"pipeline": "churn", "topic": "mlops-ops.control",
+                                              "kafka_config_id": "kafka_control", "poll_interval": 1.0}  # fmt: skip
+    assert set(training.params) == {"train_params", "reason"}
+
+
+def test_retraining_needs_a_trigger_compatible_schedule() -> None:
+    base = (
+        SPEC
+        + "preprocess: {transform: 'm:f', key_column: id}\ntrain: {trainer: sklearn, task: regression, target: y}\n"
+    )
+    with pytest.raises(SpecError, match="cannot be combined with retraining triggers"):
+        parse_spec(base + "schedule: '@continuous'\nretrain: {control_topic: ctl}\n", default_pipeline="p")
+    dag = build_training_dag(parse_spec(base + "retrain: {control_topic: ctl}\n", default_pipeline="p"))
+    from airflow.sdk import Asset
+
+    assert isinstance(dag.timetable.asset_condition, Asset)  # no cron: the control-topic Asset alone schedules it
+    assert dag.timetable.asset_condition.name == "mlops_ops.p.retrain_request"

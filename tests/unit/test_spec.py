@@ -25,7 +25,8 @@ def test_example_spec_loads() -> None:
     assert spec.source is not None and spec.source.kafka is not None
     assert spec.source.kafka.topics == ["churn-events"]
     assert spec.source.kafka.schema_ is not None and spec.source.kafka.schema_["churned"] == "bool"
-    assert spec.stages() == ["source.kafka", "quality", "preprocess", "train", "evaluate", "promote"]
+    assert spec.stages() == ["source.kafka", "quality", "preprocess", "train", "evaluate", "promote", "drift",
+                             "retrain"]  # fmt: skip
 
 
 def test_minimal_spec_defaults() -> None:
