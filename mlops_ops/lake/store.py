@@ -56,12 +56,12 @@ class Dataset:
             return json.loads(fh.read())
 
     def write_json(self, obj: Any, *parts: str) -> ObjectStoragePath:
-        """Write JSON so readers see the old or the new document, never a torn one.
+        """Write JSON so readers see the old or the new document, never a torn one."""
+        return self.write_bytes(json.dumps(obj, indent=1, sort_keys=True, default=str).encode(), *parts)
 
-        An S3 PUT is atomic by itself; on a file system we write a sibling and rename.
-        """
+    def write_bytes(self, data: bytes, *parts: str) -> ObjectStoragePath:
+        """Write a whole file atomically: an S3 PUT is atomic by itself; on a file system, a sibling and a rename."""
         target = self.path(*parts)
-        data = json.dumps(obj, indent=1, sort_keys=True, default=str).encode()
         if target.protocol in ("file", "local"):
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.parent / f".{target.name}.tmp"

@@ -126,7 +126,7 @@ class DriftCheckOperator(BaseOperator):
             target_column=self.target, drift_share=self.drift_share, column_threshold=self.column_threshold,
         )  # fmt: skip
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + re.sub(r"[^A-Za-z0-9_.-]", "_", context["run_id"])
-        monitoring.path("reports", stamp, "drift.html").write_text(snapshot.get_html_str(as_iframe=False))
+        monitoring.write_bytes(snapshot.get_html_str(as_iframe=False).encode(), "reports", stamp, "drift.html")
         report_uri = monitoring.uri("reports", stamp, "drift.html")
         summary = {**result.summary(), "champion_version": champion.version, "window": self.window,
                    "report_uri": report_uri, "report_url": f"{REPORTS_ROUTE}/{self.pipeline}/{stamp}/drift.html",
