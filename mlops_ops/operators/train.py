@@ -138,7 +138,10 @@ class TrainModelOperator(BaseOperator):
         if self.run_in != "local":
             return self._run_container(context, manifest, params, tags)
         hook = MlflowHook(self.mlflow_conn_id)
-        env = {**os.environ, **hook.client_env(), "PYTHONUNBUFFERED": "1"}
+        # A task process has its DB URL replaced by one that refuses access; the trainer imports the Airflow SDK
+        # (ObjectStoragePath), which would fail to parse it. It needs no metadata DB: give it an empty in-memory one.
+        env = {**os.environ, **hook.client_env(), "PYTHONUNBUFFERED": "1",
+               "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sqlite://"}  # fmt: skip
         argv = [sys.executable, "-m", "mlops_ops.training", *self.command(manifest, params, tags)]
         log.info("training %s with %s (params %s) in a subprocess", self.model_name, self.trainer, params)
         from mlops_ops.training.run import parse_result

@@ -1,0 +1,132 @@
+"""Airflow's own processes for tests where scheduling itself is checked: scheduler, dag-processor, triggerer, API.
+
+Each runs as ``airflow <command>`` in its own process group with a private AIRFLOW_HOME and
+SQLite database, the embedded stack's connections, and the DAG folder the test gives;
+``stop`` terminates them by PID. Logs land in ``<home>/<command>.log`` for failure reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import ROOT
+
+COMMANDS = ("scheduler", "dag-processor", "triggerer", "api-server")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class AirflowServices:
+    def __init__(self, home: Path, dags: Path, stack_env: dict[str, str], extra_env: dict[str, str] | None = None):
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            **stack_env,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": self.url,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            "PYTHONPATH": str(ROOT),
+            **(extra_env or {}),
+        }
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.airflow = str(Path(sys.executable).parent / "airflow")
+
+    def start(self, timeout: float = 180) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        subprocess.run([self.airflow, "db", "migrate"], env=self.env, check=True, capture_output=True, timeout=300)
+        for command in COMMANDS:
+            log = (self.home / f"{command}.log").open("ab")
+            self.processes[command] = subprocess.Popen(
+                [self.airflow, command], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.request("GET", "/api/v2/monitor/health")[0] == 200:
+                    return
+            except OSError:
+                pass
+            self._check_alive()
+            time.sleep(1)
+        raise TimeoutError(f"Airflow API did not answer on {self.url} within {timeout}s\n{self.logs()}")
+
+    def _check_alive(self) -> None:
+        for command, process in self.processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"airflow {command} exited with {process.returncode}\n{self.logs()}")
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        try:
+            with urllib.request.urlopen(req, timeout=30) as reply:
+                return reply.status, json.loads(reply.read() or b"null")
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
+
+    def wait_for(self, what: str, check: Any, timeout: float = 300, every: float = 1.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = check()
+            if value:
+                return value
+            self._check_alive()
+            time.sleep(every)
+        raise TimeoutError(f"timed out waiting for {what}\n{self.logs()}")
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        status, body = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=run_after&limit=100")
+        return list(body["dag_runs"]) if status == 200 else []
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        from urllib.parse import quote
+
+        _, body = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances")
+        return {t["task_id"]: t["state"] for t in body["task_instances"]}
+
+    def logs(self, tail: int = 4000) -> str:
+        out = []
+        for command in COMMANDS:
+            path = self.home / f"{command}.log"
+            if path.exists():
+                out.append(f"--- {command} ---\n" + path.read_text(errors="replace")[-tail:])
+        return "\n".join(out)
