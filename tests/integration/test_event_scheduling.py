@@ -200,8 +200,9 @@ def test_drift_event_and_control_message_start_retraining_runs(scenario) -> None
 
     # control topic: a malformed message and one for another pipeline are ignored; the right one starts a run
     services.wait_for("the control-topic watcher to start",
-                      lambda: "ControlTopicTrigger" in (services.home / "triggerer.log").read_text(errors="replace"),
+                      lambda: "starting" in (services.home / "triggerer.log").read_text(errors="replace"),
                       timeout=120)  # fmt: skip
+    time.sleep(5)  # the watcher's consumer joins its group
     sent = time.monotonic()
     _produce(scenario["bootstrap"], scenario["control"], [
         b"not json at all", json.dumps({"pipeline": "someone_else", "reason": "x"}).encode(),
