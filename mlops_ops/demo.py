@@ -28,11 +28,12 @@ TOPIC = "churn-events"
 CONTRACTS = ("month-to-month", "one-year", "two-year")
 
 
-def churn_event(rng: random.Random, customer: str, now: datetime) -> dict[str, Any]:
+def churn_event(rng: random.Random, customer: str, now: datetime, *, shifted: bool = False) -> dict[str, Any]:
+    """One account event; ``shifted`` = after a price rise and a service outage (higher charges, more calls)."""
     tenure = rng.randint(0, 72)
-    contract = rng.choices(CONTRACTS, weights=(55, 25, 20))[0]
-    monthly = round(rng.uniform(18, 120), 2)
-    calls = min(int(rng.expovariate(0.6)), 12)
+    contract = rng.choices(CONTRACTS, weights=(75, 15, 10) if shifted else (55, 25, 20))[0]
+    monthly = round(rng.uniform(18, 120) * (1.6 if shifted else 1.0) + (30 if shifted else 0), 2)
+    calls = min(int(rng.expovariate(0.6)) + (rng.randint(2, 5) if shifted else 0), 12)
     risk = -1.2 - 0.04 * tenure + 0.35 * calls + (1.1 if contract == "month-to-month" else -0.6) + 0.01 * monthly
     return {
         "customer_id": customer,
@@ -46,7 +47,7 @@ def churn_event(rng: random.Random, customer: str, now: datetime) -> dict[str, A
     }
 
 
-def seed_kafka(bootstrap: str, good: int, bad: int, seed: int) -> None:
+def seed_kafka(bootstrap: str, good: int, bad: int, seed: int, *, shifted: bool = False) -> None:
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -65,7 +66,9 @@ def seed_kafka(bootstrap: str, good: int, bad: int, seed: int) -> None:
             producer.produce(TOPIC, value=value)
             continue
         customer = f"c-{batch}-{n_good:06d}"
-        producer.produce(TOPIC, key=customer.encode(), value=json.dumps(churn_event(rng, customer, now)).encode())
+        producer.produce(
+            TOPIC, key=customer.encode(), value=json.dumps(churn_event(rng, customer, now, shifted=shifted)).encode()
+        )
         n_good += 1
     if producer.flush(60) != 0:
         raise RuntimeError("Kafka did not acknowledge every demo message")
@@ -94,6 +97,52 @@ def run_dag(bag: Any, dag_id: str) -> tuple[Any, dict[str, Any] | None, float]:
     run = bag.dags[dag_id].test()
     task = next(t for t in run.get_task_instances() if t.task_id.startswith("ingest_"))
     return run, task.xcom_pull(task_ids=task.task_id), time.monotonic() - started
+
+
+def drift_story(bag: Any, bootstrap: str) -> tuple[bool, dict[str, str]]:
+    """Shifted data arrives, the drift check fires, the retraining run decides whether a new champion is promoted."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    before = client.get_model_version_by_alias("churn", "champion")
+    shifted = 6_000
+    print(f"3b. a price rise and an outage: producing {shifted} shifted churn events (higher charges, more support "
+          "calls); running DAG churn__drift")  # fmt: skip
+    seed_kafka(bootstrap, shifted, 0, seed=int(time.time()) + 1, shifted=True)
+    started = time.monotonic()
+    drift_run = bag.dags["churn__drift"].test()
+    tis = {t.task_id: t for t in drift_run.get_task_instances()}
+    summary = tis["drift_check"].xcom_pull(task_ids="drift_check") or {}
+    print(f"   run {drift_run.run_id}: {drift_run.state} in {time.monotonic() - started:.1f}s; "
+          f"tasks {({k: t.state for k, t in tis.items()})}")  # fmt: skip
+    if summary:
+        print(f"   drift share {summary['drift_share']:.2f} over {summary['columns_checked']} model inputs; drifted "
+              f"{', '.join(f'{c} ({v:.3f})' for c, v in summary['drifted_columns'].items()) or 'none'}; "
+              f"prediction drift {summary['prediction_drift']}")  # fmt: skip
+        print(f"   Evidently report: {summary['report_uri']} (task link 'Drift report'; MLflow experiment "
+              f"churn-monitoring, run {summary['mlflow_run_id']})")  # fmt: skip
+    signal = tis["drift_signal"]
+    print(f"   drift_signal: {signal.state} -> Asset mlops_ops.churn.drift, on which churn__training is scheduled")
+    if not summary.get("drifted"):
+        print("   no drift found: the story did not hold")
+        return False, {}
+    print("3c. the retraining run of churn__training (under `make ui` the scheduler starts it on that Asset event)")
+    started = time.monotonic()
+    retrain = bag.dags["churn__training"].test(run_conf={"reason": "drift: " + ", ".join(summary["drifted_columns"])})
+    states = {t.task_id: t.state for t in retrain.get_task_instances()}
+    rtis = {t.task_id: t for t in retrain.get_task_instances()}
+    verdict = rtis["evaluate"].xcom_pull(task_ids="evaluate") if "evaluate" in rtis else None
+    after = client.get_model_version_by_alias("churn", "champion")
+    print(f"   run {retrain.run_id}: {retrain.state} in {time.monotonic() - started:.1f}s; tasks {states}")
+    if verdict:
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in verdict["metrics"].items())
+        print(f"   challenger v{verdict['version']}: {metrics}; "
+              f"{'blessed' if verdict['blessed'] else 'not blessed: ' + '; '.join(verdict['reasons'])}")  # fmt: skip
+    print(f"   champion: v{before.version} before, v{after.version} after "
+          f"({'a new champion' if after.version != before.version else 'the champion stays'})")  # fmt: skip
+    ok = drift_run.state == "success" and retrain.state == "success" and states.get("train") == "success"
+    ok = ok and signal.state in ("success", "skipped") and states.get("promote") in ("success", "skipped")
+    return ok, states
 
 
 def main() -> int:
@@ -157,6 +206,9 @@ def main() -> int:
     ok = ok and states.get("train") == "success" and states.get("evaluate") == "success"
     ok = ok and states.get("promote") in ("success", "skipped")
 
+    drift_ok, retrain_states = drift_story(bag, bootstrap)
+    ok = ok and drift_ok
+
     from mlops_ops.stack.config import LANDING_BUCKET
     from mlops_ops.stack.services import s3_client
 
@@ -183,6 +235,10 @@ def main() -> int:
         and again_states == {"ingest_s3": "skipped"}
     )
     print("5. where to look")
+    print(
+        "   runs: churn__training (first model), churn__drift (drift found), churn__training (retraining: "
+        f"{retrain_states.get('promote', '-')} promotion), churn_exports__training"
+    )
     print(f"   manifest: {result['manifest_uri'] if result else '-'} (S3 endpoint {endpoint})")
     print(f"   MLflow UI: {os.environ['MLFLOW_TRACKING_URI']}")
     print("   Airflow UI: make ui  (http://127.0.0.1:8080)")
