@@ -50,7 +50,7 @@ ui: up
 	  $(BIN)/airflow standalone
 
 bench: up
-	$(ENV); $(BIN)/python -m bench.parse_time && $(BIN)/python -m bench.ingest && $(BIN)/python -m bench.quality && $(BIN)/python -m bench.training
+	$(ENV); $(BIN)/python -m bench.parse_time && $(BIN)/python -m bench.ingest && $(BIN)/python -m bench.quality && $(BIN)/python -m bench.training && $(BIN)/python -m bench.drift
 
 lock:
 	rm -rf /tmp/mlops-lock-venv && $(PYTHON) -m venv /tmp/mlops-lock-venv

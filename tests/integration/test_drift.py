@@ -60,7 +60,8 @@ def champion(stack, tmp_path_factory) -> dict[str, str]:  # type: ignore[no-unty
     manifest = build_features(spark, raw, Dataset.at(lake, pipeline, "features"), build).manifest_uri
     name = f"churn-drift-{uuid.uuid4().hex[:6]}"
     args = build_parser().parse_args(["--manifest", manifest, "--target", "churned", "--task", "classification",
-                                      "--trainer", "sklearn", "--params", '{"max_iter": 40}', "--model-name", name])  # fmt: skip
+                                      "--trainer", "sklearn", "--params", '{"max_iter": 40}',
+                                      "--model-name", name])  # fmt: skip
     result = train_and_register(args)
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", result["version"])
     return {"lake": lake, "pipeline": pipeline, "name": name, "manifest": manifest}

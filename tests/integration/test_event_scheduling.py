@@ -212,7 +212,7 @@ def test_drift_event_and_control_message_start_retraining_runs(scenario) -> None
     assert run["run_type"] == "asset_triggered"
     _wait_finished(services, dag_id, run["dag_run_id"])
     known.add(run["dag_run_id"])
-    _, events = services.request("GET", f"/api/v2/assets/events?source_dag_id=&limit=100&order_by=-timestamp")
+    _, events = services.request("GET", "/api/v2/assets/events?source_dag_id=&limit=100&order_by=-timestamp")
     requests = [e for e in events["asset_events"] if e.get("extra", {}).get("payload", {}).get("pipeline") == pipeline]
     assert [e["extra"]["payload"]["reason"] for e in requests] == ["new labels arrived"]
     log = (services.home / "triggerer.log").read_text(errors="replace")
