@@ -230,10 +230,7 @@ def plan_drift_dag(spec: PipelineSpec, *, source: str | Path = "<spec>") -> dict
     upstream = ingest_ids
     lake = {"lake": spec.lake} if spec.lake else {}
     if spec.quality is not None:
-        tasks.append({"operator": "quality_gate", "outlets": [], "upstream": upstream,
-                      "kwargs": {"task_id": "quality_gate", "pipeline": spec.pipeline, "suite": spec.quality.suite,
-                                 "engine": spec.quality.engine, "ingest_task_ids": ingest_ids, **lake,
-                                 "trigger_rule": "none_failed_min_one_success"}})  # fmt: skip
+        tasks.append(_quality_gate(spec, ingest_ids))
         upstream = ["quality_gate"]
     model_name = spec.promote.model_name if spec.promote else spec.pipeline
     sql = _sql_path(pre.sql, source)
@@ -299,10 +296,7 @@ def _quality_and_preprocess(spec: PipelineSpec, source: str, ingest_ids: list[st
     lake = {"lake": spec.lake} if spec.lake else {}
     upstream = ingest_ids
     if spec.quality is not None:
-        tasks.append({"operator": "quality_gate", "outlets": [], "upstream": upstream,
-                      "kwargs": {"task_id": "quality_gate", "pipeline": spec.pipeline, "suite": spec.quality.suite,
-                                 "engine": spec.quality.engine, "ingest_task_ids": ingest_ids, **lake,
-                                 "trigger_rule": "none_failed_min_one_success"}})  # fmt: skip
+        tasks.append(_quality_gate(spec, ingest_ids))
         upstream = ["quality_gate"]
     pre = spec.preprocess
     if pre is not None:
@@ -315,6 +309,16 @@ def _quality_and_preprocess(spec: PipelineSpec, source: str, ingest_ids: list[st
                                  # all upstream skipped = no new data: a retraining run still rebuilds
                                  **({"trigger_rule": "none_failed"} if upstream else {})}})  # fmt: skip
     return tasks
+
+
+def _quality_gate(spec: PipelineSpec, ingest_ids: list[str]) -> dict[str, Any]:
+    """The gate over the batches this run ingested; shared by the training and the drift DAG."""
+    assert spec.quality is not None
+    lake = {"lake": spec.lake} if spec.lake else {}
+    return {"operator": "quality_gate", "outlets": [], "upstream": ingest_ids,
+            "kwargs": {"task_id": "quality_gate", "pipeline": spec.pipeline, "suite": spec.quality.suite,
+                       "engine": spec.quality.engine, "ingest_task_ids": ingest_ids, **lake,
+                       "trigger_rule": "none_failed_min_one_success"}}  # fmt: skip
 
 
 def _train_evaluate_promote(spec: PipelineSpec) -> list[dict[str, Any]]:
