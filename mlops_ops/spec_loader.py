@@ -28,7 +28,12 @@ def load_spec(path: str | Path) -> PipelineSpec:
         raise SpecError(source, [SpecProblem("<file>", f"cannot be read: {err.strerror}")]) from err
     if size > MAX_SPEC_BYTES:
         raise SpecError(source, [SpecProblem("<file>", f"is {size} bytes; a spec may be at most {MAX_SPEC_BYTES}")])
-    text = path.read_text(encoding="utf-8", errors="replace")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        problem = SpecProblem("<file>", f"is not UTF-8 text (byte {err.start}: {raw[err.start:err.start + 1]!r})")
+        raise SpecError(source, [problem]) from err
     return parse_spec(text, source=source, default_pipeline=path.stem)
 
 
@@ -73,6 +78,7 @@ def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
         node = loader.get_single_node()
         if node is not None:
             _check_expansion(node, source)
+            _check_duplicate_keys(node, source)
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as err:
         line = err.problem_mark.line + 1 if err.problem_mark else None
@@ -101,6 +107,32 @@ def _check_expansion(root: yaml.Node, source: str) -> None:
         elif isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 stack.extend((key, value))
+
+
+def _check_duplicate_keys(root: yaml.Node, source: str) -> None:
+    """Refuse a key given twice in one mapping: YAML loaders keep the last one and silently drop the first."""
+    problems: list[SpecProblem] = []
+    seen_nodes: set[int] = set()
+    stack: list[yaml.Node] = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:  # an alias points at a node already checked
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    line = key.start_mark.line + 1
+                    if key.value in first:
+                        problems.append(SpecProblem(key.value, f"is given twice (lines {first[key.value]} and "
+                                                               f"{line}); keep one", line=line))  # fmt: skip
+                    first.setdefault(key.value, line)
+                stack.append(value)
+    if problems:
+        raise SpecError(source, problems)
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:

@@ -121,6 +121,8 @@ def stack_environment(paths: StackPaths, settings: StackSettings) -> dict[str, s
                     "bootstrap.servers": f"127.0.0.1:{p['kafka']}",
                     "group.id": "mlops-ops.control",
                     "auto.offset.reset": "earliest",
+                    # the shared-stream consumer commits only after the Asset event is stored
+                    "enable.auto.commit": "false",
                 },
             }
         ),

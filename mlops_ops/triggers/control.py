@@ -1,20 +1,24 @@
 """Retraining requests from a Kafka control topic, for an ``AssetWatcher`` (Airflow 3 event-driven scheduling).
 
-The work is done by the Kafka provider's message-queue trigger (``MessageQueueTrigger``
-with scheme ``kafka``). This class only wraps it: importing that trigger loads every
-message-queue provider (confluent-kafka, boto3) and DAG files must parse without them,
-so the provider's trigger is built in the triggerer, when ``run`` starts.
+Built on the Kafka provider's shared-stream consumer (``KafkaSharedStreamProducer``, Airflow 3.3+):
+one long-lived consumer per topic and connection in the triggerer, broadcast to every pipeline
+watching that topic, with offsets committed only after the run-creating Asset events are stored
+(at least once; a triggerer that dies in between re-reads the request). The provider's older
+``MessageQueueTrigger`` ends after one event, so the triggerer restarts it and its consumer
+rejoins the group for every request: seconds to tens of seconds per run, see
+``bench/control_latency.py``. The provider is imported only in the triggerer: DAG files must
+parse without confluent-kafka. The connection must set ``enable.auto.commit: false``.
 
-A request is a JSON object ``{"pipeline": "<name>", "reason": "..."}``. Messages for
-other pipelines, or that are not such an object, are logged and ignored; the consumer
-moves past them.
+A request is a JSON object ``{"pipeline": "<name>", "reason": "..."}``. Requests for other
+pipelines are passed over; messages that are not such an object are rejected (logged, committed
+past). Neither starts a run.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
@@ -23,25 +27,28 @@ log = logging.getLogger(__name__)
 MAX_REASON = 500
 
 
-def accept_message(message: Any, *, pipeline: str) -> dict[str, Any] | None:
-    """The request in ``message`` if it is meant for ``pipeline``, else ``None`` (with a log line saying why)."""
-    where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
-    raw = message.value()
+class MalformedRequest(ValueError):
+    """A control message that is not ``{"pipeline": "<name>", ...}``."""
+
+
+def parse_request(raw: bytes | str | None, *, pipeline: str, topic: str) -> dict[str, Any] | None:
+    """The retraining request in ``raw`` if it is meant for ``pipeline``; ``None`` if it is for another one.
+
+    Raises ``MalformedRequest`` when ``raw`` is not a JSON object with a string ``pipeline``.
+    """
     try:
         body = json.loads(raw) if raw is not None else None
     except (ValueError, UnicodeDecodeError) as err:
-        log.warning("ignored control message %s: not JSON (%s)", where, err)
-        return None
+        raise MalformedRequest(f"not JSON ({err})") from err
     if not isinstance(body, dict) or not isinstance(body.get("pipeline"), str):
-        log.warning("ignored control message %s: expected an object with a string 'pipeline'", where)
-        return None
+        raise MalformedRequest("expected an object with a string 'pipeline'")
     if body["pipeline"] != pipeline:
-        log.info("ignored control message %s: for pipeline '%s', not '%s'", where, body["pipeline"], pipeline)
+        log.info("control topic %s: request for pipeline '%s', not '%s': passed over", topic, body["pipeline"],
+                 pipeline)  # fmt: skip
         return None
-    reason = body.get("reason", "")
-    request = {"pipeline": pipeline, "reason": str(reason)[:MAX_REASON], "source": where}
-    log.info("retraining requested for %s by control message %s: %s", pipeline, where, request["reason"])
-    return request
+    reason = str(body.get("reason", ""))[:MAX_REASON]
+    log.info("retraining requested for %s on control topic %s: %s", pipeline, topic, reason)
+    return {"pipeline": pipeline, "reason": reason, "topic": topic}
 
 
 class ControlTopicTrigger(BaseEventTrigger):
@@ -62,19 +69,31 @@ class ControlTopicTrigger(BaseEventTrigger):
              "poll_interval": self.poll_interval},
         )  # fmt: skip
 
-    def provider_trigger(self) -> Any:
-        """The Kafka provider's message-queue trigger that does the consuming."""
-        from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+    def shared_stream_key(self) -> Hashable:
+        """Pipelines watching the same topic through the same connection share one consumer."""
+        return "mlops-ops-control", self.topic, self.kafka_config_id
 
-        return MessageQueueTrigger(
-            scheme="kafka",
-            topics=[self.topic],
-            kafka_config_id=self.kafka_config_id,
-            apply_function=f"{__name__}.accept_message",
-            apply_function_kwargs={"pipeline": self.pipeline},
-            poll_interval=self.poll_interval,
-        )
+    @classmethod
+    def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> Any:
+        from airflow.providers.apache.kafka.triggers.shared_stream import KafkaSharedStreamProducer
+
+        return KafkaSharedStreamProducer(topics=[kwargs["topic"]], kafka_config_id=kwargs["kafka_config_id"],
+                                         poll_timeout=kwargs["poll_interval"])  # fmt: skip
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        from airflow.triggers.shared_stream import reject_shared_stream_event
+
+        async for raw in shared_stream:
+            try:
+                request = parse_request(raw, pipeline=self.pipeline, topic=self.topic)
+            except MalformedRequest as err:
+                log.warning("ignored control message on %s: %s", self.topic, err)
+                reject_shared_stream_event()
+                continue
+            if request is not None:
+                yield TriggerEvent(request)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        async for event in self.provider_trigger().run():
-            yield event
+        """Not used: the triggerer drives shared-stream triggers through ``filter_shared_stream``."""
+        raise NotImplementedError("ControlTopicTrigger runs only through the triggerer's shared-stream manager")
+        yield  # pragma: no cover - makes this an async generator

@@ -1,29 +1,22 @@
-"""The embedded stack as a session fixture: real Kafka (Tansu), S3 (SeaweedFS) and MLflow."""
+"""The embedded stack as a session fixture: real Kafka (Tansu), S3 (SeaweedFS) and MLflow.
+
+``stack`` is the ``mlops_stack`` fixture of the package's own pytest plugin (the one users get),
+under ``.mlops/test`` (``MLOPS_OPS_HOME``, set in ``tests/conftest.py``).
+"""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from mlops_ops.stack import EmbeddedStack
-from tests.conftest import ROOT, TEST_HOME
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[EmbeddedStack]:
-    embedded = EmbeddedStack(home=TEST_HOME, project=ROOT)
-    embedded.up(timeout=180)
-    saved = dict(os.environ)
-    os.environ.update(embedded.environment())
-    try:
-        yield embedded
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        embedded.down()
+def stack(mlops_stack: EmbeddedStack) -> EmbeddedStack:
+    return mlops_stack
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.airflow_services import AirflowServices
+from mlops_ops.testing.airflow_services import AirflowServices
+from tests.conftest import ROOT
 from tests.integration.churn_data import SCHEMA, clean_rows
 
 SPEC = """
@@ -107,7 +108,7 @@ def scenario(stack, tmp_path_factory) -> Iterator[dict[str, Any]]:  # type: igno
     (dags / "pipelines" / f"{names['pipeline']}.yaml").write_text(SPEC.format(schema=json.dumps(SCHEMA), **names))
     (dags / "pipelines.py").write_text(DAG_FILE)
     statsd = StatsdListener()
-    services = AirflowServices(root / "airflow", dags, stack.environment(), {
+    services = AirflowServices(root / "airflow", dags, stack.environment(), python_path=[ROOT], extra_env={
         "AIRFLOW__METRICS__STATSD_ON": "True", "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
         "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port), "AIRFLOW__METRICS__STATSD_PREFIX": "airflow"})  # fmt: skip
     services.start()

@@ -1,8 +1,9 @@
 """Airflow's own processes for tests where scheduling itself is checked: scheduler, dag-processor, triggerer, API.
 
 Each runs as ``airflow <command>`` in its own process group with a private AIRFLOW_HOME and
-SQLite database, the embedded stack's connections, and the DAG folder the test gives;
+SQLite database, the embedded stack's connections, and the DAG folder the caller gives;
 ``stop`` terminates them by PID. Logs land in ``<home>/<command>.log`` for failure reports.
+Used by this project's tests and benchmarks and by the ``mlops_airflow`` pytest fixture.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ROOT
-
 COMMANDS = ("scheduler", "dag-processor", "triggerer", "api-server")
 
 
@@ -31,7 +30,14 @@ def free_port() -> int:
 
 
 class AirflowServices:
-    def __init__(self, home: Path, dags: Path, stack_env: dict[str, str], extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        home: Path,
+        dags: Path,
+        stack_env: dict[str, str],
+        extra_env: dict[str, str] | None = None,
+        python_path: list[Path] | None = None,
+    ) -> None:
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -52,7 +58,7 @@ class AirflowServices:
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": os.pathsep.join(str(p) for p in [*(python_path or []), dags]),
             **(extra_env or {}),
         }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
