@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -71,10 +71,6 @@ def mlops_stack(request: pytest.FixtureRequest) -> Iterator[EmbeddedStack]:
 
 
 @pytest.fixture
-def mlops_runner(mlops_stack: EmbeddedStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """A ``PipelineRunner`` whose lakes live under this test's ``tmp_path``."""
-    import airflow.settings
-
-    # dag.test() resolves task files against the DAG folder; the runner's DAGs are built in memory
-    monkeypatch.setattr(airflow.settings, "DAGS_FOLDER", str(tmp_path))
+def mlops_runner(mlops_stack: EmbeddedStack, tmp_path: Path) -> PipelineRunner:
+    """A ``PipelineRunner`` whose lakes and DAG folders live under this test's ``tmp_path``."""
     return PipelineRunner(mlops_stack, tmp_path)

@@ -3,7 +3,9 @@
 Isolation: the spec's lake moves under the test's folder, its Kafka topics and S3 prefix get a
 unique suffix (so earlier tests' events and files are not read again), its model name too (so
 each test starts with no champion). The DAGs are the ones the factory builds from the spec, run
-with ``dag.test()`` in this process: every task really runs, against the real services.
+with ``dag.test()`` in this process: every task really runs, against the real services. Like a
+deployed pipeline, the DAGs come from a DAG file: the isolated spec is written as YAML beside a
+loader file in a folder of the test's own, which is Airflow's DAG folder for that run.
 """
 
 from __future__ import annotations
@@ -14,6 +16,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+LOADER = """# Airflow DAG file written by mlops_ops.testing.runner (safe-mode discovery needs "airflow" and "dag")
+from pathlib import Path
+
+from mlops_ops.factories.loader import load_pipelines
+
+load_pipelines(globals(), Path(__file__).parent / "pipelines")
+"""
 
 if TYPE_CHECKING:
     from mlops_ops.spec import PipelineSpec
@@ -80,19 +90,31 @@ class PipelineRunner:
             changes["retrain"] = spec.retrain.model_copy(update={"control_topic": f"{spec.retrain.control_topic}-{suffix}"})
         return spec.model_copy(update=changes)
 
+    @property
+    def _bootstrap(self) -> str:
+        return f"127.0.0.1:{self.stack.settings.ports['kafka']}"
+
+    def ensure_topics(self, spec: PipelineSpec) -> None:
+        """Create the spec's Kafka source topics that do not exist yet (an isolated run's are new)."""
+        if not (spec.source and spec.source.kafka):
+            return
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient({"bootstrap.servers": self._bootstrap})
+        existing = admin.list_topics(timeout=10).topics
+        for topic in spec.source.kafka.topics:
+            if topic not in existing:
+                admin.create_topics([NewTopic(topic, num_partitions=1)])[topic].result(10)
+
     def send_events(self, spec: PipelineSpec, events: Iterable[Mapping[str, Any] | bytes]) -> int:
         """Produce ``events`` (dicts as JSON, or raw bytes) to the spec's first Kafka topic; returns the count."""
         if not (spec.source and spec.source.kafka):
             raise ValueError(f"pipeline '{spec.pipeline}' has no Kafka source to send events to")
         from confluent_kafka import Producer
-        from confluent_kafka.admin import AdminClient, NewTopic
 
-        bootstrap = f"127.0.0.1:{self.stack.settings.ports['kafka']}"
+        self.ensure_topics(spec)
         topic = spec.source.kafka.topics[0]
-        admin = AdminClient({"bootstrap.servers": bootstrap})
-        if topic not in admin.list_topics(timeout=10).topics:
-            admin.create_topics([NewTopic(topic, num_partitions=1)])[topic].result(10)
-        producer = Producer({"bootstrap.servers": bootstrap})
+        producer = Producer({"bootstrap.servers": self._bootstrap})
         count = 0
         for event in events:
             producer.produce(topic, event if isinstance(event, bytes) else json.dumps(event).encode())
@@ -118,6 +140,17 @@ class PipelineRunner:
             client.put_object(Bucket=bucket, Key=key, Body=body)
         return keys
 
+    def _dag_folder(self, spec: PipelineSpec) -> Path:
+        """A DAG folder holding this spec (as YAML) and a loader DAG file, as a deployment would have."""
+        import yaml
+
+        folder = self.workdir / f"dags-{spec.pipeline}-{uuid.uuid4().hex[:6]}"
+        (folder / "pipelines").mkdir(parents=True)
+        text = yaml.safe_dump(spec.model_dump(mode="json", by_alias=True), sort_keys=False)
+        (folder / "pipelines" / f"{spec.pipeline}.yaml").write_text(text)
+        (folder / "pipelines_dag.py").write_text(LOADER)
+        return folder
+
     def run(
         self,
         spec: str | Path | PipelineSpec,
@@ -133,18 +166,27 @@ class PipelineRunner:
         Pass a parsed spec from an earlier ``run(...).spec`` with ``isolate=False`` to run the same
         isolated pipeline again (new data, a retraining, the drift check).
         """
-        from mlops_ops.factories.pipeline import build_dags
+        import airflow.settings
+        from airflow.dag_processing.dagbag import DagBag
 
         parsed = self.load(spec, isolate=isolate)
+        self.ensure_topics(parsed)
         if events:
             self.send_events(parsed, events)
         if files:
             self.put_files(parsed, files)
         dag_id = f"{parsed.pipeline}__{dag}"
-        dags = {d.dag_id: d for d in build_dags(parsed, source=f"<test spec {parsed.pipeline}>")}
-        if dag_id not in dags:
-            raise ValueError(f"pipeline '{parsed.pipeline}' builds {sorted(dags)}, not {dag_id}")
-        dag_run = dags[dag_id].test(run_conf=conf)
+        folder = self._dag_folder(parsed)
+        saved, airflow.settings.DAGS_FOLDER = airflow.settings.DAGS_FOLDER, str(folder)
+        try:
+            bag = DagBag(dag_folder=str(folder))
+            if bag.import_errors:
+                raise ValueError(f"pipeline '{parsed.pipeline}' does not load: {bag.import_errors}")
+            if dag_id not in bag.dags:
+                raise ValueError(f"pipeline '{parsed.pipeline}' builds {sorted(bag.dags)}, not {dag_id}")
+            dag_run = bag.dags[dag_id].test(run_conf=conf)
+        finally:
+            airflow.settings.DAGS_FOLDER = saved
         instances = {ti.task_id: ti for ti in dag_run.get_task_instances()}
         return PipelineRun(dag_id=dag_id, run_id=dag_run.run_id, state=str(dag_run.state),
                            tasks={k: str(ti.state) for k, ti in instances.items()}, spec=parsed,

@@ -30,11 +30,12 @@ def test_first_run_trains_and_promotes_a_champion(mlops_runner) -> None:
     assert run.champion() == "1"
 
 
-def test_a_model_that_misses_the_threshold_is_not_promoted(mlops_runner) -> None:
+def test_a_model_worse_than_the_champion_is_not_promoted(mlops_runner) -> None:
     first = mlops_runner.run(SPEC, events=events(3_000, seed=2))
     # the same isolated pipeline again, with hyper-parameters that make a useless model
     worse = mlops_runner.run(first.spec, isolate=False, conf={"train_params": {"max_iter": 1, "learning_rate": 1e-6}})
 
     assert worse.tasks["evaluate"] == "success" and worse.tasks["promote"] == "skipped"
-    assert not worse.xcom("evaluate")["blessed"]
+    verdict = worse.xcom("evaluate")
+    assert not verdict["blessed"] and any("regressed" in reason for reason in verdict["reasons"])
     assert worse.champion() == "1"
