@@ -157,7 +157,7 @@ def _measure(services: Any, producer: Any, names: dict[str, str]) -> dict[str, A
     message = json.dumps({"pipeline": names["pipeline"], "reason": "bench"}).encode()
     latencies: dict[str, list[float]] = {side: [] for side in sides}
     for i in range(SAMPLES + 1):  # sample 0 warms up (consumer group join, first fetch): not counted
-        order = list(sides.items())[i % len(sides):] + list(sides.items())[: i % len(sides)]
+        order = list(sides.items())[i % len(sides) :] + list(sides.items())[: i % len(sides)]
         for side, (dag_id, topic) in order:
             known = {r["dag_run_id"] for r in services.runs(dag_id)}
             sent = time.time()
@@ -174,8 +174,11 @@ def _measure(services: Any, producer: Any, names: dict[str, str]) -> dict[str, A
         "samples": SAMPLES,
         **{f"{side}_median_s": round(statistics.median(v), 3) for side, v in latencies.items()},
         **{f"{side}_p95_s": round(_p95(v), 3) for side, v in latencies.items()},
-        **{f"ratio_median_vs_{side}": round(statistics.median(latencies["library"]) / statistics.median(v), 3)
-           for side, v in latencies.items() if side != "library"},
+        **{
+            f"ratio_median_vs_{side}": round(statistics.median(latencies["library"]) / statistics.median(v), 3)
+            for side, v in latencies.items()
+            if side != "library"
+        },
         "runs": {side: [round(x, 3) for x in v] for side, v in latencies.items()},
     }
 

@@ -32,7 +32,7 @@ def load_spec(path: str | Path) -> PipelineSpec:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        problem = SpecProblem("<file>", f"is not UTF-8 text (byte {err.start}: {raw[err.start:err.start + 1]!r})")
+        problem = SpecProblem("<file>", f"is not UTF-8 text (byte {err.start}: {raw[err.start : err.start + 1]!r})")
         raise SpecError(source, [problem]) from err
     return parse_spec(text, source=source, default_pipeline=path.stem)
 

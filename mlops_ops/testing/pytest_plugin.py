@@ -31,8 +31,11 @@ if TYPE_CHECKING:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mlops-ops", "mlops-ops embedded stack")
-    group.addoption("--mlops-home", default=None,
-                    help="folder for the test stack's state (default: $MLOPS_OPS_HOME or <rootdir>/.mlops/pytest)")
+    group.addoption(
+        "--mlops-home",
+        default=None,
+        help="folder for the test stack's state (default: $MLOPS_OPS_HOME or <rootdir>/.mlops/pytest)",
+    )
     group.addoption("--mlops-keep-stack", action="store_true", default=False,
                     help="leave the embedded stack running after the session (faster reruns)")  # fmt: skip
 

@@ -69,7 +69,7 @@ class PipelineRunner:
 
         if isinstance(spec, Spec):
             parsed = spec
-        elif isinstance(spec, Path) or (isinstance(spec, str) and "\n" not in spec and spec.endswith((".yaml", ".yml"))):
+        elif isinstance(spec, Path) or ("\n" not in spec and spec.endswith((".yaml", ".yml"))):
             parsed = load_spec(spec)
         else:
             parsed = parse_spec(spec, source="<test spec>")
@@ -83,11 +83,13 @@ class PipelineRunner:
             changes["source"] = spec.source.model_copy(update={"kafka": kafka})
         if spec.source and spec.source.s3:
             prefix = f"{spec.source.s3.prefix.rstrip('/')}/{suffix}/".lstrip("/")
-            changes["source"] = spec.source.model_copy(update={"s3": spec.source.s3.model_copy(update={"prefix": prefix})})
+            s3 = spec.source.s3.model_copy(update={"prefix": prefix})
+            changes["source"] = spec.source.model_copy(update={"s3": s3})
         if spec.promote:
             changes["promote"] = spec.promote.model_copy(update={"model_name": f"{spec.promote.model_name}-{suffix}"})
         if spec.retrain and spec.retrain.control_topic:  # no watcher runs under dag.test(); keep the topic unique
-            changes["retrain"] = spec.retrain.model_copy(update={"control_topic": f"{spec.retrain.control_topic}-{suffix}"})
+            topic = f"{spec.retrain.control_topic}-{suffix}"
+            changes["retrain"] = spec.retrain.model_copy(update={"control_topic": topic})
         return spec.model_copy(update=changes)
 
     @property

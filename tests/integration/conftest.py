@@ -7,7 +7,6 @@ under ``.mlops/test`` (``MLOPS_OPS_HOME``, set in ``tests/conftest.py``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
