@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PIP_VERSION := 25.3
 ENV := set -a; eval "$$($(BIN)/mlops-ops stack env)"; set +a
 
-.PHONY: setup demo test unit integration lint up down status ui bench lock clean
+.PHONY: setup demo test unit integration lint up down status ui bench lock clean browser
 
 setup: $(STAMP)
 
@@ -40,12 +40,22 @@ unit: setup
 integration: setup
 	$(BIN)/pytest tests/integration -q
 
+# The browser tests drive Debian's Chromium (/usr/bin/chromium); installed here when apt-get can (root).
+browser:
+	@test -x /usr/bin/chromium || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	  else echo "no /usr/bin/chromium: install Debian's chromium package for tests/browser (they skip without it)"; fi; }
+
 # pytest exits 5 when it collects no test: report it and don't fail on it.
-test: lint
+test: lint browser
 	$(BIN)/pytest tests -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
+# UI_HOME / UI_DAGS run the UI on another Airflow home and DAG folder (the browser test does); default: the stack's.
 ui: up
 	$(ENV); export AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$${AIRFLOW_PORT:-8080}; \
+	  if [ -n "$(UI_HOME)" ]; then export AIRFLOW_HOME="$(UI_HOME)" AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$(UI_HOME)/airflow.db" \
+	    AIRFLOW__LOGGING__BASE_LOG_FOLDER="$(UI_HOME)/logs"; fi; \
+	  if [ -n "$(UI_DAGS)" ]; then export AIRFLOW__CORE__DAGS_FOLDER="$(UI_DAGS)"; fi; \
 	  echo "Airflow UI: http://127.0.0.1:$${AIRFLOW_PORT:-8080}  login: admin / password in $$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"; \
 	  $(BIN)/airflow standalone
 

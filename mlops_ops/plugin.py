@@ -1,9 +1,10 @@
 """The Airflow plugin of mlops-ops (entry point ``airflow.plugins``).
 
-Adds a link to the MLflow UI in the Airflow navigation bar, and mounts ``/mlops-ops`` on the
-API server: the quality gate's Data Docs, read from the lake (see :mod:`mlops_ops.ui.data_docs`).
+Adds "ML pipelines" (the overview page) and a link to the MLflow UI to the Airflow navigation
+bar, and mounts ``/mlops-ops`` on the API server (see :mod:`mlops_ops.ui.app`): the overview,
+the quality gate's Data Docs, drift reports and lake manifests, read from the lake.
 The MLflow URL comes from
-``MLFLOW_TRACKING_URI`` (what ``mlops-ops stack env`` exports), read once when the
+``MLOPS_OPS_MLFLOW_UI_URL``, else ``MLFLOW_TRACKING_URI`` (what ``mlops-ops stack env`` exports), read once when the
 plugin loads, so no database or network call happens at import time.
 """
 
@@ -15,14 +16,16 @@ from airflow.plugins_manager import AirflowPlugin
 
 
 def _external_views() -> list[dict[str, str]]:
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
-    if not uri.startswith(("http://", "https://")):
-        return []
-    return [{"name": "MLflow", "href": uri.rstrip("/") + "/", "destination": "nav", "url_route": "mlflow"}]
+    views = [{"name": "ML pipelines", "href": "/mlops-ops/pipelines", "destination": "nav",
+              "url_route": "ml-pipelines"}]  # fmt: skip
+    uri = os.environ.get("MLOPS_OPS_MLFLOW_UI_URL") or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if uri.startswith(("http://", "https://")):
+        views.append({"name": "MLflow", "href": uri.rstrip("/") + "/", "destination": "nav", "url_route": "mlflow"})
+    return views
 
 
 def _fastapi_apps() -> list[dict[str, object]]:
-    from mlops_ops.ui.data_docs import app
+    from mlops_ops.ui.app import app
 
     return [{"app": app, "url_prefix": "/mlops-ops", "name": "mlops-ops"}]
 

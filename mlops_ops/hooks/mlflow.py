@@ -13,7 +13,8 @@ class MlflowHook(BaseHook):
     """Builds the tracking URI from an Airflow connection.
 
     ``host``/``port``/``schema`` (http or https) give the server; ``login``/``password``
-    enable basic auth; ``extra.tracking_uri`` overrides everything (e.g. ``databricks``).
+    enable basic auth; ``extra.tracking_uri`` overrides everything (e.g. ``databricks``); ``extra.ui_url`` is
+    where browsers reach the UI when that differs (used by the operators' extra links).
     """
 
     conn_name_attr = "mlflow_conn_id"
@@ -43,6 +44,12 @@ class MlflowHook(BaseHook):
             return host if conn.port is None else f"{host}:{conn.port}"
         scheme = conn.schema or "http"
         return f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
+
+    def ui_url(self) -> str:
+        """Where a browser finds the MLflow UI: ``extra.ui_url``, else the tracking URI when it is http(s)."""
+        conn = self.get_connection(self.mlflow_conn_id)
+        url = str(conn.extra_dejson.get("ui_url") or self.tracking_uri())
+        return url.rstrip("/") if url.startswith(("http://", "https://")) else ""
 
     def client_env(self) -> dict[str, str]:
         """Environment for an MLflow client in another process (the training subprocess or container)."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, BaseOperatorLink
 
 from mlops_ops.operators.kafka import LAKE_TEMPLATE
+from mlops_ops.ui.links import MlflowRunLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -49,7 +50,7 @@ class DriftCheckOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("window", "lake")
-    operator_extra_links = (DriftReportLink(),)
+    operator_extra_links = (DriftReportLink(), MlflowRunLink())
 
     def __init__(
         self,

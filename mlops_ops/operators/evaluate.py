@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseOperator
 
+from mlops_ops.ui.links import ModelVersionLink
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -31,6 +33,7 @@ class EvaluateModelOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("model_name", "features_manifest", "version")
+    operator_extra_links = (ModelVersionLink(),)
 
     def __init__(
         self,
@@ -147,6 +150,7 @@ class PromoteModelOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("model_name", "version")
+    operator_extra_links = (ModelVersionLink(),)
 
     def __init__(self, *, model_name: str, version: str | None = None, evaluate_task_id: str = "evaluate",
                  mlflow_conn_id: str = "mlflow_default", **kwargs: Any) -> None:  # fmt: skip

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from mlops_ops.lake.store import DEFAULT_LAKE
+from mlops_ops.ui.links import LakeManifestLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -40,6 +41,7 @@ class KafkaToLakeOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("topics", "lake", "group_id", "pipeline", "dataset", "dead_letter_topic")
+    operator_extra_links = (LakeManifestLink(),)
     ui_color = "#e8f4ea"
 
     def __init__(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.sdk import BaseOperator
 
 from mlops_ops.operators.kafka import LAKE_TEMPLATE
+from mlops_ops.ui.links import LakeManifestLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -32,6 +33,7 @@ class S3ToLakeOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("bucket", "prefix", "glob", "lake", "pipeline", "dataset")
+    operator_extra_links = (LakeManifestLink(),)
     ui_color = "#e8eef7"
 
     def __init__(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from mlops_ops.operators.kafka import LAKE_TEMPLATE
+from mlops_ops.ui.links import LakeManifestLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -31,6 +32,7 @@ class SparkPreprocessOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("pipeline", "lake", "input_dataset", "output_dataset", "transform_params")
     template_fields_renderers = {"transform_params": "json"}
+    operator_extra_links = (LakeManifestLink(),)
     ui_color = "#fdf0e0"
 
     def __init__(

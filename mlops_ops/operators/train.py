@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.sdk import BaseOperator
 
 from mlops_ops.training.executors import ContainerSettings
+from mlops_ops.ui.links import MlflowRunLink, ModelVersionLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -41,6 +42,7 @@ class TrainModelOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("features_manifest", "model_name", "experiment", "trainer_params")
     template_fields_renderers = {"trainer_params": "json"}
+    operator_extra_links = (MlflowRunLink(), ModelVersionLink())
     ui_color = "#f3e8fd"
 
     def __init__(

@@ -142,7 +142,7 @@ class PipelineRunner:
             client.put_object(Bucket=bucket, Key=key, Body=body)
         return keys
 
-    def _dag_folder(self, spec: PipelineSpec) -> Path:
+    def dag_folder(self, spec: PipelineSpec) -> Path:
         """A DAG folder holding this spec (as YAML) and a loader DAG file, as a deployment would have."""
         import yaml
 
@@ -178,7 +178,7 @@ class PipelineRunner:
         if files:
             self.put_files(parsed, files)
         dag_id = f"{parsed.pipeline}__{dag}"
-        folder = self._dag_folder(parsed)
+        folder = self.dag_folder(parsed)
         saved, airflow.settings.DAGS_FOLDER = airflow.settings.DAGS_FOLDER, str(folder)
         try:
             bag = DagBag(dag_folder=str(folder))

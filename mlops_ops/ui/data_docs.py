@@ -41,6 +41,23 @@ def lake_uri() -> str:
     return str(Variable.get("mlops_ops_lake", default=DEFAULT_LAKE))
 
 
+def pipeline_lake(pipeline: str) -> str:
+    """The pipeline's lake: the one its DAG's tasks were built with when the spec sets ``lake:``, else the Variable."""
+    from mlops_ops.factories.pipeline import training_dag_id
+
+    try:
+        from airflow.models.serialized_dag import SerializedDagModel
+
+        dag = SerializedDagModel.get_dag(training_dag_id(pipeline))
+    except Exception:  # noqa: BLE001 - no such DAG (yet) or no database: the deployment-wide lake
+        dag = None
+    for task in getattr(dag, "tasks", ()):
+        lake = getattr(task, "lake", None)
+        if isinstance(lake, str) and lake and "{{" not in lake:
+            return lake
+    return lake_uri()
+
+
 def read_page(
     lake: str, pipeline: str, path: str, conn_id: str | None = "aws_default", *, folder: str | None = None
 ) -> tuple[bytes, str]:
@@ -74,7 +91,7 @@ async def data_docs(pipeline: str, path: str, request: Request) -> Response:
 
     await _check_access(request, pipeline)
     # s3fs runs its own event loop behind a sync API: call it off the server's loop, as blocking I/O anyway is
-    body, media = await run_in_threadpool(lambda: read_page(lake_uri(), pipeline, path))
+    body, media = await run_in_threadpool(lambda: read_page(pipeline_lake(pipeline), pipeline, path))
     return Response(content=body, media_type=media, headers={"Cache-Control": "private, max-age=60"})
 
 
@@ -84,5 +101,7 @@ async def drift_reports(pipeline: str, path: str, request: Request) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     await _check_access(request, pipeline)
-    body, media = await run_in_threadpool(lambda: read_page(lake_uri(), pipeline, path, folder="monitoring/reports"))
+    body, media = await run_in_threadpool(
+        lambda: read_page(pipeline_lake(pipeline), pipeline, path, folder="monitoring/reports")
+    )
     return Response(content=body, media_type=media, headers={"Cache-Control": "private, max-age=60"})

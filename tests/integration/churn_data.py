@@ -55,3 +55,15 @@ def land_batch(stack: Any, raw: Dataset, body: bytes, *, schema: dict[str, str] 
     result = S3BatchIngest(client, lake_path(f"s3://{bucket}", "aws_default"), raw, settings).run()
     assert result.manifest_uri is not None and not result.quarantined, result
     return result.manifest_uri
+
+
+def churn_feature_table(stack: Any, lake: str, rows: int = 2_000) -> str:
+    """Land ``rows`` clean churn rows in ``<lake>/churn/raw`` and build features with Spark; the manifest URI."""
+    from mlops_ops.hooks.spark import SparkHook
+    from mlops_ops.lake.features import FeatureBuild, build_features
+
+    raw = Dataset.at(lake, "churn", "raw")
+    land_batch(stack, raw, to_csv(clean_rows(rows)))
+    spark = SparkHook(app_name="mlops-ops-tests").get_conn()
+    build = FeatureBuild("customer_id", transform="tests.integration.feature_transforms:churn_features")
+    return build_features(spark, raw, Dataset.at(lake, "churn", "features"), build).manifest_uri

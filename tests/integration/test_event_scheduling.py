@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -113,7 +114,13 @@ def scenario(stack, tmp_path_factory) -> Iterator[dict[str, Any]]:  # type: igno
         "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port), "AIRFLOW__METRICS__STATSD_PREFIX": "airflow"})  # fmt: skip
     services.start()
     try:
-        yield {**names, "services": services, "statsd": statsd, "bootstrap": bootstrap}
+        yield {
+            **names,
+            "services": services,
+            "statsd": statsd,
+            "bootstrap": bootstrap,
+            "mlflow_port": stack.settings.ports["mlflow"],
+        }
     finally:
         services.stop()
         statsd.close()
@@ -177,6 +184,25 @@ def test_rest_trigger_is_validated_by_params_and_good_conf_runs_with_metrics(sce
     (auc,) = statsd.values(f"{prefix}.evaluate.challenger.roc_auc")
     assert auc.endswith("|g") and 0.5 < float(auc.split("|")[0]) <= 1.0
     assert statsd.values(f"{prefix}.promote.champion_version") == ["1.0|g"]
+
+    # operator extra links (computed when each task ended) and the plugin's overview, through the API server
+    run_path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(body['dag_run_id'], safe='')}/taskInstances"
+    links = {t: services.request("GET", f"{run_path}/{t}/links")[1]["extra_links"] for t in ("ingest_kafka", "train")}
+    mlflow_ui = f"http://127.0.0.1:{scenario['mlflow_port']}"
+    assert links["train"]["Model version"] == f"{mlflow_ui}/#/models/{scenario['model']}/versions/1"
+    assert links["train"]["MLflow run"].startswith(f"{mlflow_ui}/#/runs/")
+    manifest_url = links["ingest_kafka"]["Lake manifest"]
+    assert manifest_url.startswith(f"/mlops-ops/lake/{scenario['pipeline']}/raw/manifests/")
+    status, manifest = services.request("GET", manifest_url)
+    assert status == 200 and sum(f["rows"] for f in manifest["files"]) == 3_000
+    assert services.request("GET", f"/mlops-ops/lake/{scenario['pipeline']}/_state/kafka.json")[0] == 404
+    status, overview = services.request("GET", "/mlops-ops/api/pipelines")
+    assert status == 200, overview
+    (row,) = [r for r in overview if r["pipeline"] == scenario["pipeline"]]
+    assert (row["model_name"], row["champion_version"], row["key_metric"]) == (scenario["model"], "1", "roc_auc")
+    assert row["last_run"]["state"] == "success" and row["errors"] == []
+    assert abs(row["champion_metric"] - float(auc.split("|")[0])) < 1e-6
+    assert [p["label"] for p in row["champion_history"]] == ["v1"]
 
 
 def test_drift_event_and_control_message_start_retraining_runs(scenario) -> None:  # type: ignore[no-untyped-def]

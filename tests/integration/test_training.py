@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_ops.lake.features import FeatureBuild, build_features
-from mlops_ops.lake.store import Dataset
-from tests.integration.churn_data import clean_rows, land_batch, to_csv
+from tests.integration.churn_data import churn_feature_table
 
 DAG_FILE = """
 from datetime import datetime
@@ -28,15 +26,7 @@ with DAG("train_{name}", schedule=None, start_date=datetime(2026, 1, 1),
 
 @pytest.fixture(scope="module")
 def features_manifest(stack, tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
-    from mlops_ops.hooks.spark import SparkHook
-
-    lake = str(tmp_path_factory.mktemp("train") / "lake")
-    raw = Dataset.at(lake, "churn", "raw")
-    land_batch(stack, raw, to_csv(clean_rows(2_000)))
-    spark = SparkHook(app_name="mlops-ops-tests").get_conn()
-    build = FeatureBuild("customer_id", transform="tests.integration.feature_transforms:churn_features")
-    result = build_features(spark, raw, Dataset.at(lake, "churn", "features"), build)
-    return result.manifest_uri
+    return churn_feature_table(stack, str(tmp_path_factory.mktemp("train") / "lake"))
 
 
 def _run(tmp_path: Path, monkeypatch, trainer: str, manifest: str, params: dict, conf: dict | None = None):  # type: ignore[no-untyped-def]

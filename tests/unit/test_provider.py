@@ -20,13 +20,24 @@ def test_registered_as_airflow_plugin() -> None:
     assert MlopsOpsPlugin.name == "mlops_ops"
 
 
-def test_plugin_links_mlflow_ui(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_plugin_adds_the_overview_and_links_mlflow_ui(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    overview = {
+        "name": "ML pipelines",
+        "href": "/mlops-ops/pipelines",
+        "destination": "nav",
+        "url_route": "ml-pipelines",
+    }
+    monkeypatch.delenv("MLOPS_OPS_MLFLOW_UI_URL", raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5123")
     assert _external_views() == [
-        {"name": "MLflow", "href": "http://127.0.0.1:5123/", "destination": "nav", "url_route": "mlflow"}
+        overview,
+        {"name": "MLflow", "href": "http://127.0.0.1:5123/", "destination": "nav", "url_route": "mlflow"},
     ]
+    monkeypatch.setenv("MLOPS_OPS_MLFLOW_UI_URL", "https://mlflow.example.com")  # browsers reach it elsewhere
+    assert _external_views()[1]["href"] == "https://mlflow.example.com/"
+    monkeypatch.delenv("MLOPS_OPS_MLFLOW_UI_URL")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "file:///tmp/mlruns")
-    assert _external_views() == []
+    assert _external_views() == [overview]
 
 
 def test_missing_extra_names_the_pip_command() -> None:

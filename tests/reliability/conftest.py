@@ -1,0 +1,7 @@
+"""The reliability suite uses the integration tests' embedded-stack fixtures."""
+
+from __future__ import annotations
+
+from tests.integration.conftest import bootstrap, stack, topic
+
+__all__ = ["bootstrap", "stack", "topic"]

@@ -1,0 +1,149 @@
+"""Each service of the embedded stack stopped in the middle of the stage that uses it, then brought back.
+
+The stage must fail with an error that names what is down, leave nothing half-done (no lake rows
+committed twice or lost, no half-registered model, champion unchanged), and a retry must recover.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from mlops_ops.hooks.kafka import LakeConsumerHook
+from mlops_ops.lake import parquet_files
+from mlops_ops.lake.kafka_ingest import KafkaBatchSettings, consume_into_lake
+from mlops_ops.lake.records import json_decoder
+from mlops_ops.lake.store import Dataset
+from tests.conftest import ROOT
+from tests.integration.churn_data import churn_feature_table, clean_rows, land_batch, to_csv
+from tests.integration.lake_helpers import SCHEMA, checksum, committed_rows, event, produce
+from tests.reliability.services import restart_stack, stop_service
+
+pytestmark = pytest.mark.integration
+
+
+def test_s3_stopped_mid_ingest_then_retry_lands_every_row_once(stack, bootstrap, topic, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    produce(bootstrap, topic, [event(i) for i in range(3_000)])
+    pipeline = f"s3down{uuid.uuid4().hex[:6]}"
+    dataset = Dataset.at("s3://mlops-lake/faults", pipeline, "raw", conn_id="aws_default")
+    settings = KafkaBatchSettings(topics=[topic], decoder=json_decoder, schema=SCHEMA, rows_per_file=500,
+                                  rows_per_group=250, poll_timeout_s=10)  # fmt: skip
+    group = f"g-{pipeline}"
+    real_flush, flushes = parquet_files.RollingParquetWriter._flush, {"n": 0}
+
+    def flush_then_lose_s3(self):  # type: ignore[no-untyped-def]
+        flushes["n"] += 1
+        if flushes["n"] == 3:  # two files written, S3 goes away under the third
+            stop_service(stack, "s3")
+        return real_flush(self)
+
+    monkeypatch.setattr(parquet_files.RollingParquetWriter, "_flush", flush_then_lose_s3)
+    hook = LakeConsumerHook(topics=[topic], group_id=group)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Exception) as failure:
+            consume_into_lake(lambda: hook.get_conn, dataset, settings)
+        assert time.monotonic() - started < 120
+        assert "Could not connect to the endpoint URL" in str(failure.value), failure.value
+    finally:
+        monkeypatch.setattr(parquet_files.RollingParquetWriter, "_flush", real_flush)
+        restart_stack(stack)
+    assert committed_rows(dataset) == []  # nothing committed, so nothing to duplicate later
+
+    retry_hook = LakeConsumerHook(topics=[topic], group_id=group)
+    result = consume_into_lake(lambda: retry_hook.get_conn, dataset, settings)
+    rows = committed_rows(dataset)
+    assert result.rows == len(rows) == 3_000
+    assert checksum([r["id"] for r in rows]) == checksum([f"e{i}" for i in range(3_000)])
+    again = consume_into_lake(lambda: LakeConsumerHook(topics=[topic], group_id=group).get_conn, dataset, settings)
+    assert again.manifest_uri is None and len(committed_rows(dataset)) == 3_000
+
+
+@pytest.fixture(scope="module")
+def features_manifest(stack, tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
+    return churn_feature_table(stack, str(tmp_path_factory.mktemp("faults") / "lake"))
+
+
+def _train(stack: Any, manifest: str, name: str, *, epochs: int) -> subprocess.Popen[str]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{stack.settings.ports['mlflow']}",
+           "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sqlite://"}  # fmt: skip
+    argv = [sys.executable, "-m", "mlops_ops.training", "--manifest", manifest, "--target", "churned",
+            "--task", "classification", "--trainer", "torch_mlp", "--model-name", name,
+            "--params", f'{{"epochs": {epochs}, "hidden": [16], "batch_size": 64}}']  # fmt: skip
+    return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_mlflow_stopped_mid_training_registers_nothing_and_keeps_the_champion(stack, features_manifest) -> None:  # type: ignore[no-untyped-def]
+    from mlflow import MlflowClient
+
+    uri = f"http://127.0.0.1:{stack.settings.ports['mlflow']}"
+    client, name = MlflowClient(uri, uri), f"fault-{uuid.uuid4().hex[:8]}"
+    first = _train(stack, features_manifest, name, epochs=2)
+    assert first.wait(300) == 0, first.stdout.read() if first.stdout else ""
+    client.set_registered_model_alias(name, "champion", "1")
+
+    second = _train(stack, features_manifest, name, epochs=400)  # long enough to pull the plug under it
+    experiment = client.get_experiment_by_name(name)
+    deadline = time.monotonic() + 120
+    while not client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'"):
+        assert time.monotonic() < deadline and second.poll() is None, "the second training never started"
+        time.sleep(0.2)
+    time.sleep(1.0)  # a few epochs logged
+    stop_service(stack, "mlflow")
+    try:
+        output, _ = second.communicate(timeout=300)
+        assert second.returncode != 0, output[-2000:]
+        assert "Connection refused" in output or "Max retries exceeded" in output, output[-2000:]
+    finally:
+        restart_stack(stack)
+    versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+    assert versions == [1]  # no half-registered version
+    assert client.get_model_version_by_alias(name, "champion").version == "1"
+
+    retry = _train(stack, features_manifest, name, epochs=2)
+    assert retry.wait(300) == 0
+    assert sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'")) == [1, 2]
+    assert client.get_model_version_by_alias(name, "champion").version == "1"  # promotion is a separate, gated step
+
+
+def test_spark_job_killed_mid_preprocess_publishes_nothing_then_retry_builds(stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lake = str(tmp_path / "lake")
+    land_batch(stack, Dataset.at(lake, "churn", "raw"), to_csv(clean_rows(3_000)))
+    argv = [sys.executable, "-m", "tests.reliability.spark_job", lake, "churn",
+            "tests.reliability.spark_job:slow_features"]  # fmt: skip
+    job = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert job.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(job.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    deadline = time.monotonic() + 180
+    while not any("SPARK_READY" in line for line in lines):
+        assert time.monotonic() < deadline and job.poll() is None, "".join(lines)[-2000:]
+        time.sleep(0.2)
+    time.sleep(4.0)  # the UDF stage is running
+    jvms = [p for p in psutil.Process(job.pid).children(recursive=True) if "java" in p.name()]
+    assert jvms, "no Spark JVM under the job"
+    for jvm in jvms:
+        jvm.send_signal(signal.SIGKILL)
+    assert job.wait(120) != 0
+    reader.join(10)
+    features = Dataset.at(lake, "churn", "features")
+    assert features.read_json("_state", "features.json") is None
+    assert not features.path("manifests").exists() or not list(features.path("manifests").iterdir())
+
+    retry = subprocess.run([*argv[:-1], "tests.integration.feature_transforms:churn_features"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert retry.returncode == 0, retry.stdout[-2000:] + retry.stderr[-2000:]
+    assert "rows=" in retry.stdout
+    assert len(list(features.path("manifests").iterdir())) == 1
