@@ -52,7 +52,9 @@ test: lint browser
 
 # UI_HOME / UI_DAGS run the UI on another Airflow home and DAG folder (the browser test does); default: the stack's.
 ui: up
-	$(ENV); export AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$${AIRFLOW_PORT:-8080}; \
+	$(ENV); port=$${AIRFLOW_PORT:-8080}; export AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$$port \
+	  AIRFLOW__API__BASE_URL=http://127.0.0.1:$$port AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$$port/execution/ \
+	  PATH="$(abspath $(BIN)):$$PATH"; \
 	  if [ -n "$(UI_HOME)" ]; then export AIRFLOW_HOME="$(UI_HOME)" AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$(UI_HOME)/airflow.db" \
 	    AIRFLOW__LOGGING__BASE_LOG_FOLDER="$(UI_HOME)/logs"; fi; \
 	  if [ -n "$(UI_DAGS)" ]; then export AIRFLOW__CORE__DAGS_FOLDER="$(UI_DAGS)"; fi; \

@@ -405,7 +405,8 @@ def _params(train: bool) -> dict[str, Any] | None:
         PARAMS_KEY: Param({}, type="object", title="Hyper-parameters",
                           description="JSON object overriding the spec's train.params for this run, e.g. "
                                       '{"epochs": 4, "lr": 0.001}'),
-        "reason": Param("", type="string", maxLength=500, title="Reason",
+        # ["null", "string"]: optional in the trigger form (a plain string is required there, "" counts as missing)
+        "reason": Param(None, type=["null", "string"], maxLength=500, title="Reason",
                         description="why this run was started (kept on the run for the audit trail)"),
     }  # fmt: skip
 

@@ -97,14 +97,17 @@ class PipelineRunner:
         return f"127.0.0.1:{self.stack.settings.ports['kafka']}"
 
     def ensure_topics(self, spec: PipelineSpec) -> None:
-        """Create the spec's Kafka source topics that do not exist yet (an isolated run's are new)."""
-        if not (spec.source and spec.source.kafka):
+        """Create the spec's Kafka topics (sources, control topic) that do not exist yet (an isolated run's are new)."""
+        topics = list(spec.source.kafka.topics) if spec.source and spec.source.kafka else []
+        if spec.retrain and spec.retrain.control_topic:
+            topics.append(spec.retrain.control_topic)
+        if not topics:
             return
         from confluent_kafka.admin import AdminClient, NewTopic
 
         admin = AdminClient({"bootstrap.servers": self._bootstrap})
         existing = admin.list_topics(timeout=10).topics
-        for topic in spec.source.kafka.topics:
+        for topic in topics:
             if topic not in existing:
                 admin.create_topics([NewTopic(topic, num_partitions=1)])[topic].result(10)
 

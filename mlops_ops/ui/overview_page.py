@@ -24,7 +24,9 @@ def sparkline(points: list[Point], *, title: str, colour: str, fixed_max: float 
     high = fixed_max if fixed_max is not None else max(values)
     span = (high - low) or 1.0
     step = (width - 2 * pad) / max(len(points) - 1, 1)
-    xy = [(pad + i * step, height - pad - (v - low) / span * (height - 2 * pad)) for i, v in enumerate(values)]
+    flat = high == low  # one point, or all equal: draw the line across the middle
+    xy = [(pad + i * step, height / 2 if flat else height - pad - (v - low) / span * (height - 2 * pad))
+          for i, v in enumerate(values)]  # fmt: skip
     line = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
     dots = "".join(
         f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"><title>{escape(p.at[:19])} '

@@ -224,6 +224,10 @@ def test_drift_dag_and_retraining_triggers_from_example_spec() -> None:
     assert watcher.trigger.serialize()[1] == {"pipeline": "churn", "topic": "mlops-ops.control",
                                               "kafka_config_id": "kafka_control", "poll_interval": 1.0}  # fmt: skip
     assert set(training.params) == {"train_params", "reason"}
+    training.params.validate()  # runs without conf (schedule, assets, watcher) pass: every param has a valid default
+    assert training.params.get_param("reason").schema["type"] == ["null", "string"]  # optional in the trigger form
+    with pytest.raises(Exception, match="too long"):
+        training.params.get_param("reason").resolve("x" * 501)
 
 
 def test_retraining_needs_a_trigger_compatible_schedule() -> None:

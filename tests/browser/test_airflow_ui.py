@@ -1,0 +1,148 @@
+"""A user's path through the Airflow UI of `make ui`, in real headless Chromium.
+
+Log in; find the pipeline's DAGs; read the generated docs; trigger a training run through the Params
+form (a bad value is refused in the form); watch the run succeed; open the ingest task's "Lake
+manifest" extra link and check the train task's MLflow links; open the "ML pipelines" plugin view.
+Each step leaves a screenshot in test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from tests.browser.ui_server import UiServer
+
+
+def _shot(page: Any, folder: Path, name: str) -> None:
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def test_pipeline_in_the_airflow_ui(ui: dict[str, Any], browser: Any, screenshots: Path) -> None:
+    from playwright.sync_api import expect
+
+    server: UiServer = ui["server"]
+    pipeline, model = ui["spec"].pipeline, ui["spec"].promote.model_name
+    training = f"{pipeline}__training"
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    try:
+        # log in (a wrong password first: refused, no session)
+        page.goto(server.url + "/")
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill("not-the-password")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_text(re.compile("invalid", re.I)).first).to_be_visible()
+        assert "/auth/login" in page.url
+        page.get_by_label("Password").fill(server.password())
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(re.compile(r".*/$"))
+        _shot(page, screenshots, "01-home")
+
+        # the pipeline's DAGs are listed with their tags
+        page.goto(server.url + "/dags")
+        expect(page.get_by_role("link", name=training, exact=True)).to_be_visible()
+        expect(page.get_by_role("link", name=f"{pipeline}__drift", exact=True)).to_be_visible()
+        _shot(page, screenshots, "02-dags")
+
+        # generated docs: what the pipeline does, its source, thresholds and model name
+        page.get_by_role("link", name=training, exact=True).click()
+        page.get_by_role("button", name="Dag Docs").click()
+        docs = page.get_by_role("dialog")
+        expect(docs).to_contain_text("Predict which subscribers will cancel")
+        expect(docs).to_contain_text("churn.yaml")
+        expect(docs).to_contain_text("roc_auc")
+        expect(docs).to_contain_text(model)
+        _shot(page, screenshots, "03-dag-docs")
+        docs.get_by_role("button", name="Close").click()
+
+        # trigger through the Params form: fields with descriptions; a non-object is refused with the reason
+        page.get_by_role("button", name="Trigger Dag").click()
+        form = page.get_by_role("dialog")
+        expect(form).to_contain_text("Hyper-parameters")
+        expect(form).to_contain_text("JSON object overriding the spec's train.params")
+        editor = form.locator(".monaco-editor").first  # the JSON editor of the object-typed param
+
+        def set_editor(text: str) -> None:
+            editor.click()
+            page.keyboard.press("Control+End")
+            for _ in range(40):
+                page.keyboard.press("Backspace")
+            page.keyboard.insert_text(text)
+            deadline = time.monotonic() + 10  # the form re-indents JSON: compare without whitespace
+            while re.sub(r"\s", "", editor.locator(".view-lines").inner_text()) != re.sub(r"\s", "", text):
+                assert time.monotonic() < deadline, editor.locator(".view-lines").inner_text()
+                page.wait_for_timeout(200)
+
+        set_editor('"fast please"')  # valid JSON, not an object: the API server refuses it against the Param
+        submit = form.get_by_role("button", name="Trigger", exact=True)
+        submit.click()
+        expect(form).to_contain_text(re.compile(r"is not of type 'object'|train_params"))
+        _shot(page, screenshots, "04-trigger-form-refused")
+        assert _api(context, server, f"/api/v2/dags/{training}/dagRuns")[1]["dag_runs"] == []  # no run
+        set_editor('{"epochs": 4}')
+        form.locator("#element_reason").fill("browser test")
+        expect(submit).to_be_enabled()
+        _shot(page, screenshots, "05-trigger-form")
+        submit.click()
+        page.wait_for_url(re.compile(rf".*/dags/{training}/runs/manual__.*"))
+        run_id = page.url.rsplit("/runs/", 1)[1].split("/")[0]
+        run_id = run_id.replace("%3A", ":").replace("%2B", "+")
+
+        # the run was created with the form's conf, and succeeds; the run page shows it
+        status, run = _api(context, server, f"/api/v2/dags/{training}/dagRuns/{quote(run_id, safe='')}")
+        assert status == 200 and run["conf"] == {"train_params": {"epochs": 4}, "reason": "browser test"}, run
+        deadline = time.monotonic() + 420
+        while run["state"] not in ("success", "failed"):
+            assert time.monotonic() < deadline, f"run {run_id} still {run['state']}\n{server.log()}"
+            time.sleep(3)
+            run = _api(context, server, f"/api/v2/dags/{training}/dagRuns/{quote(run_id, safe='')}")[1]
+        assert run["state"] == "success", server.log()
+        page.reload()
+        expect(page.get_by_text("Success").first).to_be_visible()
+        for task in ("ingest_kafka", "quality_gate", "preprocess", "train", "evaluate", "promote"):
+            expect(page.get_by_role("link", name=task, exact=True).first).to_be_visible()
+        _shot(page, screenshots, "06-run-succeeded")
+
+        # extra links: the ingest task's lake manifest opens (served by the plugin from the lake)
+        base = f"{server.url}/dags/{training}/runs/{quote(run_id, safe='')}/tasks"
+        page.goto(f"{base}/ingest_kafka/details")
+        manifest_link = page.get_by_role("link", name="Lake manifest")
+        expect(manifest_link).to_be_visible()
+        _shot(page, screenshots, "07-extra-links")
+        manifest_link.click()
+        page.wait_for_url(re.compile(rf".*/mlops-ops/lake/{pipeline}/raw/manifests/.*\.json"))
+        manifest = json.loads(page.locator("body").inner_text())
+        assert sum(f["rows"] for f in manifest["files"]) == 3_000
+        _shot(page, screenshots, "08-lake-manifest")
+        # the train task links to its MLflow run and the registered version
+        page.goto(f"{base}/train/details")
+        version_link = page.get_by_role("link", name="Model version")
+        expect(version_link).to_have_attribute("href", f"{ui['mlflow']}/#/models/{model}/versions/1")
+        expect(page.get_by_role("link", name="MLflow run")).to_have_attribute("href", re.compile(r"/#/runs/\w+$"))
+
+        # the plugin view, from the Plugins menu: champion, gate, last run
+        page.goto(server.url + "/")
+        page.get_by_role("button", name="Plugins").click()
+        page.get_by_role("menuitem", name="ML pipelines").click()
+        frame = page.frame_locator("iframe").first
+        row = frame.locator(f'tr[data-pipeline="{pipeline}"]')
+        expect(row).to_be_visible()
+        expect(row.locator(".champion")).to_contain_text("v1")
+        expect(row.locator(".champion")).to_contain_text("roc_auc")
+        expect(row.locator(".gate")).to_contain_text("passed")
+        expect(row.locator(".run")).to_contain_text("success")
+        expect(row.locator("svg.chart")).to_have_count(1)  # the champion metric; no drift check yet
+        _shot(page, screenshots, "09-ml-pipelines-view")
+    finally:
+        context.close()
+
+
+def _api(context: Any, server: UiServer, path: str) -> tuple[int, Any]:
+    reply = context.request.get(server.url + path)
+    return reply.status, reply.json()
