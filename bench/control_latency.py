@@ -55,14 +55,6 @@ retrain:
   control_topic: {library_topic}
   control_conn_id: kafka_control_bench
 """
-LOADER = """
-# Airflow DAG file (Airflow's safe-mode discovery needs the words "airflow" and "dag")
-from pathlib import Path
-
-from mlops_ops.factories.loader import load_pipelines
-
-load_pipelines(globals(), Path(__file__).parent / "pipelines")
-"""
 RAW_DAGS = """
 # Airflow DAG file: the same watcher written by hand with the Kafka provider's two triggers
 from airflow.providers.apache.kafka.triggers.shared_stream import KafkaSharedStreamTrigger
@@ -110,6 +102,7 @@ def main() -> None:
 
     from mlops_ops.stack import EmbeddedStack
     from mlops_ops.testing.airflow_services import AirflowServices
+    from mlops_ops.testing.runner import LOADER
 
     stack = EmbeddedStack(project=ROOT)
     bootstrap = f"127.0.0.1:{stack.settings.ports['kafka']}"

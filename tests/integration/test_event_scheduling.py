@@ -22,6 +22,7 @@ from urllib.parse import quote
 import pytest
 
 from mlops_ops.testing.airflow_services import AirflowServices
+from mlops_ops.testing.runner import LOADER
 from tests.conftest import ROOT
 from tests.integration.churn_data import SCHEMA, clean_rows
 
@@ -51,14 +52,6 @@ drift:
 retrain:
   control_topic: {control}
   control_conn_id: kafka_control
-"""
-DAG_FILE = """
-# Airflow DAG file (these words matter: Airflow's safe-mode discovery skips files without "airflow" and "dag")
-from pathlib import Path
-
-from mlops_ops.factories.loader import load_pipelines
-
-load_pipelines(globals(), Path(__file__).parent / "pipelines")
 """
 
 
@@ -107,7 +100,7 @@ def scenario(stack, tmp_path_factory) -> Iterator[dict[str, Any]]:  # type: igno
     dags = root / "dags"
     (dags / "pipelines").mkdir(parents=True)
     (dags / "pipelines" / f"{names['pipeline']}.yaml").write_text(SPEC.format(schema=json.dumps(SCHEMA), **names))
-    (dags / "pipelines.py").write_text(DAG_FILE)
+    (dags / "pipelines.py").write_text(LOADER)
     statsd = StatsdListener()
     services = AirflowServices(root / "airflow", dags, stack.environment(), python_path=[ROOT], extra_env={
         "AIRFLOW__METRICS__STATSD_ON": "True", "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
