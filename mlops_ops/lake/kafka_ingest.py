@@ -135,7 +135,7 @@ class KafkaBatchIngest:
         from confluent_kafka import KafkaError, TopicPartition
 
         plan = self._start_positions()
-        run_key = run_key_prefix + _run_key(plan)
+        run_key = run_key_prefix + _run_key(plan, self.cluster_id)
         staging = self.dataset.path("_staging", run_key)
         self.dataset.remove_tree("_staging", run_key)  # leftovers of a killed attempt of this same run
         schema = arrow_schema(dict(self.settings.schema) if self.settings.schema else None, META_COLUMNS)
@@ -314,8 +314,10 @@ class KafkaBatchIngest:
             log.warning("Published to the lake but could not commit Kafka offsets (next run is still exact): %s", err)
 
 
-def _run_key(plan: Mapping[tuple[str, int], tuple[int, int]]) -> str:
-    text = ",".join(f"{t}/{p}@{start}" for (t, p), (start, _) in sorted(plan.items()))
+def _run_key(plan: Mapping[tuple[str, int], tuple[int, int]], cluster_id: str | None) -> str:
+    """Same batch, same key (a retry cleans up its killed attempt). The cluster id is part of it: a broker that
+    lost its data starts its offsets at 0 again, and that batch must not overwrite the one read before at 0."""
+    text = f"{cluster_id or ''}:" + ",".join(f"{t}/{p}@{start}" for (t, p), (start, _) in sorted(plan.items()))
     return "kafka-" + hashlib.sha256(text.encode()).hexdigest()[:20]
 
 

@@ -147,3 +147,47 @@ def test_spark_job_killed_mid_preprocess_publishes_nothing_then_retry_builds(sta
     assert retry.returncode == 0, retry.stdout[-2000:] + retry.stderr[-2000:]
     assert "rows=" in retry.stdout
     assert len(list(features.path("manifests").iterdir())) == 1
+
+
+def test_broker_stopped_mid_ingest_leaves_whole_batches_only(stack, bootstrap, topic, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The broker goes away while the batch is being written. Whether the batch still completes (the consumer had
+    fetched it; only the Kafka offset commit fails, and the lake's own offsets keep the next run exact) or fails,
+    the lake holds the whole batch once or nothing. The embedded broker keeps messages in memory, so its restart
+    starts empty (a property of the embedded broker, not of Kafka); new messages then land exactly once."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from mlops_ops.exceptions import IngestError
+
+    produce(bootstrap, topic, [event(i) for i in range(3_000)])
+    pipeline = f"kdown{uuid.uuid4().hex[:6]}"
+    dataset = Dataset.at("s3://mlops-lake/faults", pipeline, "raw", conn_id="aws_default")
+    settings = KafkaBatchSettings(topics=[topic], decoder=json_decoder, schema=SCHEMA, rows_per_file=500,
+                                  rows_per_group=250, poll_timeout_s=5)  # fmt: skip
+    real_flush, flushes = parquet_files.RollingParquetWriter._flush, {"n": 0}
+
+    def flush_then_lose_kafka(self):  # type: ignore[no-untyped-def]
+        flushes["n"] += 1
+        if flushes["n"] == 3:
+            stop_service(stack, "kafka")
+        return real_flush(self)
+
+    monkeypatch.setattr(parquet_files.RollingParquetWriter, "_flush", flush_then_lose_kafka)
+    hook = LakeConsumerHook(topics=[topic], group_id=f"g-{pipeline}")
+    try:
+        consume_into_lake(lambda: hook.get_conn, dataset, settings)
+    except IngestError as err:
+        assert "Kafka" in str(err), err
+    finally:
+        monkeypatch.setattr(parquet_files.RollingParquetWriter, "_flush", real_flush)
+        restart_stack(stack)
+    first = [r["id"] for r in committed_rows(dataset)]
+    assert len(first) in (0, 3_000) and len(set(first)) == len(first)  # the whole batch or nothing, never twice
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=3)])[topic].result(10)  # the restarted broker is empty
+    produce(bootstrap, topic, [event(i) for i in range(3_000, 3_400)])
+    result = consume_into_lake(lambda: LakeConsumerHook(topics=[topic], group_id=f"g-{pipeline}").get_conn,
+                               dataset, settings)  # fmt: skip
+    ids = [r["id"] for r in committed_rows(dataset)]
+    assert result.rows == 400 and len(ids) == len(first) + 400
+    assert checksum(ids) == checksum(first + [f"e{i}" for i in range(3_000, 3_400)])
