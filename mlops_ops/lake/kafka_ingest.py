@@ -127,6 +127,12 @@ class KafkaBatchIngest:
             start = lake_offsets.get(_tp_key(*key))
             if start is None:
                 start = committed[key] if committed[key] >= 0 else low
+            elif start > high:
+                log.warning(
+                    "the lake's offset %d of %s/%d is past the partition's end %d: was the topic recreated? Nothing "
+                    "is read from it until the offsets in %s are reset", start, *key, high,
+                    self.dataset.uri("_state", STATE_FILE),
+                )  # fmt: skip
             plan[key] = (max(start, low), high)
         return plan
 

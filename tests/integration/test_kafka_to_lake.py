@@ -181,3 +181,16 @@ def test_dead_letters_go_to_a_topic_too(stack, bootstrap: str, topic: str) -> No
     assert {dict(m.headers())["mlops.source_topic"] for m in got} == {topic.encode()}
     assert all(b"not valid JSON" in dict(m.headers())["mlops.error"] for m in got)
     assert len({m.key() for m in got}) == 7 and all(m.key().startswith(topic.encode() + b"/") for m in got)
+
+
+def test_lake_offsets_past_the_end_are_reported(stack, bootstrap, topic, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Same cluster, offsets beyond the partition's end (a recreated topic): nothing is read, and the log says why."""
+    produce(bootstrap, topic, [event(i) for i in range(30)])
+    dataset = _dataset()
+    assert _run(topic, dataset).rows == 30
+    state = dataset.read_json("_state", kafka_ingest.STATE_FILE)
+    state["offsets"] = {k: v + 10_000 for k, v in state["offsets"].items()}
+    dataset.write_json(state, "_state", kafka_ingest.STATE_FILE)
+    produce(bootstrap, topic, [event(i) for i in range(30, 40)])
+    assert _run(topic, dataset).manifest_uri is None
+    assert "past the partition's end" in caplog.text and "was the topic recreated?" in caplog.text
