@@ -44,7 +44,13 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["mlops_ops.operators.train", "mlops_ops.operators.evaluate"],
             },
         ],
-        "extra-links": ["mlops_ops.operators.gx.DataDocsLink"],
+        "extra-links": [
+            "mlops_ops.operators.gx.DataDocsLink",
+            "mlops_ops.operators.drift.DriftReportLink",
+            "mlops_ops.ui.links.MlflowRunLink",
+            "mlops_ops.ui.links.ModelVersionLink",
+            "mlops_ops.ui.links.LakeManifestLink",
+        ],
         "sensors": [{"integration-name": "mlops-ops lake", "python-modules": ["mlops_ops.sensors.s3"]}],
         "triggers": [{"integration-name": "mlops-ops lake", "python-modules": ["mlops_ops.triggers.s3"]}],
         "hooks": [

@@ -48,3 +48,15 @@ def test_missing_extra_names_the_pip_command() -> None:
 
     with pytest.raises(MissingExtraError, match=r"pip install 'mlops-ops\[spark\]'"):
         require("not_installed_module_xyz", "spark")
+
+
+def test_every_extra_link_in_provider_info_imports() -> None:
+    import importlib
+
+    from mlops_ops.provider_info import get_provider_info
+
+    links = get_provider_info()["extra-links"]
+    assert len(links) == 5
+    for path in links:
+        module, name = path.rsplit(".", 1)
+        assert getattr(importlib.import_module(module), name).name  # each has its button label
