@@ -136,8 +136,10 @@ class EvaluateModelOperator(BaseOperator):
         for name, value in report["challenger"]["metrics"].items():
             metrics.gauge(pipeline, "evaluate", f"challenger.{name}", value)
         metrics.incr(pipeline, "evaluate", "blessed" if verdict.blessed else "not_blessed")
+        # key_metric: the spec's first metric (a JSONB XCom backend does not keep the metrics' order)
         return {"version": version, "champion_version": champion, "blessed": verdict.blessed,
-                "reasons": verdict.reasons, "metrics": report["challenger"]["metrics"]}  # fmt: skip
+                "reasons": verdict.reasons, "metrics": report["challenger"]["metrics"],
+                "key_metric": self.metrics[0]}  # fmt: skip
 
 
 class PromoteModelOperator(BaseOperator):

@@ -59,8 +59,10 @@ def pipeline_dag_ids(session: Any) -> list[str]:
     return sorted(d for d in rows if d.endswith(TRAINING_SUFFIX) and pipeline_of_dag_id(d))
 
 
-def _xcoms(session: Any, dag_id: str, task_id: str, key: str = "return_value", limit: int = HISTORY) -> list[Any]:
-    """``(timestamp, run_id, value)`` of a task's XCom, newest first."""
+def _xcoms(
+    session: Any, dag_id: str, task_id: str, key: str = "return_value", limit: int = HISTORY, run_id: str | None = None
+) -> list[Any]:
+    """``(timestamp, run_id, value)`` of a task's XCom (in one run, or any), newest first."""
     from airflow.models.xcom import XComModel
     from sqlalchemy import select
 
@@ -70,7 +72,14 @@ def _xcoms(session: Any, dag_id: str, task_id: str, key: str = "return_value", l
         .order_by(XComModel.timestamp.desc())
         .limit(limit)
     )
+    if run_id is not None:
+        stmt = stmt.where(XComModel.run_id == run_id)
     return [(ts, run_id, XComModel.deserialize_value(_Raw(value))) for ts, run_id, value in session.execute(stmt)]
+
+
+def _run_value(session: Any, dag_id: str, task_id: str, key: str, run_id: str) -> Any:
+    rows = _xcoms(session, dag_id, task_id, key, limit=1, run_id=run_id)
+    return rows[0][2] if rows else None
 
 
 class _Raw:
@@ -109,10 +118,8 @@ def _gate(session: Any, dag_id: str) -> dict[str, Any] | None:
     ).first()
     if ti is None:
         return None
-    batches = next((v for _, run_id, v in _xcoms(session, dag_id, "quality_gate", "quality") if run_id == ti.run_id),
-                   None)  # fmt: skip
-    docs = next((v for _, run_id, v in _xcoms(session, dag_id, "quality_gate", "data_docs_url") if run_id == ti.run_id),
-                None)  # fmt: skip
+    batches = _run_value(session, dag_id, "quality_gate", "quality", ti.run_id)
+    docs = _run_value(session, dag_id, "quality_gate", "data_docs_url", ti.run_id)
     summaries = list(batches.values()) if isinstance(batches, dict) else []
     return {"state": str(ti.state), "run_id": ti.run_id, "end_date": _iso(ti.end_date), "batches": len(summaries),
             "failed_batches": sum(1 for s in summaries if not s.get("passed")),
@@ -140,7 +147,7 @@ def airflow_side(session: Any, training_id: str) -> PipelineRow:
             break
     evaluations = [v for _, _, v in _xcoms(session, training_id, "evaluate", limit=200) if isinstance(v, dict)]
     if evaluations and evaluations[0].get("metrics"):
-        row.key_metric = next(iter(evaluations[0]["metrics"]))
+        row.key_metric = evaluations[0].get("key_metric") or next(iter(evaluations[0]["metrics"]))
     changes = [
         (ts, v) for ts, _, v in _xcoms(session, training_id, "promote") if isinstance(v, dict) and v.get("changed")
     ]
