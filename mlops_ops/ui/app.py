@@ -19,14 +19,6 @@ from mlops_ops.ui.links import MANIFEST_PATH
 __all__ = ["app"]
 
 
-async def _user(request: Request) -> Any:
-    from airflow.api_fastapi.core_api.security import COOKIE_NAME_JWT_TOKEN, resolve_user_from_token
-
-    header = request.headers.get("authorization", "")
-    token = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE_NAME_JWT_TOKEN)
-    return await resolve_user_from_token(token)  # raises 401/403 for a missing or bad token
-
-
 def _readable_dag_ids(user: Any) -> set[str]:
     from airflow.api_fastapi.app import get_auth_manager
 
@@ -54,7 +46,7 @@ async def pipelines_page(request: Request) -> HTMLResponse:
 
     from mlops_ops.ui.overview_page import render
 
-    user = await _user(request)
+    user = await data_docs.current_user(request)
     rows = await run_in_threadpool(_rows, user)
     ui = await run_in_threadpool(_mlflow_ui)
     return HTMLResponse(render(rows, ui), headers={"Cache-Control": "no-store"})
@@ -64,7 +56,7 @@ async def pipelines_page(request: Request) -> HTMLResponse:
 async def pipelines_json(request: Request) -> JSONResponse:
     from starlette.concurrency import run_in_threadpool
 
-    user = await _user(request)
+    user = await data_docs.current_user(request)
     rows = await run_in_threadpool(_rows, user)
     return JSONResponse([r.as_dict() for r in rows], headers={"Cache-Control": "no-store"})
 

@@ -18,15 +18,22 @@ MAX_BYTES = 50 << 20
 app = FastAPI(title="mlops-ops", docs_url=None, redoc_url=None, openapi_url=None)
 
 
-async def _check_access(request: Request, pipeline: str) -> None:
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+async def current_user(request: Request) -> Any:
+    """The signed-in user, as Airflow's API resolves it (bearer header first, else the UI's cookie)."""
     from airflow.api_fastapi.core_api.security import COOKIE_NAME_JWT_TOKEN, resolve_user_from_token
 
     header = request.headers.get("authorization", "")
     token = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE_NAME_JWT_TOKEN)
-    user = await resolve_user_from_token(token)  # raises 401/403 for a missing or bad token
+    return await resolve_user_from_token(token)  # raises 401/403 for a missing or bad token
+
+
+async def _check_access(request: Request, pipeline: str) -> None:
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
     from mlops_ops.factories.pipeline import training_dag_id
+
+    user = await current_user(request)
 
     details = DagDetails(id=training_dag_id(pipeline))
     if not get_auth_manager().is_authorized_dag(method="GET", details=details, user=user):
