@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, BaseOperatorLink
 
 from mlops_ops.operators.kafka import LAKE_TEMPLATE
-from mlops_ops.ui.links import MlflowRunLink
+from mlops_ops.ui.links import MlflowRunLink, task_result
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -33,10 +33,7 @@ class DriftReportLink(BaseOperatorLink):
     name = "Drift report"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        from airflow.sdk.execution_time.xcom import XCom
-
-        value = XCom.get_value(ti_key=ti_key, key="return_value")
-        return str(value.get("report_url", "")) if isinstance(value, dict) else ""
+        return str(task_result(ti_key).get("report_url") or "")
 
 
 class DriftCheckOperator(BaseOperator):

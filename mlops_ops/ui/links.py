@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from airflow.sdk import BaseOperatorLink
 
@@ -21,7 +22,8 @@ LAKE_ROUTE = "/mlops-ops/lake"
 MANIFEST_PATH = re.compile(r"^[A-Za-z0-9_.-]+/manifests/[^/\\]+\.json$")
 
 
-def _result(ti_key: TaskInstanceKey) -> dict[str, Any]:
+def task_result(ti_key: TaskInstanceKey) -> dict[str, Any]:
+    """The task's return value when it is a dict (what the library's operators return), else ``{}``."""
     from airflow.sdk.execution_time.xcom import XCom
 
     value = XCom.get_value(ti_key=ti_key, key="return_value")
@@ -39,7 +41,7 @@ def run_url(ui: str, run_id: str) -> str:
 
 
 def model_version_url(ui: str, name: str, version: str) -> str:
-    return f"{ui}/#/models/{name}/versions/{version}" if ui and name and version else ""
+    return f"{ui}/#/models/{quote(name, safe='')}/versions/{quote(version, safe='')}" if ui and name and version else ""
 
 
 def _plain(uri: str) -> str:
@@ -63,7 +65,7 @@ class MlflowRunLink(BaseOperatorLink):
     name = "MLflow run"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        result = _result(ti_key)
+        result = task_result(ti_key)
         run_id = str(result.get("run_id") or result.get("mlflow_run_id") or "")
         return run_url(_mlflow_ui(operator), run_id) if run_id else ""
 
@@ -74,7 +76,7 @@ class ModelVersionLink(BaseOperatorLink):
     name = "Model version"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        result = _result(ti_key)
+        result = task_result(ti_key)
         name = str(result.get("model_name") or getattr(operator, "model_name", "") or "")
         version = str(result.get("champion") or result.get("version") or "")
         return model_version_url(_mlflow_ui(operator), name, version) if version else ""
@@ -86,6 +88,6 @@ class LakeManifestLink(BaseOperatorLink):
     name = "Lake manifest"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        uri = str(_result(ti_key).get("manifest_uri") or "")
+        uri = str(task_result(ti_key).get("manifest_uri") or "")
         lake, pipeline = str(getattr(operator, "lake", "")), str(getattr(operator, "pipeline", ""))
         return manifest_url(uri, lake, pipeline) if uri and lake and pipeline else ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote
 
+from mlops_ops.ui.links import model_version_url
 from mlops_ops.ui.overview import PipelineRow, Point
 
 STATE_COLOURS = {"success": "#1a7f37", "failed": "#cf222e", "running": "#0969da", "queued": "#8a6d3b"}
@@ -56,8 +57,8 @@ def _row(row: PipelineRow, mlflow_ui: str) -> str:
     champion = '<span class="none">no champion yet</span>'
     if row.champion_version:
         text = f"v{row.champion_version}"
-        if mlflow_ui and row.model_name:
-            href = f"{mlflow_ui}/#/models/{quote(row.model_name)}/versions/{quote(row.champion_version)}"
+        href = model_version_url(mlflow_ui, row.model_name or "", row.champion_version)
+        if href:
             text = f'<a href="{escape(href)}" target="_blank" rel="noopener">{escape(text)}</a>'
         metric = (f"{escape(row.key_metric or '')} {row.champion_metric:.4f}" if row.champion_metric is not None
                   else "")  # fmt: skip
