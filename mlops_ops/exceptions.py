@@ -82,3 +82,13 @@ class EmptyInputError(MlopsOpsError):
 
 class QualityGateFailed(MlopsOpsError):
     """A batch failed blocking (critical) expectations and was quarantined."""
+
+
+class LakeSchemaError(MlopsOpsError, ValueError):
+    """New data does not fit a lake table's schema in a way Iceberg can evolve (the message names the column)."""
+
+
+class LakeConflictError(MlopsOpsError):
+    """A lake commit lost a race: the table moved away from the snapshot or positions the run started from.
+
+    Nothing of the losing run is visible; a retry starts from where the winner ended."""

@@ -1,22 +1,25 @@
-"""Ingest a bounded batch of Kafka messages into a lake dataset, exactly once.
+"""Stage a bounded batch of Kafka messages into the pipeline's ``raw`` Iceberg table, exactly once.
 
-Protocol of one run:
+One run:
 
-1. Start positions come from the lake's own committed state (``_state/kafka.json``),
-   falling back to the consumer group's committed offsets, then the earliest offset.
-   The lake, not Kafka, is the source of truth: Kafka offsets are committed last and
-   only for lag monitoring, so a crash between publish and offset commit is harmless.
-2. Each partition is read up to the end offset seen when the run started; the batch is
-   finite and a re-run covers the same messages.
-3. Rows stream into bounded Parquet files under ``_staging/<run key>/``; messages that do
-   not decode go to quarantine files with their bytes, position and reason.
-4. If the bad share is above the threshold the run fails here: nothing was published.
-5. Files move to names made of topic, partition and offset range; a manifest whose name
-   derives from the start positions records files, ranges, row counts and schema; then
-   ``_state/kafka.json`` is replaced (the commit point); then Kafka offsets are committed.
+1. A batch still staged on ``raw@audit_kafka`` (a gate that died, a run that failed after staging) is
+   handed on as it is: nothing new is read until it is decided.
+2. Start positions are the offsets in the summary of ``raw``'s current snapshot (with the Kafka cluster id;
+   offsets of another cluster mean nothing), else the consumer group's committed offsets, else the earliest.
+   A start below a partition's low watermark is a **retention gap**: counted, recorded in the snapshot
+   summary, warned about, or the run fails when the spec says ``on_gap: fail``.
+3. Each partition is read up to its end when the run started (bounded, repeatable), at most
+   ``max_messages``. Rows stream into Parquet files in the table's data folder; memory does not grow with
+   the batch. A message that cannot become a row (not decodable, too deep, wrong types, too large, bad
+   UTF-8, a timestamp out of range, anything a user deserializer raises) goes to the dead-letter files.
+4. More than ``max_bad_share`` dead letters: the run fails and nothing is committed.
+5. One commit stages the batch (:func:`mlops_ops.lake.transaction.stage`), conditional on ``raw`` still being
+   at the start positions. Publishing (after the gate, or at once without one) is
+   :mod:`mlops_ops.lake.batches`. Kafka consumer-group offsets are committed after publishing, for lag
+   monitoring only.
 
-A retry after a crash at any step starts from the same positions, so it rewrites the
-same manifest name, and only manifests listed in ``_state`` are visible to readers.
+A retry after a crash before the staging commit reads again from the same positions; files of the dead
+attempt are never committed, so never read.
 """
 
 from __future__ import annotations
@@ -27,20 +30,28 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from mlops_ops.exceptions import IngestError
-from mlops_ops.lake.parquet_files import ClosedFile, RollingParquetWriter, arrow_schema
-from mlops_ops.lake.records import Decoder, RecordError, make_conformer
-from mlops_ops.lake.store import Dataset
+from mlops_ops.lake import transaction
+from mlops_ops.lake.batches import DEAD_LETTER_FILES_KEY
+from mlops_ops.lake.parquet_files import RollingParquetWriter, table_opener
+from mlops_ops.lake.records import Decoder, InferredColumns, RecordError, make_conformer
+from mlops_ops.lake.tables import (
+    DEAD_LETTER_COLUMNS,
+    SOURCE_COLUMNS,
+    PipelineTables,
+    arrow_schema,
+    data_folder,
+    iceberg_kind,
+    raw_columns,
+)
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "kafka.json"
+SOURCE = "kafka"
 CONSUMER_OVERRIDES = {"enable.auto.commit": False, "enable.partition.eof": True, "auto.offset.reset": "earliest"}
-META_COLUMNS = {"_topic": "string", "_partition": "int32", "_offset": "int", "_timestamp": "timestamp"}
-QUARANTINE_COLUMNS = {"_topic": "string", "_partition": "int32", "_offset": "int", "key": "binary",
-                      "value": "binary", "error": "string"}  # fmt: skip
+TRANSIENT_ERROR_BUDGET_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -53,20 +64,43 @@ class KafkaBatchSettings:
     rows_per_group: int = 10_000
     poll_timeout_s: float = 5.0
     max_bad_share: float = 0.1
+    max_value_bytes: int = 1 << 20
+    on_gap: Literal["warn", "fail"] = "warn"
     dead_letter_topic: str | None = None
 
 
 @dataclass
 class IngestResult:
-    manifest_uri: str | None
+    staged: transaction.StagedBatch | None
     rows: int
     bad: int
     offsets: dict[str, list[int]] = field(default_factory=dict)
-    """``"topic/partition" -> [first, next]`` for the messages this run covered."""
+    """``"topic/partition" -> [first, next]`` for the messages this batch covers."""
+    gaps: dict[str, int] = field(default_factory=dict)
+    resumed: bool = False
 
 
 def _tp_key(topic: str, partition: int) -> str:
     return f"{topic}/{partition}"
+
+
+def parse_cursor(text: str) -> tuple[str | None, dict[str, int]]:
+    """``(cluster id, {"topic/partition": next offset})`` of a committed Kafka cursor."""
+    if not text:
+        return None, {}
+    import json
+
+    value = json.loads(text)
+    return value.get("cluster"), {str(k): int(v) for k, v in value.get("offsets", {}).items()}
+
+
+def result_of(staged: transaction.StagedBatch, *, resumed: bool) -> IngestResult:
+    import json
+
+    s = staged.summary
+    return IngestResult(staged, int(s.get("mlops.rows", 0)), int(s.get("mlops.bad", 0)),
+                        json.loads(s.get("mlops.kafka.range", "{}")), json.loads(s.get("mlops.gaps", "{}")),
+                        resumed=resumed)  # fmt: skip
 
 
 class KafkaBatchIngest:
@@ -76,42 +110,41 @@ class KafkaBatchIngest:
     def __init__(
         self,
         consumer: Any,
-        dataset: Dataset,
+        tables: PipelineTables,
         settings: KafkaBatchSettings,
         make_producer: Callable[[], Any] | None = None,
     ) -> None:
         self.consumer = consumer
         self.make_producer = make_producer
-        self.dataset = dataset
+        self.tables = tables
         self.settings = settings
         self.cluster_id: str | None = None
 
     # ---------------------------------------------------------------- planning
-    def _start_positions(self) -> dict[tuple[str, int], tuple[int, int]]:
-        """``(topic, partition) -> (start, listed end)`` for every partition of the topics."""
+    def _plan(self, lake_cursor: str) -> tuple[dict[tuple[str, int], tuple[int, int]], dict[str, int]]:
+        """``(topic, partition) -> (start, listed end)`` for every partition, and retention gaps."""
         from confluent_kafka import KafkaException, TopicPartition
 
         try:
-            return self._plan(TopicPartition)
+            return self._plan_positions(TopicPartition, lake_cursor)
         except KafkaException as err:
             raise IngestError(
                 f"Kafka is unreachable or refused the request ({err.args[0] if err.args else err}); "
                 "nothing was read or committed"
             ) from err
 
-    def _plan(self, TopicPartition: Any) -> dict[tuple[str, int], tuple[int, int]]:
-        state = self.dataset.read_json("_state", STATE_FILE) or {}
-        lake_offsets: dict[str, int] = state.get("offsets", {})
+    def _plan_positions(
+        self, TopicPartition: Any, lake_cursor: str
+    ) -> tuple[dict[tuple[str, int], tuple[int, int]], dict[str, int]]:
+        lake_cluster, lake_offsets = parse_cursor(lake_cursor)
         cluster = self.consumer.list_topics(timeout=10).cluster_id
         self.cluster_id = cluster
-        if lake_offsets and state.get("cluster_id") not in (None, cluster):
+        if lake_offsets and lake_cluster not in (None, cluster):
             # Offsets of another cluster (or a broker that lost its data) mean nothing here.
             log.warning(
                 "Kafka cluster id changed from %s to %s: the lake's offsets belong to the old cluster; "
-                "reading from the consumer group's offsets or the earliest offset",
-                state.get("cluster_id"),
-                cluster,
-            )
+                "reading from the consumer group's offsets or the earliest offset", lake_cluster, cluster,
+            )  # fmt: skip
             lake_offsets = {}
         tps = []
         for topic in self.settings.topics:
@@ -120,7 +153,7 @@ class KafkaBatchIngest:
                 raise IngestError(f"Kafka topic '{topic}' is not available: {getattr(meta, 'error', 'missing')}")
             tps += [TopicPartition(topic, p) for p in sorted(meta.partitions)]
         committed = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(tps, timeout=10)}
-        plan = {}
+        plan, gaps = {}, {}
         for tp in tps:
             low, high = self.consumer.get_watermark_offsets(tp, timeout=10)
             key = (tp.topic, tp.partition)
@@ -130,33 +163,52 @@ class KafkaBatchIngest:
             elif start > high:
                 log.warning(
                     "the lake's offset %d of %s/%d is past the partition's end %d: was the topic recreated? Nothing "
-                    "is read from it until the offsets in %s are reset", start, *key, high,
-                    self.dataset.uri("_state", STATE_FILE),
+                    "is read from it until raw's Kafka cursor is reset", start, *key, high,
                 )  # fmt: skip
+            if low > start:
+                gaps[_tp_key(*key)] = low - start
             plan[key] = (max(start, low), high)
-        return plan
+        return plan, gaps
 
     # ---------------------------------------------------------------- run
-    def run(self, run_key_prefix: str = "") -> IngestResult:
+    def run(self) -> IngestResult:
         from confluent_kafka import KafkaError, TopicPartition
 
-        plan = self._start_positions()
-        run_key = run_key_prefix + _run_key(plan, self.cluster_id)
-        staging = self.dataset.path("_staging", run_key)
-        self.dataset.remove_tree("_staging", run_key)  # leftovers of a killed attempt of this same run
-        schema = arrow_schema(dict(self.settings.schema) if self.settings.schema else None, META_COLUMNS)
-        q_schema = arrow_schema(QUARANTINE_COLUMNS, {})
+        columns = raw_columns(self.settings.schema)
+        raw = self.tables.raw(columns)
+        staged = transaction.pending(raw, SOURCE)
+        if staged is not None:
+            log.warning("batch %s is staged and not yet decided: handing it on, reading nothing new", staged.batch_id)
+            return result_of(staged, resumed=True)
+        start_cursor = transaction.cursor(transaction.head(raw), SOURCE)
+        plan, gaps = self._plan(start_cursor)
+        if gaps:
+            lost = sum(gaps.values())
+            text = (f"retention gap: {lost} message(s) expired from Kafka before the lake read them "
+                    f"({', '.join(f'{k}: {v}' for k, v in sorted(gaps.items()))})")  # fmt: skip
+            if self.settings.on_gap == "fail":
+                raise IngestError(text + "; source.kafka.on_gap is 'fail': nothing was read or committed")
+            log.error("%s; recorded in the snapshot summary (source.kafka.on_gap: warn)", text)
+        batch_id = _batch_id(plan, self.cluster_id)
+        opener = table_opener(raw.io)
+        dead_table = self.tables.dead_letters()
+        inferred = None if columns is not None else InferredColumns(_known_kinds(raw), set(SOURCE_COLUMNS))
+        schema: Any = arrow_schema(columns) if columns is not None else _inferred_schema(inferred)
+        conform = make_conformer(self.settings.schema) if self.settings.schema is not None else inferred
+        assert conform is not None
+        dl_schema = arrow_schema(DEAD_LETTER_COLUMNS)
         writers: dict[tuple[str, int], RollingParquetWriter] = {}
-        quarantine: dict[tuple[str, int], RollingParquetWriter] = {}
+        dead: dict[tuple[str, int], RollingParquetWriter] = {}
         ends = {key: listed for key, (_, listed) in plan.items()}
         fetched_once: set[tuple[str, int]] = set()
         at_eof: set[tuple[str, int]] = set()
         nxt = {key: start for key, (start, _) in plan.items()}
         self.consumer.assign([TopicPartition(t, p, start) for (t, p), (start, _) in plan.items()])
         total = bad = 0
-        conform = make_conformer(self.settings.schema)
-        decode = self.settings.decoder
+        decode, max_bytes = self.settings.decoder, self.settings.max_value_bytes
+        now = datetime.now(UTC)
         idle_since = time.monotonic()
+        error_since: float | None = None
         done = lambda: all(k in at_eof or (k in fetched_once and nxt[k] >= ends[k]) for k in plan)  # noqa: E731
         while total < self.settings.max_messages and not done():
             messages = self.consumer.consume(num_messages=min(10_000, self.settings.max_messages - total), timeout=0.5)
@@ -171,7 +223,9 @@ class KafkaBatchIngest:
                     if err.code() == KafkaError._PARTITION_EOF:
                         at_eof.add((msg.topic(), msg.partition()))
                         continue
-                    raise IngestError(f"Kafka error while reading {msg.topic()}/{msg.partition()}: {err}")
+                    error_since = _tolerate(err, msg, error_since)
+                    continue
+                error_since = None
                 key = (msg.topic(), msg.partition())
                 at_eof.discard(key)
                 if key not in fetched_once:
@@ -185,79 +239,72 @@ class KafkaBatchIngest:
                     continue
                 nxt[key] = offset + 1
                 total += 1
+                value = msg.value() or b""
                 try:
-                    row = conform(decode(msg.value() or b""))
-                except (RecordError, ValueError, TypeError) as exc:
+                    if len(value) > max_bytes:
+                        raise RecordError(f"value of {len(value):,} bytes is larger than source.kafka.max_value_bytes "
+                                          f"({max_bytes:,})")  # fmt: skip
+                    row = conform(decode(value))
+                    ts_type, ts = msg.timestamp()
+                    row.update(_source=SOURCE, _topic=key[0], _partition=key[1], _offset=offset, _batch=batch_id,
+                               _timestamp=datetime.fromtimestamp(ts / 1000, tz=UTC) if ts_type else None)  # fmt: skip
+                except Exception as exc:  # noqa: BLE001 - whatever one message does is that message's problem
                     bad += 1
                     if bad <= 5:
-                        log.warning("malformed message %s/%s@%s: %s", key[0], key[1], offset, exc)
-                    if key not in quarantine:
-                        quarantine[key] = self._writer(staging, "quarantine", key, q_schema)
-                    quarantine[key].add({"_topic": key[0], "_partition": key[1], "_offset": offset, "key": msg.key(),
-                            "value": msg.value(), "error": str(exc)[:500]}, offset)  # fmt: skip
+                        log.warning("dead letter %s/%s@%s: %s", key[0], key[1], offset, _reason(exc))
+                    if key not in dead:
+                        dead[key] = self._writer(opener, data_folder(dead_table, batch_id, *map(str, key)), dl_schema)
+                    dead[key].add({"_source": SOURCE, "_topic": key[0], "_partition": key[1], "_offset": offset,
+                                   "key": msg.key(), "value": value[:max_bytes], "value_bytes": len(value),
+                                   "error": _reason(exc), "_batch": batch_id, "_at": now}, offset)  # fmt: skip
                     continue
-                ts_type, ts = msg.timestamp()
-                row.update(_topic=key[0], _partition=key[1], _offset=offset,
-                           _timestamp=datetime.fromtimestamp(ts / 1000, tz=UTC) if ts_type else None)  # fmt: skip
                 writer = writers.get(key)
                 if writer is None:
-                    writer = writers[key] = self._writer(staging, "data", key, schema)
+                    writer = writers[key] = self._writer(opener, data_folder(raw, batch_id, *map(str, key)), schema)
                 writer.add(row, offset)
         self.consumer.pause(self.consumer.assignment())
 
         covered = {k: (plan[k][0], nxt[k]) for k in plan if nxt[k] > plan[k][0]}
-        if total == 0:
+        if total == 0 and not gaps:
             return IngestResult(None, 0, 0)
-        if bad / total > self.settings.max_bad_share:
+        if total and bad / total > self.settings.max_bad_share:
+            for w in [*writers.values(), *dead.values()]:
+                w.abandon()
             raise IngestError(
-                f"{bad} of {total} messages ({bad / total:.1%}) could not be decoded, above the allowed "
-                f"{self.settings.max_bad_share:.1%} (source.kafka.dead_letter.max_bad_share); nothing was published "
-                f"and no offset was committed. First errors are in the task log."
+                f"{bad} of {total} messages ({bad / total:.1%}) could not become rows, above the allowed "
+                f"{self.settings.max_bad_share:.1%} (source.kafka.dead_letter.max_bad_share); nothing was committed. "
+                "First reasons are in the task log."
             )
-        for qw in quarantine.values():
-            qw.close()
-        if bad and self.settings.dead_letter_topic:
-            self._send_dead_letters(quarantine)
-        files = self._publish(writers, "data", run_key) + self._publish(quarantine, "quarantine", run_key)
+        files = [f.path for w in writers.values() for f in w.close()]
+        dead_files = [f.path for w in dead.values() for f in w.close()]
+        if dead_files and self.settings.dead_letter_topic:
+            self._send_dead_letters(dead_table, dead_files)
+        if inferred is not None:
+            from mlops_ops.lake.tables import evolve
+
+            raw = evolve(raw, _inferred_schema(inferred)())
         offsets = {_tp_key(*k): list(v) for k, v in sorted(covered.items())}
-        manifest: dict[str, Any] = {
-            "kind": "kafka",
-            "run_key": run_key,
-            "created_at": datetime.now(UTC).isoformat(),
-            "rows": total - bad,
-            "bad": bad,
-            "offsets": offsets,
-            "files": [f for f in files if f["role"] == "data"],
-            "quarantine": [f for f in files if f["role"] == "quarantine"],
-        }
-        manifest_uri = self.dataset.uri("manifests", f"{run_key}.json")
-        self.dataset.write_json(manifest, "manifests", f"{run_key}.json")
-        state = self.dataset.read_json("_state", STATE_FILE) or {"offsets": {}, "manifests": []}
-        if state.get("cluster_id") not in (None, self.cluster_id):
-            state["offsets"] = {}
-        state["cluster_id"] = self.cluster_id
-        state["offsets"].update({_tp_key(*k): v[1] for k, v in covered.items()})
-        if manifest_uri not in state["manifests"]:
-            state["manifests"].append(manifest_uri)
-        self.dataset.write_json(state, "_state", STATE_FILE)  # commit point
-        self.dataset.remove_tree("_staging", run_key)
-        self._commit_kafka(covered)
-        return IngestResult(manifest_uri, total - bad, bad, offsets)
+        # every partition's next position (a gap's start moves to the low watermark even when nothing was read)
+        next_offsets = {**parse_cursor(start_cursor)[1], **{_tp_key(*k): nxt[k] for k in plan}}
+        end_cursor = transaction.json_value({"cluster": self.cluster_id, "offsets": next_offsets})
+        props = {"mlops.rows": str(total - bad), "mlops.bad": str(bad), "mlops.kafka.range": transaction.json_value(offsets),
+                 "mlops.kafka.cluster-id": str(self.cluster_id), DEAD_LETTER_FILES_KEY: transaction.json_value(dead_files),
+                 **({"mlops.gaps": transaction.json_value(gaps)} if gaps else {})}  # fmt: skip
+        staged = transaction.stage(raw, source=SOURCE, batch_id=batch_id, start_cursor=start_cursor,
+                                   end_cursor=end_cursor, files=files, properties=props)  # fmt: skip
+        return IngestResult(staged, total - bad, bad, offsets, gaps)
 
     # ---------------------------------------------------------------- helpers
-    def _writer(self, staging: Any, role: str, key: tuple[str, int], schema: Any) -> RollingParquetWriter:
-        return RollingParquetWriter(
-            staging / role / key[0] / str(key[1]),
-            schema=schema,
-            rows_per_group=min(self.settings.rows_per_group, self.settings.rows_per_file),
-            rows_per_file=self.settings.rows_per_file,
-        )
+    def _writer(self, opener: Any, folder: str, schema: Any) -> RollingParquetWriter:
+        return RollingParquetWriter(folder, opener, schema=schema,
+                                    rows_per_group=min(self.settings.rows_per_group, self.settings.rows_per_file),
+                                    rows_per_file=self.settings.rows_per_file)  # fmt: skip
 
-    def _send_dead_letters(self, quarantine: dict[tuple[str, int], RollingParquetWriter]) -> None:
-        """Copy quarantined messages to the dead-letter topic, keyed by their source position.
+    def _send_dead_letters(self, dead_table: Any, paths: list[str]) -> None:
+        """Copy dead letters to the dead-letter topic, keyed by their source position.
 
-        Sent before the commit point, so a retry after a crash may send some again
-        (at least once); the key ``topic/partition/offset`` lets consumers drop repeats.
+        Sent before the staging commit, so a retry after a crash may send some again (at least once); the key
+        ``topic/partition/offset`` lets consumers drop repeats. The lake's dead-letter table has them once.
         """
         import pyarrow.parquet as pq
 
@@ -271,76 +318,87 @@ class KafkaBatchIngest:
             if err is not None:
                 failures.append(str(err))
 
-        for writer in quarantine.values():
-            for f in writer.closed:
-                with f.staged.open("rb") as fh:
-                    for row in pq.read_table(fh).to_pylist():
-                        producer.produce(
-                            topic,
-                            key=f"{row['_topic']}/{row['_partition']}/{row['_offset']}".encode(),
-                            value=row["value"],
-                            headers={
-                                "mlops.error": row["error"].encode(),
-                                "mlops.source_topic": row["_topic"].encode(),
-                            },
-                            on_delivery=delivered,
-                        )
-                        producer.poll(0)
+        for path in paths:
+            with dead_table.io.new_input(path).open() as fh:
+                rows = pq.read_table(fh).to_pylist()
+            for row in rows:
+                producer.produce(
+                    topic,
+                    key=f"{row['_topic']}/{row['_partition']}/{row['_offset']}".encode(),
+                    value=row["value"],
+                    headers={"mlops.error": row["error"].encode(), "mlops.source_topic": row["_topic"].encode()},
+                    on_delivery=delivered,
+                )
+                producer.poll(0)
         remaining = producer.flush(30)
         if remaining or failures:
             raise IngestError(
                 f"could not deliver dead letters to topic '{topic}' ({remaining} pending, errors: {failures[:3]}); "
-                "nothing was published and no offset was committed"
+                "nothing was committed"
             )
 
-    def _publish(
-        self, writers: dict[tuple[str, int], RollingParquetWriter], role: str, run_key: str
-    ) -> list[dict[str, Any]]:
-        out = []
-        for (topic, partition), writer in sorted(writers.items()):
-            for f in writer.close():
-                name = f"{f.first:020d}-{f.last:020d}.parquet"
-                final = self.dataset.publish(
-                    f.staged, role, f"run={run_key}", f"topic={topic}", f"partition={partition}", name
-                )
-                out.append(_file_entry(role, str(final), topic, partition, f))
-        return out
 
-    def _commit_kafka(self, covered: dict[tuple[str, int], tuple[int, int]]) -> None:
-        from confluent_kafka import KafkaException, TopicPartition
+def commit_group_offsets(consumer: Any, offsets: Mapping[str, list[int]]) -> None:
+    """Kafka's own record of what the lake holds (lag monitoring only; the lake's cursor is the truth)."""
+    from confluent_kafka import KafkaException, TopicPartition
 
-        if not covered:
-            return
-        try:
-            self.consumer.commit(
-                offsets=[TopicPartition(t, p, end) for (t, p), (_, end) in covered.items()], asynchronous=False
-            )
-        except KafkaException as err:
-            # The lake state already holds these positions; the group offset is for lag monitoring.
-            log.warning("Published to the lake but could not commit Kafka offsets (next run is still exact): %s", err)
+    if not offsets:
+        return
+    try:
+        consumer.commit(offsets=[TopicPartition(*_split_tp(k), end) for k, (_, end) in offsets.items()],
+                        asynchronous=False)  # fmt: skip
+    except KafkaException as err:
+        log.warning("Published to the lake but could not commit Kafka offsets (next run is still exact): %s", err)
 
 
-def _run_key(plan: Mapping[tuple[str, int], tuple[int, int]], cluster_id: str | None) -> str:
-    """Same batch, same key (a retry cleans up its killed attempt). The cluster id is part of it: a broker that
-    lost its data starts its offsets at 0 again, and that batch must not overwrite the one read before at 0."""
+def _split_tp(key: str) -> tuple[str, int]:
+    topic, _, partition = key.rpartition("/")
+    return topic, int(partition)
+
+
+def _tolerate(err: Any, msg: Any, since: float | None) -> float:
+    """Transient consumer errors are waited out for a while; fatal ones, or too long, fail the run."""
+    now = time.monotonic()
+    since = since if since is not None else now
+    if err.fatal() or (not err.retriable() and err.code() > 0) or now - since > TRANSIENT_ERROR_BUDGET_S:
+        raise IngestError(f"Kafka error while reading {msg.topic()}/{msg.partition()}: {err}; nothing was committed")
+    log.warning("transient Kafka error (retrying): %s", err)
+    return since
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, RecordError) else f"{type(exc).__name__}: {exc}"
+    return text[:500]
+
+
+def _known_kinds(raw: Any) -> dict[str, str]:
+    kinds = {}
+    for f in raw.schema().fields:
+        kind = iceberg_kind(f.field_type)
+        if kind is not None and f.name not in SOURCE_COLUMNS:
+            kinds[f.name] = kind
+    return kinds
+
+
+def _inferred_schema(inferred: Any) -> Callable[[], Any]:
+    return lambda: arrow_schema({**{k: v for k, v in inferred.kinds.items()}, **SOURCE_COLUMNS})
+
+
+def _batch_id(plan: Mapping[tuple[str, int], tuple[int, int]], cluster_id: str | None) -> str:
+    """Same start, same id. The cluster id is part of it: a broker that lost its data starts at 0 again."""
     text = f"{cluster_id or ''}:" + ",".join(f"{t}/{p}@{start}" for (t, p), (start, _) in sorted(plan.items()))
     return "kafka-" + hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def _file_entry(role: str, uri: str, topic: str, partition: int, f: ClosedFile) -> dict[str, Any]:
-    return {"role": role, "uri": uri, "topic": topic, "partition": partition, "first_offset": f.first,
-            "last_offset": f.last, "rows": f.rows, "sha256": f.sha256, "schema": f.schema}  # fmt: skip
-
-
-def consume_into_lake(
+def stage_from_kafka(
     make_consumer: Callable[[], Any],
-    dataset: Dataset,
+    tables: PipelineTables,
     settings: KafkaBatchSettings,
     make_producer: Callable[[], Any] | None = None,
 ) -> IngestResult:
     """Run one batch with a fresh consumer, always closing it."""
     consumer = make_consumer()
     try:
-        return KafkaBatchIngest(consumer, dataset, settings, make_producer).run()
+        return KafkaBatchIngest(consumer, tables, settings, make_producer).run()
     finally:
         consumer.close()

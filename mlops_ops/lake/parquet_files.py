@@ -1,75 +1,65 @@
-"""Stream rows of one source partition into bounded-size Parquet files in a staging area.
+"""Stream rows of one source partition into bounded-size Parquet files at their final place in a table.
 
-Rows are buffered ``rows_per_group`` at a time and written as row groups, so memory
-does not grow with the batch; a file is closed after ``rows_per_file`` rows. Each
-closed file knows the first and last source position it holds, which is what its
-published name is made of.
+Rows are buffered ``rows_per_group`` at a time and written as row groups, so memory does not grow with the
+batch; a file is closed after ``rows_per_file`` rows. Files are written where the table keeps its data and
+become part of it only when a commit names them (:mod:`mlops_ops.lake.transaction`): a file of a killed run
+is never read. Each closed file knows the first and last source position it holds.
 """
 
 from __future__ import annotations
 
-import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from airflow.sdk import ObjectStoragePath
+from typing import Any, BinaryIO
 
 from mlops_ops._extras import require
 
-PA_TYPES = {"string": "string", "int": "int64", "float": "float64", "bool": "bool_", "timestamp": "timestamp"}
+Opener = Callable[[str], BinaryIO]
 
 
-def arrow_schema(columns: dict[str, str] | None, meta: dict[str, str]) -> Any:
-    """A pyarrow schema for spec columns plus metadata columns, or ``None`` to infer it."""
-    if columns is None:
-        return None
-    pa = require("pyarrow", "s3")
-    fields = [pa.field(name, _arrow_type(pa, kind)) for name, kind in {**columns, **meta}.items()]
-    return pa.schema(fields)
-
-
-def _arrow_type(pa: Any, kind: str) -> Any:
-    if kind == "timestamp":
-        return pa.timestamp("us", tz="UTC")
-    if kind == "binary":
-        return pa.binary()
-    if kind == "int32":
-        return pa.int32()
-    return getattr(pa, PA_TYPES[kind])()
+def table_opener(io: Any) -> Opener:
+    """Open a path for writing through a pyiceberg ``FileIO`` (the table's own storage and credentials)."""
+    return lambda path: io.new_output(path).create(overwrite=True)
 
 
 @dataclass
 class ClosedFile:
-    staged: ObjectStoragePath
+    path: str
     first: int
     last: int
     rows: int
-    sha256: str
-    schema: str
 
 
 @dataclass
 class RollingParquetWriter:
-    """Writes rows with a position (e.g. a Kafka offset) into a sequence of Parquet files."""
+    """Writes rows with a position (e.g. a Kafka offset) into a sequence of Parquet files under ``folder``.
 
-    staging: ObjectStoragePath
+    ``schema`` may be a pyarrow schema, a callable returning one at each flush (a schema that grows as
+    columns are discovered), or ``None`` to infer it from the rows.
+    """
+
+    folder: str
+    opener: Opener
     schema: Any = None
     rows_per_group: int = 10_000
     rows_per_file: int = 100_000
     closed: list[ClosedFile] = field(default_factory=list)
     _rows_buf: list[dict[str, Any]] = field(default_factory=list)
-    _pos_buf: list[int] = field(default_factory=list)
+    _first_buf: int = -1
+    _last_buf: int = -1
     _writer: Any = None
     _handle: Any = None
-    _path: ObjectStoragePath | None = None
+    _path: str | None = None
     _first: int = -1
     _last: int = -1
     _rows: int = 0
 
     def add(self, row: dict[str, Any], position: int) -> None:
+        if not self._rows_buf:
+            self._first_buf = position
         self._rows_buf.append(row)
-        self._pos_buf.append(position)
+        self._last_buf = position
         if len(self._rows_buf) >= min(self.rows_per_group, self.rows_per_file - self._rows):
             self._flush()
             if self._rows >= self.rows_per_file:
@@ -78,7 +68,7 @@ class RollingParquetWriter:
     def add_batch(self, batch: Any, first: int, last: int) -> None:
         """Write an Arrow record batch holding positions ``first..last``; files may exceed
         ``rows_per_file`` by at most one batch."""
-        pa = require("pyarrow", "s3")
+        pa = require("pyarrow", "lake")
         self._flush()
         table = pa.Table.from_batches([batch])
         self._open_or_rotate(table.schema, first)
@@ -93,81 +83,42 @@ class RollingParquetWriter:
         self._close_file()
         return self.closed
 
+    def abandon(self) -> None:
+        """Stop without closing cleanly (the files are never committed, so never read)."""
+        self._rows_buf = []
+        try:
+            self._close_file()
+        except Exception:  # noqa: BLE001, S110 - the files are being given up anyway
+            pass
+
     def _flush(self) -> None:
         if not self._rows_buf:
             return
-        pa = require("pyarrow", "s3")
-        table = pa.Table.from_pylist(self._rows_buf, schema=self.schema)
-        self._open_or_rotate(table.schema, self._pos_buf[0])
+        pa = require("pyarrow", "lake")
+        schema = self.schema() if callable(self.schema) else self.schema
+        table = pa.Table.from_pylist(self._rows_buf, schema=schema)
+        self._open_or_rotate(table.schema, self._first_buf)
         self._writer.write_table(table)
-        self._last = self._pos_buf[-1]
+        self._last = self._last_buf
         self._rows += table.num_rows
-        self._rows_buf, self._pos_buf = [], []
+        self._rows_buf = []
 
     def _open_or_rotate(self, schema: Any, first: int) -> None:
-        pq = require("pyarrow.parquet", "s3")
+        pq = require("pyarrow.parquet", "lake")
         if self._writer is not None and not schema.equals(self._writer.schema):
-            self._close_file()  # inferred schema changed (no spec schema): start a new file
+            self._close_file()  # the schema grew (a new column was discovered): start a new file
         if self._writer is None:
-            self._path = self.staging / f"{uuid.uuid4().hex}.parquet"
-            if self._path.protocol in ("file", "local"):
-                self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = _HashingWriter(self._path.open("wb"))
+            self._path = f"{self.folder.rstrip('/')}/{uuid.uuid4().hex}.parquet"
+            self._handle = self.opener(self._path)
             self._writer = pq.ParquetWriter(self._handle, schema, compression="zstd")
             self._first = first
 
     def _close_file(self) -> None:
         if self._writer is None:
             return
-        schema = self._writer.schema
         self._writer.close()
         self._handle.close()
         assert self._path is not None
-        self.closed.append(
-            ClosedFile(self._path, self._first, self._last, self._rows, self._handle.hexdigest(), schema.to_string())
-        )
+        self.closed.append(ClosedFile(self._path, self._first, self._last, self._rows))
         self._writer = self._handle = self._path = None
         self._rows = 0
-
-
-class _HashingWriter:
-    """A write-only file wrapper that hashes what goes through it, so a file written to S3 is
-    never downloaded again to checksum it. Parquet writers only append, so the hash is the file's."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self._digest = hashlib.sha256()
-        self._size = 0
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data)
-        self._digest.update(view)
-        self._size += view.nbytes
-        self._inner.write(view)
-        return view.nbytes
-
-    def tell(self) -> int:
-        return self._size
-
-    def flush(self) -> None:
-        self._inner.flush()
-
-    def close(self) -> None:
-        if not self._inner.closed:
-            self._inner.close()
-
-    @property
-    def closed(self) -> bool:
-        return bool(self._inner.closed)
-
-    def writable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return False
-
-    def seekable(self) -> bool:
-        return False
-
-    def hexdigest(self) -> str:
-        return self._digest.hexdigest()

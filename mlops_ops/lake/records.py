@@ -20,6 +20,8 @@ def json_decoder(raw: bytes) -> Mapping[str, Any]:
         value = json.loads(raw.decode("utf-8"))  # decoding first skips json's encoding detection
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise RecordError(f"not valid JSON: {err}") from err
+    except RecursionError as err:
+        raise RecordError("not valid JSON: nested too deeply") from err
     if not isinstance(value, dict):
         raise RecordError(f"JSON value must be an object, got {type(value).__name__}")
     return value
@@ -37,9 +39,14 @@ def load_decoder(dotted: str | None) -> Decoder:
     return func
 
 
+INT64 = range(-(2**63), 2**63)
+
+
 def _to_int(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise TypeError
+    if v not in INT64:
+        raise ValueError("does not fit 64 bits")
     return v
 
 
@@ -84,24 +91,22 @@ CASTS: dict[str, Callable[[Any], Any]] = {
 _EXACT: dict[str, type] = {"string": str, "int": int, "float": float, "bool": bool}
 
 
-def make_conformer(schema: Mapping[str, str] | None) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+def make_conformer(schema: Mapping[str, str]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     """A fast :func:`conform` for one schema: values already of the exact type skip the cast functions."""
-    if schema is None:
-        return dict
     columns = [(name, kind, _EXACT.get(kind), CASTS[kind]) for name, kind in schema.items()]
 
     def conformer(row: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, kind, exact, cast in columns:
             value = row.get(name, _MISSING)
-            if type(value) is exact or value is None:
+            if (type(value) is exact and exact is not int) or value is None:
                 out[name] = value
             elif value is _MISSING:
                 raise RecordError(f"missing column '{name}' ({kind})")
             else:
                 try:
                     out[name] = cast(value)
-                except (TypeError, ValueError, OverflowError) as err:
+                except (TypeError, ValueError, OverflowError, OSError) as err:
                     raise RecordError(
                         f"column '{name}' must be {kind}, got {type(value).__name__} {value!r:.40}"
                     ) from err
@@ -111,6 +116,57 @@ def make_conformer(schema: Mapping[str, str] | None) -> Callable[[Mapping[str, A
 
 
 _MISSING = object()
+
+
+class InferredColumns:
+    """Rows without a spec schema: each column keeps the type it was first seen with (in the table or the
+    batch); a value of another type is the record's error, never the batch's. ``int`` values in a ``float``
+    column are widened; nested values and names of the lake's own columns are refused."""
+
+    def __init__(self, known: Mapping[str, str], reserved: set[str]) -> None:
+        self.kinds: dict[str, str] = dict(known)
+        self.reserved = reserved
+
+    def __call__(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        found: dict[str, str] = {}
+        for name, value in row.items():
+            if not isinstance(name, str) or not name:
+                raise RecordError(f"field name {name!r} is not a non-empty string")
+            if name in self.reserved:
+                raise RecordError(f"field '{name}' clashes with a lake source column; rename it or give a schema")
+            if value is None:
+                out[name] = None
+                continue
+            seen = _kind_of(value, name)
+            kind = self.kinds.get(name) or found.get(name)
+            if kind is None:
+                found[name] = kind = seen
+            if kind == seen:
+                out[name] = value
+            elif kind == "float" and seen == "int":
+                out[name] = float(value)
+            else:
+                raise RecordError(f"column '{name}' is {kind}, this record has {seen} {value!r:.40}")
+        self.kinds.update(found)
+        return {k: v for k, v in out.items() if v is not None or k in self.kinds}
+
+
+def _kind_of(value: Any, name: str) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        if value not in INT64:
+            raise RecordError(f"column '{name}': integer {value!r:.40} does not fit 64 bits")
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    raise RecordError(
+        f"column '{name}' has a nested value ({type(value).__name__}): give the source a schema or a deserializer "
+        "that flattens it"
+    )
 
 
 def conform(row: Mapping[str, Any], schema: Mapping[str, str] | None) -> dict[str, Any]:

@@ -1,40 +1,49 @@
-"""Ingest new or changed S3 objects (CSV, JSON lines, Parquet) into a lake dataset, exactly once.
+"""Stage new or changed S3 objects (CSV, JSON lines, Parquet) into the pipeline's ``raw`` table, exactly once.
 
-What has been ingested is tracked by key *and ETag* in ``_state/s3.json`` (timestamps
-alone miss an object overwritten within the same second, and re-uploads of the same
-bytes keep their ETag). A run:
+What has been ingested is tracked by key *and ETag* (timestamps alone miss an object overwritten within the
+same second; re-uploads of the same bytes keep their ETag). The state is a JSON document written once per
+batch next to the table's metadata and named by the ``mlops.cursor.s3`` property of ``raw``'s snapshot
+summary, so it changes in the same commit as the rows. A run:
 
-1. lists ``bucket/prefix``, keeps keys matching the glob that are new, or changed when
-   the policy is ``reingest``; the run key is a hash of those (key, ETag) pairs;
-2. streams each object into bounded Parquet files under ``_staging/<run key>/``
-   (CSV and JSON lines in blocks, Parquet by row group: a multi-GB object is never
-   read into memory); an object that cannot be read or does not fit the schema is
-   quarantined with the reason and the others proceed;
-3. moves the files to ``data/run=<run key>/...``, writes the manifest, then replaces
-   ``_state/s3.json`` (the commit point). Readers take the current files of every key
-   from the state, so a changed object's new version replaces the old one.
+1. hands on a batch still staged on ``raw@audit_s3`` (nothing new is read until it is decided);
+2. lists ``bucket/prefix``, keeps keys matching the glob that are new, or changed when the policy is
+   ``reingest``; the batch id is a hash of those (key, ETag) pairs;
+3. streams each object into bounded Parquet files in the table's data folder (CSV and JSON lines in blocks,
+   Parquet by row group: a multi-GB object is never held in memory). Transient errors (network, S3 5xx,
+   throttling) are retried with backoff and then fail the run with nothing recorded; only an object whose
+   *content* cannot be read (corrupt Parquet, a value that is not a number, a missing column) goes to the
+   dead-letter table with the reason, and is tried again only when its ETag changes;
+4. stages the batch in one commit: the new files, minus the files of the objects' earlier versions (a
+   changed object's new rows replace its old ones), plus the new state.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fnmatch
+import io
 import hashlib
+import json
 import logging
 import re
+import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from mlops_ops._extras import require
-from mlops_ops.lake.parquet_files import ClosedFile, RollingParquetWriter, arrow_schema
+from mlops_ops.exceptions import IngestError
+from mlops_ops.lake import transaction
+from mlops_ops.lake.batches import DEAD_LETTER_FILES_KEY
+from mlops_ops.lake.parquet_files import ClosedFile, RollingParquetWriter, table_opener
 from mlops_ops.lake.readahead import read_ahead
-from mlops_ops.lake.store import Dataset
+from mlops_ops.lake.tables import DEAD_LETTER_COLUMNS, PipelineTables, arrow_schema, data_folder, raw_columns
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "s3.json"
+SOURCE = "s3"
 S3Format = Literal["csv", "jsonl", "parquet"]
 # Text formats are parsed in 1 MiB blocks (pyarrow's default): larger blocks bought no speed and
 # raised resident memory (pyarrow reads several blocks ahead). Parquet is read by ranged GETs.
@@ -51,6 +60,8 @@ class S3BatchSettings:
     schema: Mapping[str, str] | None = None
     on_change: Literal["reingest", "ignore"] = "reingest"
     rows_per_file: int = 1_000_000
+    attempts: int = 4
+    backoff_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -62,10 +73,15 @@ class S3Object:
 
 @dataclass
 class S3IngestResult:
-    manifest_uri: str | None
+    staged: transaction.StagedBatch | None
     rows: int
     objects: list[str] = field(default_factory=list)
-    quarantined: list[dict[str, str]] = field(default_factory=list)
+    dead: list[dict[str, str]] = field(default_factory=list)
+    resumed: bool = False
+
+
+class ContentError(ValueError):
+    """An object whose bytes cannot become rows (deterministic: reading it again gives the same error)."""
 
 
 def select_objects(
@@ -89,139 +105,293 @@ def select_objects(
     return chosen, [o.key for o in skipped]
 
 
+def read_state(io: Any, cursor: str) -> dict[str, Any]:
+    """The ingested objects named by a cursor (``{}`` before the first batch)."""
+    if not cursor:
+        return {"objects": {}}
+    with io.new_input(cursor).open() as fh:
+        state: dict[str, Any] = json.loads(fh.read())
+    return state
+
+
+def list_objects(client: Any, bucket: str, prefix: str) -> list[S3Object]:
+    out = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            out.append(S3Object(item["Key"], item["ETag"].strip('"'), int(item["Size"])))
+    return out
+
+
+def result_of(staged: transaction.StagedBatch, *, resumed: bool) -> S3IngestResult:
+    s = staged.summary
+    return S3IngestResult(staged, int(s.get("mlops.rows", 0)), json.loads(s.get("mlops.s3.objects", "[]")),
+                          json.loads(s.get("mlops.s3.dead", "[]")), resumed=resumed)  # fmt: skip
+
+
 class S3BatchIngest:
     """One run over the objects of ``settings.bucket/prefix``; ``client`` is a boto3 S3 client."""
 
-    def __init__(self, client: Any, source_fs_path: Any, dataset: Dataset, settings: S3BatchSettings) -> None:
+    def __init__(self, client: Any, tables: PipelineTables, settings: S3BatchSettings) -> None:
         self.client = client
-        self.source = source_fs_path  # ObjectStoragePath of s3://bucket (same connection)
-        self.dataset = dataset
+        self.tables = tables
         self.settings = settings
 
-    def _list(self) -> list[S3Object]:
-        paginator = self.client.get_paginator("list_objects_v2")
-        out = []
-        for page in paginator.paginate(Bucket=self.settings.bucket, Prefix=self.settings.prefix):
-            for item in page.get("Contents", []):
-                out.append(S3Object(item["Key"], item["ETag"].strip('"'), int(item["Size"])))
-        return out
-
     def run(self) -> S3IngestResult:
-        state = self.dataset.read_json("_state", STATE_FILE) or {"objects": {}, "manifests": []}
-        chosen, skipped = select_objects(self._list(), state, self.settings)
+        columns = raw_columns(self.settings.schema)
+        raw = self.tables.raw(columns)
+        staged = transaction.pending(raw, SOURCE)
+        if staged is not None:
+            log.warning("batch %s is staged and not yet decided: handing it on, reading nothing new", staged.batch_id)
+            return result_of(staged, resumed=True)
+        start_cursor = transaction.cursor(transaction.head(raw), SOURCE)
+        state = read_state(raw.io, start_cursor)
+        listing = self._retrying(
+            "listing", lambda: list_objects(self.client, self.settings.bucket, self.settings.prefix)
+        )
+        chosen, skipped = select_objects(listing, state, self.settings)
         for key in skipped:
             log.info("object %s changed but on_change=ignore: not ingested again", key)
         if not chosen:
             return S3IngestResult(None, 0)
-        run_key = "s3-" + hashlib.sha256("\n".join(f"{o.key}\0{o.etag}" for o in chosen).encode()).hexdigest()[:20]
-        self.dataset.remove_tree("_staging", run_key)
-        schema = arrow_schema(dict(self.settings.schema) if self.settings.schema else None, {})
-        done: dict[str, tuple[S3Object, list[ClosedFile]]] = {}
-        quarantined: list[dict[str, str]] = []
+        batch_id = "s3-" + hashlib.sha256("\n".join(f"{o.key}\0{o.etag}" for o in chosen).encode()).hexdigest()[:20]
+        schema = arrow_schema(columns) if columns is not None else None
+        opener = table_opener(raw.io)
+        written: dict[str, tuple[S3Object, list[ClosedFile]]] = {}
+        dead: list[dict[str, str]] = []
         for obj in chosen:
-            staging = self.dataset.path("_staging", run_key, _object_dir(obj))
-            writer = RollingParquetWriter(staging, rows_per_file=self.settings.rows_per_file)
             try:
-                position = 0
-                for batch in read_ahead(self._batches(obj, schema)):
-                    writer.add_batch(batch, position, position + batch.num_rows - 1)
-                    position += batch.num_rows
-                done[obj.key] = (obj, writer.close())
-            except Exception as err:  # noqa: BLE001 - any unreadable object is quarantined, not fatal
-                _abandon(writer)
-                self.dataset.remove_tree("_staging", run_key, _object_dir(obj))
-                reason = self._explain(obj, err)
-                log.warning("quarantined s3://%s/%s: %s", self.settings.bucket, obj.key, reason)
-                quarantined.append({"key": obj.key, "etag": obj.etag, "reason": reason})
-        objects_entry: dict[str, Any] = {}
-        total = 0
-        for key, (obj, files) in done.items():
-            entries: list[dict[str, Any]] = []
-            for f in files:
-                name = f"{f.first:012d}-{f.last:012d}.parquet"
-                final = self.dataset.publish(f.staged, "data", f"run={run_key}", _object_dir(obj), name)
-                entries.append({"uri": str(final), "rows": f.rows, "sha256": f.sha256, "schema": f.schema})
-            rows = sum(int(e["rows"]) for e in entries)
-            total += rows
-            objects_entry[key] = {"etag": obj.etag, "size": obj.size, "rows": rows, "files": entries}
-        manifest = {
-            "kind": "s3",
-            "run_key": run_key,
-            "created_at": datetime.now(UTC).isoformat(),
-            "source": f"s3://{self.settings.bucket}/{self.settings.prefix}",
-            "rows": total,
-            "objects": objects_entry,
-            "quarantine": quarantined,
+                written[obj.key] = (obj, self._retrying(f"reading s3://{self.settings.bucket}/{obj.key}",
+                                                        lambda o=obj: self._write_object(raw, opener, o, schema, batch_id)))  # type: ignore[misc]  # fmt: skip
+            except ContentError as err:
+                reason = str(err)[:500]
+                log.warning("dead letter s3://%s/%s: %s", self.settings.bucket, obj.key, reason)
+                dead.append({"key": obj.key, "etag": obj.etag, "reason": reason})
+        objects = dict(state.get("objects", {}))
+        replaced_paths = {
+            p for key in [*written, *(d["key"] for d in dead)] for p in objects.get(key, {}).get("files", [])
         }
-        manifest_uri = self.dataset.uri("manifests", f"{run_key}.json")
-        self.dataset.write_json(manifest, "manifests", f"{run_key}.json")
-        for key, entry in objects_entry.items():
-            state["objects"][key] = {**entry, "manifest": manifest_uri}
-        for q in quarantined:
-            state["objects"][q["key"]] = {"etag": q["etag"], "quarantined": q["reason"], "files": [],
-                                          "manifest": manifest_uri}  # fmt: skip
-        if manifest_uri not in state["manifests"]:
-            state["manifests"].append(manifest_uri)
-        self.dataset.write_json(state, "_state", STATE_FILE)  # commit point
-        self.dataset.remove_tree("_staging", run_key)
-        return S3IngestResult(manifest_uri, total, sorted(objects_entry), quarantined)
+        for key, (obj, files) in written.items():
+            objects[key] = {"etag": obj.etag, "size": obj.size, "rows": sum(f.rows for f in files),
+                            "files": [f.path for f in files], "batch": batch_id}  # fmt: skip
+        for d in dead:
+            objects[d["key"]] = {"etag": d["etag"], "dead_letter": d["reason"], "files": [], "batch": batch_id}
+        dead_files = self._dead_letter_files(batch_id, dead)
+        if columns is None and written:
+            from mlops_ops.lake.tables import evolve
 
-    def _explain(self, obj: S3Object, err: Exception) -> str:
+            raw = evolve(raw, _union_schema([f for _, fs in written.values() for f in fs], raw))
+        end_cursor = f"{raw.location().rstrip('/')}/metadata/mlops-s3-state-{batch_id}-{uuid.uuid4().hex[:8]}.json"
+        with raw.io.new_output(end_cursor).create(overwrite=True) as fh:
+            fh.write(json.dumps({"objects": objects, "batch": batch_id}, sort_keys=True).encode())
+        replaced = (
+            [t.file for t in raw.scan().plan_files() if t.file.file_path in replaced_paths] if replaced_paths else []
+        )
+        rows = sum(f.rows for _, fs in written.values() for f in fs)
+        props = {"mlops.rows": str(rows), "mlops.bad": str(len(dead)), "mlops.s3.objects": transaction.json_value(sorted(written)),
+                 "mlops.s3.dead": transaction.json_value(dead), "mlops.s3.replaced-objects": str(len(replaced)),
+                 "mlops.s3.source": f"s3://{self.settings.bucket}/{self.settings.prefix}",
+                 DEAD_LETTER_FILES_KEY: transaction.json_value(dead_files)}  # fmt: skip
+        files = [f.path for _, fs in written.values() for f in fs]
+        staged = transaction.stage(raw, source=SOURCE, batch_id=batch_id, start_cursor=start_cursor,
+                                   end_cursor=end_cursor, files=files, replaced=replaced, properties=props)  # fmt: skip
+        return S3IngestResult(staged, rows, sorted(written), dead)
+
+    # ---------------------------------------------------------------- one object
+    def _write_object(self, raw: Any, opener: Any, obj: S3Object, schema: Any, batch_id: str) -> list[ClosedFile]:
+        pa = require("pyarrow", "lake")
+        folder = data_folder(
+            raw, batch_id, "object=" + hashlib.sha256(f"{obj.key}\0{obj.etag}".encode()).hexdigest()[:16]
+        )
+        writer = RollingParquetWriter(folder, opener, rows_per_file=self.settings.rows_per_file)
+        try:
+            position = 0
+            for batch in read_ahead(self._batches(obj, schema)):
+                n = batch.num_rows
+                meta = {"_source": pa.array([SOURCE] * n, pa.string()), "_object_key": pa.array([obj.key] * n, pa.string()),
+                        "_object_etag": pa.array([obj.etag] * n, pa.string()),
+                        "_row": pa.array(range(position, position + n), pa.int64()),
+                        "_batch": pa.array([batch_id] * n, pa.string())}  # fmt: skip
+                batch = _with_meta(pa, batch, meta, schema)
+                writer.add_batch(batch, position, position + n - 1)
+                position += n
+            return writer.close()
+        except BaseException as err:
+            writer.abandon()
+            if _is_content_error(err):
+                raise ContentError(self._explain(obj, err)) from err
+            raise
+
+    def _retrying(self, what: str, action: Any) -> Any:
+        """Run ``action``; transient errors are retried with exponential backoff, then fail the run."""
+        for attempt in range(1, self.settings.attempts + 1):
+            try:
+                return action()
+            except Exception as err:
+                if _is_content_error(err):
+                    raise
+                if attempt == self.settings.attempts:
+                    raise IngestError(f"{what} failed {attempt} times with transient errors, last: "
+                                      f"{type(err).__name__}: {err}; nothing was recorded, a retry starts over") from err  # fmt: skip
+                wait = self.settings.backoff_s * 2 ** (attempt - 1)
+                log.warning("%s failed (%s: %s); retrying in %.1f s", what, type(err).__name__, err, wait)
+                time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _dead_letter_files(self, batch_id: str, dead: list[dict[str, str]]) -> list[str]:
+        if not dead:
+            return []
+        pa = require("pyarrow", "lake")
+        pq = require("pyarrow.parquet", "lake")
+        table = self.tables.dead_letters()
+        now = datetime.now(UTC)
+        rows = [{"_source": SOURCE, "_object_key": d["key"], "_object_etag": d["etag"], "error": d["reason"],
+                 "_batch": batch_id, "_at": now} for d in dead]  # fmt: skip
+        path = data_folder(table, batch_id, f"{uuid.uuid4().hex}.parquet")
+        with table.io.new_output(path).create(overwrite=True) as fh:
+            pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(DEAD_LETTER_COLUMNS)), fh)
+        return [path]
+
+    def _explain(self, obj: S3Object, err: BaseException) -> str:
         """A one-line reason; Arrow's CSV errors name a column by index, so add its name from the header."""
         text = f"{type(err).__name__}: {err}".splitlines()[0]
         match = re.search(r"CSV column #(\d+)", text)
         if match and self.settings.format == "csv":
             try:
-                with (self.source / obj.key).open("rb") as fh:
-                    header = fh.read(65536).split(b"\n", 1)[0].decode("utf-8", "replace").strip().split(",")
+                head = self.client.get_object(Bucket=self.settings.bucket, Key=obj.key, Range="bytes=0-65535")
+                header = head["Body"].read().split(b"\n", 1)[0].decode("utf-8", "replace").strip().split(",")
                 text += f" (column '{header[int(match.group(1))]}')"
-            except (OSError, IndexError, ValueError):
+            except Exception:  # noqa: BLE001, S110 - the reason stands without the column name
                 pass
         return text[:500]
 
     def _batches(self, obj: S3Object, schema: Any) -> Iterator[Any]:
-        pa = require("pyarrow", "s3")
+        pa = require("pyarrow", "lake")
         fmt = self.settings.format
-        # CSV and JSON lines are read front to back: one streaming GET. Parquet needs ranged reads.
-        opened = (
-            (self.source / obj.key).open("rb", block_size=RANGE_SIZE)
-            if fmt == "parquet"
-            else contextlib.closing(self.client.get_object(Bucket=self.settings.bucket, Key=obj.key)["Body"])
-        )
+        spec_schema = _spec_part(pa, schema)
+        if fmt == "parquet":
+            pq = require("pyarrow.parquet", "lake")
+            opened: Any = io.BufferedReader(RangedObject(self.client, self.settings.bucket, obj), RANGE_SIZE)
+        else:
+            # CSV and JSON lines are read front to back: one streaming GET.
+            opened = contextlib.closing(self.client.get_object(Bucket=self.settings.bucket, Key=obj.key)["Body"])
         with opened as fh:
             if fmt == "parquet":
-                pq = require("pyarrow.parquet", "s3")
                 batches: Iterator[Any] = pq.ParquetFile(fh).iter_batches(batch_size=64_000)
             elif fmt == "csv":
-                csv = require("pyarrow.csv", "s3")
-                convert = csv.ConvertOptions(column_types=schema, strings_can_be_null=True)
+                csv = require("pyarrow.csv", "lake")
+                convert = csv.ConvertOptions(column_types=spec_schema, strings_can_be_null=True)
                 batches = iter(csv.open_csv(fh, read_options=csv.ReadOptions(block_size=BLOCK_SIZE),
                                             convert_options=convert))  # fmt: skip
             else:
-                pj = require("pyarrow.json", "s3")
-                parse = pj.ParseOptions(explicit_schema=schema) if schema is not None else None
+                pj = require("pyarrow.json", "lake")
+                parse = pj.ParseOptions(explicit_schema=spec_schema) if spec_schema is not None else None
                 batches = iter(pj.open_json(fh, read_options=pj.ReadOptions(block_size=BLOCK_SIZE),
                                             parse_options=parse))  # fmt: skip
             for batch in batches:
-                if schema is not None:
-                    batch = _conform_batch(pa, batch, schema, obj.key)
+                if spec_schema is not None:
+                    batch = _conform_batch(pa, batch, spec_schema, obj.key)
                 yield batch
+
+
+class RangedObject(io.RawIOBase):
+    """A seekable read-only view of one S3 object version through ranged GETs (Parquet footers first)."""
+
+    def __init__(self, client: Any, bucket: str, obj: S3Object) -> None:
+        self.client, self.bucket, self.obj, self.pos = client, bucket, obj, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.obj.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        end = min(self.pos + len(buffer), self.obj.size)
+        if end <= self.pos:
+            return 0
+        body = self.client.get_object(Bucket=self.bucket, Key=self.obj.key, Range=f"bytes={self.pos}-{end - 1}",
+                                      IfMatch=f'"{self.obj.etag}"')["Body"].read()  # fmt: skip
+        buffer[: len(body)] = body
+        self.pos += len(body)
+        return len(body)
+
+
+def _spec_part(pa: Any, schema: Any) -> Any:
+    """The spec columns of a raw schema (without the lake's source columns)."""
+    if schema is None:
+        return None
+    from mlops_ops.lake.tables import SOURCE_COLUMNS
+
+    return pa.schema([f for f in schema if f.name not in SOURCE_COLUMNS])
+
+
+def _with_meta(pa: Any, batch: Any, meta: dict[str, Any], schema: Any) -> Any:
+    from mlops_ops.lake.tables import SOURCE_COLUMNS
+
+    clash = [name for name in batch.schema.names if name in SOURCE_COLUMNS]
+    if clash:
+        raise ContentError(
+            f"column(s) {', '.join(clash)} clash with the lake's source columns; give the source a schema"
+        )
+    arrays = {name: batch.column(name) for name in batch.schema.names}
+    arrays.update(meta)
+    if schema is not None:
+        return pa.RecordBatch.from_arrays([arrays.get(f.name, pa.nulls(batch.num_rows, f.type)) for f in schema],
+                                          schema=schema)  # fmt: skip
+    return pa.RecordBatch.from_pydict(arrays)
+
+
+def _union_schema(files: list[ClosedFile], raw: Any) -> Any:
+    """Columns of files written without a spec schema (read from their footers)."""
+    pa = require("pyarrow", "lake")
+    pq = require("pyarrow.parquet", "lake")
+    schemas = []
+    for f in files:
+        with raw.io.new_input(f.path).open() as fh:
+            schemas.append(pq.read_schema(fh))
+    try:
+        return pa.unify_schemas(schemas)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        from mlops_ops.exceptions import LakeSchemaError
+
+        raise LakeSchemaError(
+            f"objects of this batch disagree on column types ({err}); give the source a schema"
+        ) from err
 
 
 def _conform_batch(pa: Any, batch: Any, schema: Any, key: str) -> Any:
     missing = [name for name in schema.names if name not in batch.schema.names]
     if missing:
-        raise ValueError(f"{key}: missing column(s) {', '.join(missing)} required by the schema")
+        raise ContentError(f"{key}: missing column(s) {', '.join(missing)} required by the schema")
     return pa.RecordBatch.from_arrays([batch.column(name).cast(schema.field(name).type) for name in schema.names],
                                       schema=schema)  # fmt: skip
 
 
-def _object_dir(obj: S3Object) -> str:
-    return "object=" + hashlib.sha256(f"{obj.key}\0{obj.etag}".encode()).hexdigest()[:16]
-
-
-def _abandon(writer: RollingParquetWriter) -> None:
+def _is_content_error(err: BaseException) -> bool:
+    """Errors that reading the same bytes again would raise again (not the network's, not S3's)."""
+    if isinstance(err, ContentError):
+        return True
+    if isinstance(err, OSError | ConnectionError | TimeoutError):
+        return False
     try:
-        writer.close()
-    except Exception:  # noqa: BLE001, S110 - the object is being quarantined anyway
+        import pyarrow as pa
+
+        if isinstance(err, pa.ArrowInvalid | pa.ArrowTypeError | pa.ArrowNotImplementedError):
+            return not _looks_like_io(err)
+    except ImportError:  # pragma: no cover
         pass
+    return isinstance(err, ValueError | UnicodeError | KeyError | TypeError) and not _looks_like_io(err)
+
+
+def _looks_like_io(err: BaseException) -> bool:
+    text = f"{type(err).__name__} {err}".lower()
+    return any(word in text for word in ("connection", "timeout", "timed out", "reset by peer", "broken pipe",
+                                         "endpoint", "503", "500 ", "slow down", "throttl"))  # fmt: skip

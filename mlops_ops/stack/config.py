@@ -9,6 +9,7 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mlops_ops.lake.tables import pyiceberg_env
 from mlops_ops.stack.process import pick_free_ports
 
 LAKE_BUCKET = "mlops-lake"
@@ -16,6 +17,7 @@ MLFLOW_BUCKET = "mlops-mlflow"
 LANDING_BUCKET = "mlops-landing"  # where the example pipelines' source files land
 BUCKETS = (LAKE_BUCKET, MLFLOW_BUCKET, LANDING_BUCKET)
 S3_REGION = "us-east-1"
+ICEBERG_CATALOG = "mlops"
 # SeaweedFS `weed mini` opens one HTTP and one gRPC port per component; we pin them all.
 S3_PORT_NAMES = (
     "master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc",
@@ -141,7 +143,24 @@ def stack_environment(paths: StackPaths, settings: StackSettings) -> dict[str, s
         "AIRFLOW_VAR_MLOPS_OPS_LAKE": f"s3://{LAKE_BUCKET}/lake",
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{p['mlflow']}",
     }
+    catalog = iceberg_properties(paths, settings)
+    env["AIRFLOW_CONN_ICEBERG_DEFAULT"] = json.dumps({"conn_type": "iceberg", "extra": catalog})
+    # pyiceberg's own variables: any pyiceberg user (a notebook, another tool) reads the lake with load_catalog()
+    env.update(pyiceberg_env(ICEBERG_CATALOG, catalog))
     return env
+
+
+def iceberg_properties(paths: StackPaths, settings: StackSettings) -> dict[str, str]:
+    """The lake's Iceberg catalog: SQL catalog on SQLite under the stack's home, data files on its S3."""
+    return {
+        "type": "sql",
+        "uri": f"sqlite:///{paths.data('iceberg') / 'catalog.db'}",
+        "warehouse": f"s3://{LAKE_BUCKET}/warehouse",
+        "s3.endpoint": f"http://127.0.0.1:{settings.ports['weed_s3']}",
+        "s3.access-key-id": settings.s3_access_key,
+        "s3.secret-access-key": settings.s3_secret_key,
+        "s3.region": S3_REGION,
+    }
 
 
 def render_exports(env: dict[str, str]) -> str:

@@ -1,0 +1,136 @@
+"""Decisions on a staged raw batch: publish it, quarantine it, or release a quarantined one.
+
+Each decision first brings the derived tables up to date (the batch's dead letters, its quarantined rows),
+idempotently by batch id, and then makes the one commit on ``raw`` that decides the batch. A crash anywhere
+replays to the same end state: the derived tables hold the batch's rows once, ``raw`` decided it once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mlops_ops.lake import transaction
+from mlops_ops.lake.tables import BATCH_COLUMN, PipelineTables, data_folder
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_FILES_KEY = "mlops.dead-letter-files"
+MAX_SUMMARY_TEXT = 8000
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a quality gate found (goes into the quarantine snapshot's summary)."""
+
+    suite: str
+    failures: list[dict[str, Any]]
+    docs_page: str | None = None
+    run_id: str | None = None
+
+
+def _dead_letters(tables: PipelineTables, staged: transaction.StagedBatch) -> None:
+    files = json.loads(staged.summary.get(DEAD_LETTER_FILES_KEY, "[]"))
+    if files:
+        transaction.append_once(tables.dead_letters(), staged.batch_id, files,
+                                {"mlops.source": staged.source, "mlops.raw-table": staged.table})  # fmt: skip
+
+
+def publish(tables: PipelineTables, raw: Any, staged: transaction.StagedBatch) -> int:
+    """Dead letters first, then ``raw`` main (the commit point of the batch)."""
+    _dead_letters(tables, staged)
+    return transaction.publish(raw, staged)
+
+
+def quarantine(tables: PipelineTables, raw: Any, staged: transaction.StagedBatch, verdict: Verdict) -> int:
+    """Copy the batch's rows to ``raw_quarantine`` with the verdict, then move ``raw``'s position past it."""
+    _dead_letters(tables, staged)
+    target = tables.quarantine(raw)
+    props = {"mlops.gate.suite": verdict.suite, "mlops.gate.failures": _clip(verdict.failures),
+             "mlops.gate.docs": verdict.docs_page or "", "mlops.gate.run-id": verdict.run_id or "",
+             "mlops.quarantined-at": datetime.now(UTC).isoformat(), "mlops.state": "quarantined"}  # fmt: skip
+    if transaction.committed_batch(target, staged.batch_id) is None:
+        copies = _copy_files(raw, target, transaction.batch_files(raw, staged), staged.batch_id)
+        transaction.append_once(target, staged.batch_id, copies, props)
+    return transaction.discard(raw, staged, {**props, transaction.DECISION_KEY: "quarantined",
+                                             "mlops.rows": staged.summary.get("mlops.rows", "0")})  # fmt: skip
+
+
+def release(tables: PipelineTables, batch_id: str, *, by: str, reason: str) -> int:
+    """Publish a quarantined batch's rows to ``raw`` with who and why in the snapshot summary; idempotent."""
+    if not by.strip() or not reason.strip():
+        raise ValueError("a release needs both who releases the batch (by) and why (reason)")
+    raw = tables.load("raw")
+    held = tables.load("raw_quarantine")
+    if raw is None or held is None or transaction.committed_batch(held, batch_id) is None:
+        known = [b["batch"] for b in quarantined(tables)]
+        raise LookupError(f"no quarantined batch '{batch_id}' in {tables.ident('raw_quarantine')}; "
+                          f"quarantined batches: {', '.join(known) or 'none'}")  # fmt: skip
+    release_id = f"release-{batch_id}"
+    if transaction.committed_batch(raw, release_id) is None:
+        files = [task.file.file_path for task in held.scan(row_filter=_batch_filter(batch_id)).plan_files()]
+        copies = _copy_files(held, raw, files, release_id)
+        props = {"mlops.released-by": by, "mlops.release-reason": reason[:1000], "mlops.released-batch": batch_id,
+                 "mlops.source": "release", transaction.DECISION_KEY: "released"}  # fmt: skip
+        main = transaction.head(raw)
+        transaction.commit_files(raw, release_id, copies, props, replace=False,
+                                 expected_head=main.snapshot_id if main is not None else None)  # fmt: skip
+    held = held.refresh()
+    if any(True for _ in held.scan(row_filter=_batch_filter(batch_id)).plan_files()):
+        held.delete(delete_filter=_batch_filter(batch_id),
+                    snapshot_properties={"mlops.released-batch": batch_id, "mlops.released-by": by})  # fmt: skip
+    log.warning("batch %s released from quarantine by %s: %s", batch_id, by, reason)
+    return int(transaction.head(raw.refresh()).snapshot_id)
+
+
+def quarantined(tables: PipelineTables) -> list[dict[str, Any]]:
+    """Batches held in quarantine now, with the gate's verdict (newest last)."""
+    held = tables.load("raw_quarantine")
+    if held is None:
+        return []
+    released = {transaction.summary_of(s).get("mlops.released-batch") for s in held.snapshots()}
+    out = []
+    for snap in held.snapshots():
+        s = transaction.summary_of(snap)
+        if s.get("mlops.state") == "quarantined" and s.get(transaction.BATCH_KEY) not in released:
+            out.append({"batch": s.get(transaction.BATCH_KEY), "snapshot_id": snap.snapshot_id,
+                        "suite": s.get("mlops.gate.suite"), "failures": json.loads(s.get("mlops.gate.failures", "[]")),
+                        "docs": s.get("mlops.gate.docs"), "at": s.get("mlops.quarantined-at"),
+                        "rows": int(s.get("added-records", 0))})  # fmt: skip
+    return out
+
+
+def _batch_filter(batch_id: str) -> Any:
+    from pyiceberg.expressions import EqualTo
+
+    return EqualTo(BATCH_COLUMN, batch_id)
+
+
+def _copy_files(source: Any, target: Any, paths: list[str], batch_id: str) -> list[str]:
+    """Copy data files into ``target``'s data folder (tables never share files: maintenance of one cannot
+    remove another's data). One file at a time; files are bounded by ``rows_per_file``."""
+    import pyarrow.parquet as pq
+
+    out = []
+    for i, path in enumerate(paths):
+        with source.io.new_input(path).open() as fh:
+            data = pq.read_table(fh)
+        dest = data_folder(target, batch_id, f"{i:05d}.parquet")
+        with target.io.new_output(dest).create(overwrite=True) as fh:
+            pq.write_table(data, fh, compression="zstd")
+        out.append(dest)
+    return out
+
+
+def _clip(value: Any) -> str:
+    text = transaction.json_value(value)
+    return (
+        text
+        if len(text) <= MAX_SUMMARY_TEXT
+        else transaction.json_value(value[:5])
+        if isinstance(value, list)
+        else text[:MAX_SUMMARY_TEXT]
+    )
