@@ -1,7 +1,7 @@
 """A hand-written TaskFlow DAG that uses the mlops-ops operators directly, without a YAML spec.
 
-Ingests the ``churn-events`` topic into its own lake dataset and reports what landed,
-reading the manifest (small metadata) rather than passing data through XCom.
+Ingests the ``churn-events`` topic into the Iceberg table ``example_taskflow.raw`` and reports what the
+published snapshot holds, reading its summary (small metadata) rather than passing data through XCom.
 """
 
 from __future__ import annotations
@@ -29,22 +29,20 @@ def example_taskflow_ingest() -> None:
         task_id="ingest_events",
         topics=["churn-events"],
         pipeline="example_taskflow",
-        dataset="events",
         outlets=[CHURN_EVENTS],
     )
 
     @task
     def summarize(result: dict) -> dict:
-        """Read the manifest the ingest task published and report files and offsets."""
-        import json
+        """Read the snapshot the ingest task published: rows, dead letters, offsets."""
+        from mlops_ops.hooks.iceberg import IcebergCatalogHook
+        from mlops_ops.lake.transaction import summary_of
 
-        from mlops_ops.lake.store import lake_path
-
-        manifest_path = lake_path(result["manifest_uri"], conn_id="aws_default")
-        manifest = json.loads(manifest_path.read_bytes())
-        files = manifest["files"]
-        print(f"{manifest['rows']} rows in {len(files)} file(s); offsets {manifest['offsets']}")
-        return {"rows": manifest["rows"], "files": len(files)}
+        raw = IcebergCatalogHook().get_conn().load_table(result["table"])
+        summary = summary_of(raw.snapshot_by_id(result["snapshot_id"]))
+        print(f"{summary['mlops.rows']} rows, {summary['mlops.bad']} dead letters; offsets "
+              f"{summary['mlops.kafka.range']}")  # fmt: skip
+        return {"rows": int(summary["mlops.rows"]), "snapshot_id": result["snapshot_id"]}
 
     summarize(ingest.output)
 

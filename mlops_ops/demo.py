@@ -1,11 +1,14 @@
 """``python -m mlops_ops.demo``: the main job on the embedded stack, end to end.
 
-1. Seeds realistic churn events (with a few malformed ones) into Kafka, runs the
-   ``churn__training`` DAG built from ``dags/pipelines/churn.yaml``, and checks that exactly
-   the produced rows landed in the lake once and the malformed ones were quarantined.
-2. Drops CSV exports (one of them corrupt) into S3, runs ``churn_exports__training`` from
-   ``dags/pipelines/churn_exports.yaml``, and checks the good files were ingested and the
-   corrupt one quarantined; a second run finds nothing new.
+1. Seeds realistic churn events (with a few malformed ones) into Kafka, runs ``churn__ingest`` (the only
+   writer of the Iceberg table ``churn.raw``: stage, audit with GX, publish) and ``churn__training``
+   (incremental features, torch training, evaluation, promotion), both built from
+   ``dags/pipelines/churn.yaml``, and checks that exactly the produced rows landed once and the malformed
+   ones are in ``churn.raw_dead_letters``.
+2. Shifted events arrive: ingest, ``churn__drift`` finds drift, ``churn__training`` retrains.
+3. Drops CSV exports (one of them corrupt) into S3, runs ``churn_exports__ingest`` from
+   ``dags/pipelines/churn_exports.yaml``, and checks the good files were ingested and the corrupt one
+   dead-lettered; a second run finds nothing new.
 Prints where to look; exits non-zero if any of that did not hold.
 """
 
@@ -95,8 +98,33 @@ def seed_s3_exports(client: Any, bucket: str, files: int, rows: int, seed: int) 
 def run_dag(bag: Any, dag_id: str) -> tuple[Any, dict[str, Any] | None, float]:
     started = time.monotonic()
     run = bag.dags[dag_id].test()
-    task = next(t for t in run.get_task_instances() if t.task_id.startswith("ingest_"))
-    return run, task.xcom_pull(task_ids=task.task_id), time.monotonic() - started
+    task = next((t for t in run.get_task_instances() if t.task_id.startswith("ingest_")), None)
+    return run, task.xcom_pull(task_ids=task.task_id) if task else None, time.monotonic() - started
+
+
+def lake_counts(pipeline: str) -> dict[str, Any]:
+    """What ``<pipeline>``'s tables hold on ``main`` (read with plain pyiceberg from the exported settings)."""
+    from pyiceberg.catalog import load_catalog
+    from pyiceberg.exceptions import NoSuchTableError
+
+    catalog = load_catalog()
+    out: dict[str, Any] = {}
+    for name in ("raw", "raw_dead_letters", "raw_quarantine", "features"):
+        if not catalog.table_exists(f"{pipeline}.{name}"):
+            continue
+        try:
+            table = catalog.load_table(f"{pipeline}.{name}")
+        except NoSuchTableError:
+            continue
+        head = table.current_snapshot()
+        summary = dict(head.summary.additional_properties) if head and head.summary else {}
+        out[name] = int(summary.get("total-records", 0))
+        if name == "raw":
+            ids = table.scan(selected_fields=("customer_id",)).to_arrow().column("customer_id").to_pylist()
+            out["raw_distinct_ids"] = len(set(ids))
+            out["raw_snapshot"] = head.snapshot_id if head else None
+            out["kafka_cursor"] = summary.get("mlops.cursor.kafka")
+    return out
 
 
 def drift_story(bag: Any, bootstrap: str) -> tuple[bool, dict[str, str]]:
@@ -107,8 +135,10 @@ def drift_story(bag: Any, bootstrap: str) -> tuple[bool, dict[str, str]]:
     before = client.get_model_version_by_alias("churn", "champion")
     shifted = 6_000
     print(f"3b. a price rise and an outage: producing {shifted} shifted churn events (higher charges, more support "
-          "calls); running DAG churn__drift")  # fmt: skip
+          "calls); running churn__ingest, then DAG churn__drift")  # fmt: skip
     seed_kafka(bootstrap, shifted, 0, seed=int(time.time()) + 1, shifted=True)
+    ingest, _, _ = run_dag(bag, "churn__ingest")
+    print(f"   churn__ingest: {ingest.state}; {lake_counts('churn')}")
     started = time.monotonic()
     drift_run = bag.dags["churn__drift"].test()
     tis = {t.task_id: t for t in drift_run.get_task_instances()}
@@ -126,7 +156,10 @@ def drift_story(bag: Any, bootstrap: str) -> tuple[bool, dict[str, str]]:
     if not summary.get("drifted"):
         print("   no drift found: the story did not hold")
         return False, {}
-    print("3c. the retraining run of churn__training (under `make ui` the scheduler starts it on that Asset event)")
+    print(
+        "3c. the retraining run of churn__training (under `make ui` the scheduler starts it on that Asset event;"
+        " it read only the new batch into churn.features)"
+    )
     started = time.monotonic()
     retrain = bag.dags["churn__training"].test(run_conf={"reason": "drift: " + ", ".join(summary["drifted_columns"])})
     states = {t.task_id: t.state for t in retrain.get_task_instances()}
@@ -159,36 +192,42 @@ def main() -> int:
 
     from airflow.dag_processing.dagbag import DagBag
 
-    print("2. running DAG churn__training (built from dags/pipelines/churn.yaml)")
+    print("2. running DAG churn__ingest, then churn__training (built from dags/pipelines/churn.yaml)")
     bag = DagBag(dag_folder=str(Path.cwd() / "dags"))
     if bag.import_errors:
         print(f"DAG import errors: {bag.import_errors}", file=sys.stderr)
         return 1
-    run, result, elapsed = run_dag(bag, "churn__training")
-    print(f"   run {run.run_id}: {run.state} in {elapsed:.1f}s; ingest_kafka returned {result}")
-    ok = run.state == "success" and result is not None and result["rows"] == good and result["bad"] == bad
-
-    from mlops_ops.lake.store import lake_path
-
-    manifest = json.loads(lake_path(result["manifest_uri"], conn_id="aws_default").read_bytes()) if result else {}
+    ingest, result, elapsed = run_dag(bag, "churn__ingest")
+    print(f"   churn__ingest {ingest.run_id}: {ingest.state} in {elapsed:.1f}s; ingest_kafka returned "
+          f"{ {k: v for k, v in (result or {}).items() if k != 'offsets'} }")  # fmt: skip
+    before = lake_counts("churn")
+    run, _, elapsed = run_dag(bag, "churn__training")
+    print(f"   churn__training {run.run_id}: {run.state} in {elapsed:.1f}s")
+    ok = ingest.state == "success" and result is not None and result["rows"] == good and result["bad"] == bad
     s3 = stack.environment()["AIRFLOW_CONN_AWS_DEFAULT"]
     endpoint = json.loads(s3)["extra"]["endpoint_url"]
-    print("3. what landed")
-    print(f"   rows: {manifest.get('rows')} (expected {good}); quarantined: {manifest.get('bad')} (expected {bad})")
-    print(f"   files: {len(manifest.get('files', []))} data, {len(manifest.get('quarantine', []))} quarantine")
-    print(f"   offsets: {manifest.get('offsets')}")
-    states = {t.task_id: t.state for t in run.get_task_instances()}
-    gate = next((t for t in run.get_task_instances() if t.task_id == "quality_gate"), None)
+    print(
+        "3. what landed (read with plain pyiceberg: `load_catalog()` and the variables `mlops-ops stack env` exports)"
+    )
+    print(f"   churn.raw: {before.get('raw')} rows on main, {before.get('raw_distinct_ids')} distinct ids; this batch "
+          f"{result and result['rows']} (expected {good}); dead letters: {result and result['bad']} (expected {bad}), "
+          f"table churn.raw_dead_letters holds {before.get('raw_dead_letters', 0)}")  # fmt: skip
+    print(f"   Kafka positions in the snapshot summary: {before.get('kafka_cursor')}")
+    states = {t.task_id: t.state for t in [*ingest.get_task_instances(), *run.get_task_instances()]}
+    gate = next((t for t in ingest.get_task_instances() if t.task_id == "quality_gate"), None)
     verdict = (gate.xcom_pull(task_ids="quality_gate", key="quality") or {}) if gate else {}
     pre = next((t for t in run.get_task_instances() if t.task_id == "preprocess"), None)
     features = pre.xcom_pull(task_ids="preprocess") if pre else None
-    print(f"   quality gate (GX suite churn_raw): {states.get('quality_gate')}; "
+    print(f"   quality gate (GX suite churn_raw) on the staged batch: {states.get('quality_gate')}; "
           + "; ".join(f"{v.get('evaluated')} expectations on {v.get('rows')} rows ({v.get('engine')}), "
-                      f"{v.get('warning_count')} warning(s)" for v in verdict.values()))  # fmt: skip
+                      f"{v.get('warning_count')} warning(s); published as snapshot {v.get('snapshot_id')}"
+                      for v in verdict.values()))  # fmt: skip
     if gate is not None:
         print(f"   Data Docs: {gate.xcom_pull(task_ids='quality_gate', key='data_docs_url')} (Airflow UI, task link)")
-    print(f"   features (Spark): {states.get('preprocess')}; rows per split {features and features['rows']}")
+    print(f"   features (Spark, {features and features['mode']}): {states.get('preprocess')}; "
+          f"{features and features['features']}; rows per split {features and features['rows']}")  # fmt: skip
     ok = ok and states.get("quality_gate") == "success" and states.get("preprocess") == "success"
+    ok = ok and before.get("raw") == before.get("raw_distinct_ids") and before.get("raw_dead_letters") == bad
     tis = {t.task_id: t for t in run.get_task_instances()}
     trained = tis["train"].xcom_pull(task_ids="train") if "train" in tis else None
     verdict_ = tis["evaluate"].xcom_pull(task_ids="evaluate") if "evaluate" in tis else None
@@ -202,7 +241,8 @@ def main() -> int:
     import mlflow
 
     champion = mlflow.MlflowClient().get_model_version_by_alias("churn", "champion")
-    print(f"   promotion: {states.get('promote')}; models:/churn@champion is version {champion.version}")
+    print(f"   promotion: {states.get('promote')}; models:/churn@champion is version {champion.version}, trained on "
+          f"{champion.tags.get('mlops_ops.features_snapshot')}")  # fmt: skip
     ok = ok and states.get("train") == "success" and states.get("evaluate") == "success"
     ok = ok and states.get("promote") in ("success", "skipped")
 
@@ -215,15 +255,13 @@ def main() -> int:
     good_rows, corrupt = seed_s3_exports(s3_client(stack.settings), LANDING_BUCKET, files=3, rows=2_000,
                                          seed=int(time.time()))  # fmt: skip
     print(f"4. uploaded 3 CSV exports ({good_rows} rows) and 1 corrupt file to s3://{LANDING_BUCKET}/churn/exports/;")
-    print("   running DAG churn_exports__training (built from dags/pipelines/churn_exports.yaml)")
-    s3_run, s3_result, elapsed = run_dag(bag, "churn_exports__training")
+    print("   running DAG churn_exports__ingest (built from dags/pipelines/churn_exports.yaml)")
+    s3_run, s3_result, elapsed = run_dag(bag, "churn_exports__ingest")
     print(f"   run {s3_run.run_id}: {s3_run.state} in {elapsed:.1f}s; ingest_s3 returned {s3_result}")
-    s3_manifest = (
-        json.loads(lake_path(s3_result["manifest_uri"], conn_id="aws_default").read_bytes()) if s3_result else {}
-    )
-    quarantined = {q["key"]: q["reason"] for q in s3_manifest.get("quarantine", [])}
-    print(f"   quarantined: {quarantined}")
-    again, _, _ = run_dag(bag, "churn_exports__training")
+    exports = lake_counts("churn_exports")
+    print(f"   churn_exports.raw: {exports.get('raw')} rows; dead letters: {exports.get('raw_dead_letters', 0)} "
+          f"(the corrupt file {corrupt})")  # fmt: skip
+    again, _, _ = run_dag(bag, "churn_exports__ingest")
     again_states = {t.task_id: t.state for t in again.get_task_instances()}
     print(f"   second run with nothing new: {again_states}")
     ok = (
@@ -231,20 +269,20 @@ def main() -> int:
         and s3_run.state == "success"
         and s3_result is not None
         and s3_result["rows"] == good_rows
-        and list(quarantined) == [corrupt]
+        and s3_result["dead"] == 1
         and again_states == {"ingest_s3": "skipped"}
     )
     print("5. where to look")
     print(
-        "   runs: churn__training (first model), churn__drift (drift found), churn__training (retraining: "
-        f"{retrain_states.get('promote', '-')} promotion), churn_exports__training"
+        "   runs: churn__ingest + churn__training (first model), churn__drift (drift found), churn__training "
+        f"(retraining: {retrain_states.get('promote', '-')} promotion), churn_exports__ingest"
     )
-    print(f"   manifest: {result['manifest_uri'] if result else '-'} (S3 endpoint {endpoint})")
+    print(f"   lake: Iceberg tables churn.raw, churn.raw_dead_letters, churn.features, churn.drift_checks, "
+          f"churn_exports.raw; `mlops-ops lake show --pipeline churn`; data on S3 {endpoint}")  # fmt: skip
     print(f"   MLflow UI: {os.environ['MLFLOW_TRACKING_URI']}")
     print("   Airflow UI: make ui  (http://127.0.0.1:8080)")
     print("   stop the stack: make down")
     print("DEMO OK" if ok else "DEMO FAILED: the lake does not hold exactly the produced rows")
-    print(f"   lake: s3://mlops-lake/lake/<pipeline>/raw/ on {endpoint} (manifests/, data/, quarantine/, _state/)")
     return 0 if ok else 1
 
 

@@ -49,20 +49,28 @@ def get_provider_info() -> dict[str, Any]:
             "mlops_ops.operators.drift.DriftReportLink",
             "mlops_ops.ui.links.MlflowRunLink",
             "mlops_ops.ui.links.ModelVersionLink",
-            "mlops_ops.ui.links.LakeManifestLink",
+            "mlops_ops.ui.links.LakeSnapshotLink",
         ],
-        "sensors": [{"integration-name": "mlops-ops lake", "python-modules": ["mlops_ops.sensors.s3"]}],
-        "triggers": [{"integration-name": "mlops-ops lake", "python-modules": ["mlops_ops.triggers.s3"]}],
+        "triggers": [
+            {"integration-name": "mlops-ops lake", "python-modules": ["mlops_ops.triggers.sources"]},
+            {"integration-name": "mlops-ops lake", "python-modules": ["mlops_ops.triggers.control"]},
+        ],
         "hooks": [
             {"integration-name": "MLflow", "python-modules": ["mlops_ops.hooks.mlflow"]},
             {"integration-name": "Apache Spark (mlops-ops)", "python-modules": ["mlops_ops.hooks.spark"]},
             {"integration-name": "Great Expectations", "python-modules": ["mlops_ops.hooks.gx"]},
+            {"integration-name": "mlops-ops lake", "python-modules": ["mlops_ops.hooks.iceberg"]},
         ],
         "connection-types": [
             {
                 "hook-class-name": "mlops_ops.hooks.mlflow.MlflowHook",
                 "connection-type": "mlflow",
                 "hook-name": "MLflow Tracking Server",
+            },
+            {
+                "hook-class-name": "mlops_ops.hooks.iceberg.IcebergCatalogHook",
+                "connection-type": "iceberg",
+                "hook-name": "Iceberg catalog (mlops-ops)",
             },
             {
                 "hook-class-name": "mlops_ops.hooks.spark.SparkHook",

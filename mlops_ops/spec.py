@@ -65,6 +65,10 @@ class KafkaSourceSpec(_Model):
     max_messages: int = Field(default=1_000_000, gt=0)
     rows_per_file: int = Field(default=100_000, gt=0, le=10_000_000)
     poll_timeout_s: float = Field(default=5.0, gt=0, le=300)
+    max_value_bytes: int = Field(default=1 << 20, gt=0, le=64 << 20)
+    on_gap: Literal["warn", "fail"] = "warn"
+    watch: bool = False
+    poll_interval_s: int = Field(default=30, ge=5, le=3600)
     dead_letter: DeadLetterSpec = Field(default_factory=DeadLetterSpec)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -81,7 +85,8 @@ class S3SourceSpec(_Model):
         default=None, alias="schema"
     )
     rows_per_file: int = Field(default=1_000_000, gt=0, le=50_000_000)
-    wait_for_new_s: int = Field(default=0, ge=0, le=7 * 86400)
+    watch: bool = True
+    poll_interval_s: int = Field(default=60, ge=5, le=3600)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -116,6 +121,7 @@ class PreprocessSpec(_Model):
     params: dict[str, Any] = {}
     key_column: str
     splits: SplitSpec = Field(default_factory=SplitSpec)
+    full_rebuild: bool = False
 
     @model_validator(mode="after")
     def _transform_or_sql(self) -> PreprocessSpec:
@@ -205,6 +211,7 @@ class RetrainSpec(_Model):
     control_topic: str | None = Field(default=None, min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
     control_conn_id: str = "kafka_default"
     on_drift: bool = True
+    on_new_data: bool = True
 
 
 class PipelineSpec(_Model):

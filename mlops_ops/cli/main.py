@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlops_ops.exceptions import MlopsOpsError
+
+if TYPE_CHECKING:
+    from mlops_ops.lake.tables import PipelineTables
 
 
 def _stack(args: argparse.Namespace) -> int:
@@ -49,27 +53,53 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _tables(args: argparse.Namespace) -> PipelineTables:
+    from mlops_ops.hooks.iceberg import IcebergCatalogHook
+    from mlops_ops.lake.tables import PipelineTables
+
+    return PipelineTables(IcebergCatalogHook(args.iceberg_conn_id).get_conn(), args.pipeline)
+
+
 def _quality(args: argparse.Namespace) -> int:
     import json
 
-    from mlops_ops.lake import quarantine
-    from mlops_ops.lake.store import DEFAULT_LAKE, Dataset
+    from mlops_ops.lake import batches
 
-    raw = Dataset.at(args.lake or DEFAULT_LAKE, args.pipeline, args.dataset, conn_id=args.conn_id)
+    tables = _tables(args)
     if args.action == "list":
-        for record in quarantine.quarantined_batches(raw):
+        for record in batches.quarantined(tables):
             failed = ", ".join(f"{f['expectation']}({f['column']})" for f in record.get("failures", [])[:5])
-            print(f"{record['batch']}\t{record['state']}\t{record.get('suite', '')}\t{failed}")
+            print(f"{record['batch']}\tquarantined\t{record['rows']} rows\t{record.get('suite', '')}\t{failed}")
         return 0
     if not args.batch or not args.by or not args.reason:
         print("mlops-ops quality release needs --batch, --by and --reason", file=sys.stderr)
         return 2
     try:
-        record = quarantine.release(raw, args.batch, by=args.by, reason=args.reason)
+        snapshot = batches.release(tables, args.batch, by=args.by, reason=args.reason)
     except (LookupError, ValueError) as err:
         print(f"mlops-ops: error: {err}", file=sys.stderr)
         return 1
-    print(json.dumps({k: record[k] for k in ("batch", "state", "released_by", "release_reason") if k in record}))
+    print(json.dumps({"batch": args.batch, "state": "released", "released_by": args.by, "raw_snapshot": snapshot}))
+    return 0
+
+
+def _lake(args: argparse.Namespace) -> int:
+    import json
+
+    from mlops_ops.lake import maintenance
+
+    tables = _tables(args)
+    if args.action == "maintain":
+        keep = maintenance.registered_snapshots(args.mlflow_conn_id)
+        report = maintenance.maintain(
+            tables,
+            older_than_days=args.older_than_days,
+            keep=keep,
+            compact=not args.no_compact,
+        )
+        print(json.dumps(report, indent=1))
+        return 0
+    print(json.dumps(maintenance.describe(tables), indent=1, default=str))
     return 0
 
 
@@ -112,13 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
     quality = sub.add_parser("quality", help="batches held by a quality gate: list them, or release one")
     quality.add_argument("action", choices=["list", "release"])
     quality.add_argument("--pipeline", required=True)
-    quality.add_argument("--lake", default=None, help="lake URI (default: the mlops_ops_lake Variable's default)")
-    quality.add_argument("--dataset", default="raw")
-    quality.add_argument("--batch", help="batch id (manifest name) or manifest URI to release")
-    quality.add_argument("--by", help="who releases it (recorded)")
-    quality.add_argument("--reason", help="why: the fix or the override (recorded)")
-    quality.add_argument("--conn-id", default="aws_default", help="connection for an s3:// lake")
+    quality.add_argument("--batch", help="batch id to release (see `quality list`)")
+    quality.add_argument("--by", help="who releases it (recorded in the snapshot summary)")
+    quality.add_argument("--reason", help="why: the fix or the override (recorded in the snapshot summary)")
+    quality.add_argument("--iceberg-conn-id", default="iceberg_default")
     quality.set_defaults(func=_quality)
+    lake = sub.add_parser("lake", help="the pipeline's Iceberg tables: show them, or expire and compact")
+    lake.add_argument("action", choices=["show", "maintain"])
+    lake.add_argument("--pipeline", required=True)
+    lake.add_argument("--older-than-days", type=float, default=7.0, help="expire snapshots older than this")
+    lake.add_argument("--no-compact", action="store_true", help="only expire snapshots")
+    lake.add_argument("--iceberg-conn-id", default="iceberg_default")
+    lake.add_argument("--mlflow-conn-id", default="mlflow_default", help="to keep snapshots model versions name")
+    lake.set_defaults(func=_lake)
     model = sub.add_parser("model", help="registered models: roll the champion back to the previous version")
     model.add_argument("action", choices=["rollback"])
     model.add_argument("--name", required=True, help="registered model name")

@@ -14,8 +14,9 @@ from typing import Any, Literal
 from airflow.sdk import get_parsing_context
 
 from mlops_ops.exceptions import MlopsOpsError, SpecError, StageNotSupportedError
-from mlops_ops.factories.pipeline import dag_from_plan, pipeline_of_dag_id
+from mlops_ops.factories.build import dag_from_plan
 from mlops_ops.factories.plan_cache import plans_for
+from mlops_ops.naming import pipeline_of_dag_id
 from mlops_ops.spec_files import SPEC_SUFFIXES, find_spec_files
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import mlops_ops
-from mlops_ops.factories import pipeline
+from mlops_ops.factories import plan as planning
 
-PLAN_FORMAT = 6
-_PLANNING_MODULES = ("spec.py", "spec_loader.py", "factories/pipeline.py")
+PLAN_FORMAT = 7
+_PLANNING_MODULES = ("spec.py", "spec_loader.py", "naming.py", "factories/plan.py", "factories/docs.py")
 
 
 def cache_dir() -> Path:
@@ -55,7 +55,7 @@ def plans_for(path: Path) -> list[dict[str, Any]]:
         pass
     from mlops_ops.spec_loader import load_spec
 
-    plans = pipeline.plan_dags(load_spec(path), source=path)
+    plans = planning.plan_dags(load_spec(path), source=path)  # type: ignore[assignment]
     _store(cached, plans)
     return plans
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,8 +36,12 @@ class Verdict:
 def _dead_letters(tables: PipelineTables, staged: transaction.StagedBatch) -> None:
     files = json.loads(staged.summary.get(DEAD_LETTER_FILES_KEY, "[]"))
     if files:
-        transaction.append_once(tables.dead_letters(), staged.batch_id, files,
-                                {"mlops.source": staged.source, "mlops.raw-table": staged.table})  # fmt: skip
+        transaction.append_once(
+            tables.dead_letters(),
+            staged.batch_id,
+            files,
+            {"mlops.source": staged.source, "mlops.raw-table": staged.table},
+        )
 
 
 def publish(tables: PipelineTables, raw: Any, staged: transaction.StagedBatch) -> int:
@@ -49,14 +54,22 @@ def quarantine(tables: PipelineTables, raw: Any, staged: transaction.StagedBatch
     """Copy the batch's rows to ``raw_quarantine`` with the verdict, then move ``raw``'s position past it."""
     _dead_letters(tables, staged)
     target = tables.quarantine(raw)
-    props = {"mlops.gate.suite": verdict.suite, "mlops.gate.failures": _clip(verdict.failures),
-             "mlops.gate.docs": verdict.docs_page or "", "mlops.gate.run-id": verdict.run_id or "",
-             "mlops.quarantined-at": datetime.now(UTC).isoformat(), "mlops.state": "quarantined"}  # fmt: skip
+    props = {
+        "mlops.gate.suite": verdict.suite,
+        "mlops.gate.failures": _clip(verdict.failures),
+        "mlops.gate.docs": verdict.docs_page or "",
+        "mlops.gate.run-id": verdict.run_id or "",
+        "mlops.quarantined-at": datetime.now(UTC).isoformat(),
+        "mlops.state": "quarantined",
+    }
     if transaction.committed_batch(target, staged.batch_id) is None:
         copies = _copy_files(raw, target, transaction.batch_files(raw, staged), staged.batch_id)
         transaction.append_once(target, staged.batch_id, copies, props)
-    return transaction.discard(raw, staged, {**props, transaction.DECISION_KEY: "quarantined",
-                                             "mlops.rows": staged.summary.get("mlops.rows", "0")})  # fmt: skip
+    return transaction.discard(
+        raw,
+        staged,
+        {**props, transaction.DECISION_KEY: "quarantined", "mlops.rows": staged.summary.get("mlops.rows", "0")},
+    )
 
 
 def release(tables: PipelineTables, batch_id: str, *, by: str, reason: str) -> int:
@@ -67,21 +80,31 @@ def release(tables: PipelineTables, batch_id: str, *, by: str, reason: str) -> i
     held = tables.load("raw_quarantine")
     if raw is None or held is None or transaction.committed_batch(held, batch_id) is None:
         known = [b["batch"] for b in quarantined(tables)]
-        raise LookupError(f"no quarantined batch '{batch_id}' in {tables.ident('raw_quarantine')}; "
-                          f"quarantined batches: {', '.join(known) or 'none'}")  # fmt: skip
+        raise LookupError(
+            f"no quarantined batch '{batch_id}' in {tables.ident('raw_quarantine')}; "
+            f"quarantined batches: {', '.join(known) or 'none'}"
+        )
     release_id = f"release-{batch_id}"
     if transaction.committed_batch(raw, release_id) is None:
         files = [task.file.file_path for task in held.scan(row_filter=_batch_filter(batch_id)).plan_files()]
         copies = _copy_files(held, raw, files, release_id)
-        props = {"mlops.released-by": by, "mlops.release-reason": reason[:1000], "mlops.released-batch": batch_id,
-                 "mlops.source": "release", transaction.DECISION_KEY: "released"}  # fmt: skip
+        props = {
+            "mlops.released-by": by,
+            "mlops.release-reason": reason[:1000],
+            "mlops.released-batch": batch_id,
+            "mlops.source": "release",
+            transaction.DECISION_KEY: "released",
+        }
         main = transaction.head(raw)
-        transaction.commit_files(raw, release_id, copies, props, replace=False,
-                                 expected_head=main.snapshot_id if main is not None else None)  # fmt: skip
+        transaction.commit_files(
+            raw, release_id, copies, props, replace=False, expected_head=main.snapshot_id if main is not None else None
+        )
     held = held.refresh()
     if any(True for _ in held.scan(row_filter=_batch_filter(batch_id)).plan_files()):
-        held.delete(delete_filter=_batch_filter(batch_id),
-                    snapshot_properties={"mlops.released-batch": batch_id, "mlops.released-by": by})  # fmt: skip
+        held.delete(
+            delete_filter=_batch_filter(batch_id),
+            snapshot_properties={"mlops.released-batch": batch_id, "mlops.released-by": by},
+        )
     log.warning("batch %s released from quarantine by %s: %s", batch_id, by, reason)
     return int(transaction.head(raw.refresh()).snapshot_id)
 
@@ -96,17 +119,24 @@ def quarantined(tables: PipelineTables) -> list[dict[str, Any]]:
     for snap in held.snapshots():
         s = transaction.summary_of(snap)
         if s.get("mlops.state") == "quarantined" and s.get(transaction.BATCH_KEY) not in released:
-            out.append({"batch": s.get(transaction.BATCH_KEY), "snapshot_id": snap.snapshot_id,
-                        "suite": s.get("mlops.gate.suite"), "failures": json.loads(s.get("mlops.gate.failures", "[]")),
-                        "docs": s.get("mlops.gate.docs"), "at": s.get("mlops.quarantined-at"),
-                        "rows": int(s.get("added-records", 0))})  # fmt: skip
+            out.append(
+                {
+                    "batch": s.get(transaction.BATCH_KEY),
+                    "snapshot_id": snap.snapshot_id,
+                    "suite": s.get("mlops.gate.suite"),
+                    "failures": json.loads(s.get("mlops.gate.failures", "[]")),
+                    "docs": s.get("mlops.gate.docs"),
+                    "at": s.get("mlops.quarantined-at"),
+                    "rows": int(s.get("added-records", 0)),
+                }
+            )
     return out
 
 
-def _batch_filter(batch_id: str) -> Any:
-    from pyiceberg.expressions import EqualTo
-
-    return EqualTo(BATCH_COLUMN, batch_id)
+def _batch_filter(batch_id: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", batch_id):
+        raise ValueError(f"'{batch_id}' is not a batch id")
+    return f"{BATCH_COLUMN} == '{batch_id}'"
 
 
 def _copy_files(source: Any, target: Any, paths: list[str], batch_id: str) -> list[str]:

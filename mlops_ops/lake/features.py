@@ -1,19 +1,20 @@
-"""Build a feature table from admitted raw data with Spark: user transform, deterministic splits.
+"""Build ``<pipeline>.features`` from ``<pipeline>.raw`` with Spark: user transform, deterministic splits,
+incrementally.
 
-A build:
+A build pins ``raw``'s current snapshot R and:
 
-1. reads the admitted files of the raw dataset (quarantined batches left out);
-2. applies the transform (``module:function`` called as ``fn(df, spark, **params)``) or
-   SQL (the input is the view ``raw``; ``:name`` markers bind ``params``);
-3. assigns each row to train/validation/test by ``xxhash64`` of the key column, so the
-   same key lands in the same split on every run, whatever the input order;
-4. writes Parquet partitioned by split to a scratch folder, then publishes the files under
-   ``snapshots/run=<key>/``, writes the manifest, and replaces ``_state/features.json``
-   (the commit point). A transform that raises publishes nothing.
+1. reads only the files that snapshots after the last build's raw snapshot added (their range goes in the
+   summary), unless a full rebuild is needed: first build, the transform or its parameters changed, the
+   spec says ``full_rebuild`` (aggregations over all history), or raw replaced rows in that range (a
+   re-ingested object); then every live file of R is read and the table is replaced;
+2. applies the transform (``module:function`` called as ``fn(df, spark, **params)``) or SQL (the input is
+   the view ``raw``; ``:name`` markers bind ``params``);
+3. assigns each row to train/validation/test by ``xxhash64`` of the key column, so the same key lands in the
+   same split on every run, whatever the input order;
+4. writes Parquet and commits it to ``features`` in one commit, conditional on ``features`` still being at
+   the snapshot the build started from. A transform that raises commits nothing.
 
-The build key hashes the input files' checksums, the transform and its parameters, so
-building twice from the same input gives the same key and the second build reuses the
-first's snapshot.
+Nothing new in raw since the last build (same transform) reuses the current features snapshot.
 """
 
 from __future__ import annotations
@@ -25,19 +26,21 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mlops_ops.exceptions import EmptyInputError
-from mlops_ops.lake.catalog import committed_files
-from mlops_ops.lake.spark_io import publish_parquet, spark_readable, spark_uri
-from mlops_ops.lake.store import Dataset, lake_path
+from mlops_ops.lake import transaction
+from mlops_ops.lake.reading import added_since, live_files
+from mlops_ops.lake.spark_io import spark_readable, spark_uri, upload
+from mlops_ops.lake.tables import FEATURES, RAW, SPLIT_COLUMN, PipelineTables, data_folder, snapshot_ref
 
 SPLITS = ("train", "validation", "test")
-SPLIT_COLUMN = "_split"
 HASH_BUCKETS = 10_000
-STATE_FILE = "features.json"
+RAW_SNAPSHOT_KEY = "mlops.raw-snapshot"
+BUILD_KEY = "mlops.build"
+SPLIT_ROWS_KEY = "mlops.split-rows"
+KEY_COLUMN_KEY = "mlops.key-column"
 
 
 @dataclass(frozen=True)
@@ -47,22 +50,36 @@ class FeatureBuild:
     sql: str | None = None
     params: Mapping[str, Any] | None = None
     splits: Mapping[str, float] | None = None
+    full_rebuild: bool = False
 
     def fractions(self) -> dict[str, float]:
         given = dict(self.splits or {"train": 0.8, "validation": 0.1, "test": 0.1})
         return {name: float(given.get(name, 0.0)) for name in SPLITS}
 
     def identity(self) -> dict[str, Any]:
-        return {"key_column": self.key_column, "transform": self.transform, "sql": _sql_text(self.sql),
-                "params": dict(self.params or {}), "splits": self.fractions()}  # fmt: skip
+        return {
+            "key_column": self.key_column,
+            "transform": self.transform,
+            "sql": _sql_text(self.sql),
+            "params": dict(self.params or {}),
+            "splits": self.fractions(),
+            "full_rebuild": self.full_rebuild,
+        }
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 @dataclass
 class FeatureResult:
-    manifest_uri: str
-    run_key: str
+    ref: str
+    """``<pipeline>.features@<snapshot id>``: what training, evaluation and drift read."""
+    snapshot_id: int
+    raw_snapshot: int
     rows: dict[str, int]
     reused: bool
+    mode: str  # full | incremental | reused
+    rows_in: int = 0
 
 
 def split_expression(F: Any, key_column: str, fractions: Mapping[str, float]) -> Any:
@@ -100,76 +117,164 @@ def _sql_text(sql: str | None) -> str | None:
     return sql
 
 
+def _plan_inputs(raw: Any, raw_head: int, features: Any, build: FeatureBuild) -> tuple[str, list[tuple[str, int]], Any]:
+    """``(mode, input files, previous features snapshot)`` for a build against raw snapshot ``raw_head``."""
+    previous = transaction.head(features) if features is not None else None
+    summary = transaction.summary_of(previous)
+    built_from = summary.get(RAW_SNAPSHOT_KEY)
+    same_build = summary.get(BUILD_KEY) == build.fingerprint()
+    if built_from is not None and same_build and int(built_from) == raw_head:
+        return "reused", [], previous
+    if built_from is not None and same_build and not build.full_rebuild:
+        added, append_only = added_since(raw, int(built_from), raw_head)
+        if append_only:
+            return "incremental", added, previous
+    return "full", live_files(raw, raw_head), previous
+
+
 def build_features(
-    spark: Any,
-    raw: Dataset,
-    features: Dataset,
-    build: FeatureBuild,
-    *,
-    local_session: bool = True,
-    conn_id: str | None = "aws_default",
+    spark: Any, tables: PipelineTables, build: FeatureBuild, *, local_session: bool = True
 ) -> FeatureResult:
-    files = committed_files(raw, conn_id, admitted_only=True)
-    rows_in = sum(int(f["rows"]) for f in files)
+    raw = tables.load(RAW)
+    raw_head_snap = transaction.head(raw) if raw is not None else None
+    if raw_head_snap is None:
+        raise EmptyInputError(f"{tables.ident(RAW)} does not exist yet: nothing to preprocess")
+    raw_head = int(raw_head_snap.snapshot_id)
+    features = tables.load(FEATURES)
+    mode, files, previous = _plan_inputs(raw, raw_head, features, build)
+    rows_in = sum(rows for _, rows in files)
+    prev_rows = json.loads(transaction.summary_of(previous).get(SPLIT_ROWS_KEY, "{}"))
+    if mode == "reused" or (mode == "incremental" and rows_in == 0):
+        # (an incremental range without rows: raw moved by a quarantined batch or a position record only)
+        return FeatureResult(
+            snapshot_ref(tables.ident(FEATURES), previous.snapshot_id),
+            int(previous.snapshot_id),
+            int(transaction.summary_of(previous)[RAW_SNAPSHOT_KEY]),
+            prev_rows,
+            True,
+            "reused",
+        )
     if rows_in == 0:
-        raise EmptyInputError(f"no admitted rows in {raw.root}: nothing to preprocess")
-    identity = {**build.identity(), "inputs": sorted(f["sha256"] for f in files)}
-    run_key = "f-" + hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:20]
-    state = features.read_json("_state", STATE_FILE)
-    if state and state.get("run_key") == run_key:
-        manifest = features.read_json("manifests", f"{run_key}.json")
-        if manifest:
-            return FeatureResult(state["manifest_uri"], run_key, manifest["rows"], reused=True)
+        raise EmptyInputError(f"{tables.ident(RAW)} has no rows: nothing to preprocess")
 
     from pyspark.sql import functions as F
 
-    # Spark writes to the lake's staging area when it can reach the lake (a cluster, or a local session with a
-    # lake on this disk: publishing is then a rename); a local session with an S3 lake writes to a scratch folder.
+    build_id = f"f-{build.fingerprint()}-{raw_head}"
     scratch = Path(tempfile.mkdtemp(prefix="mlops-ops-features-"))
-    in_lake = not local_session or features.root.protocol in ("file", "local")
-    staged = features.path("_staging", run_key) if in_lake else lake_path(str(scratch / "out"))
-    spark_out = spark_uri(str(staged)) if in_lake else str(scratch / "out")
     try:
-        with spark_readable([f["uri"] for f in files], local_session=local_session, conn_id=conn_id) as paths:
-            df = spark.read.parquet(*paths)
-            out = _apply(spark, df, build, identity["sql"])
+        with spark_readable([p for p, _ in files], local_session=local_session, io=raw.io) as paths:
+            df = spark.read.option("mergeSchema", "true").parquet(*paths)
+            out = _apply(spark, df, build, _sql_text(build.sql))
             if build.key_column not in out.columns:
                 raise ValueError(
                     f"key_column '{build.key_column}' is not a column of the transformed data "
                     f"(columns: {', '.join(out.columns)})"
                 )
+            if SPLIT_COLUMN in out.columns:
+                raise ValueError(f"the transform's output has a column '{SPLIT_COLUMN}': that name is the split's")
             out = out.withColumn(SPLIT_COLUMN, split_expression(F, build.key_column, build.fractions()))
-            out.write.mode("overwrite").partitionBy(SPLIT_COLUMN).parquet(spark_out)
-            schema = out.drop(SPLIT_COLUMN).schema.jsonValue()
-        return _publish(features, staged, run_key, schema, identity, rows_in)
+            features = _ensure_features(tables, features, out)
+            target = data_folder(features, build_id)
+            written_to = spark_uri(target) if not local_session else str(scratch / "out")
+            out.write.mode("overwrite").parquet(written_to)
+            counts = {r[SPLIT_COLUMN]: int(r["count"]) for r in out.groupBy(SPLIT_COLUMN).count().collect()}
+        paths_out = _collect_output(features, scratch / "out", target, local_session, spark)
+        if not paths_out or sum(counts.values()) == 0:
+            raise EmptyInputError("the transform returned no rows: nothing to publish")
+        total = dict(counts) if mode == "full" else {s: int(prev_rows.get(s, 0)) + counts.get(s, 0) for s in SPLITS}
+        props = {
+            RAW_SNAPSHOT_KEY: str(raw_head),
+            "mlops.raw-from": transaction.summary_of(previous).get(RAW_SNAPSHOT_KEY, "")
+            if mode == "incremental"
+            else "",
+            BUILD_KEY: build.fingerprint(),
+            "mlops.mode": mode,
+            "mlops.rows-in": str(rows_in),
+            SPLIT_ROWS_KEY: transaction.json_value(total),
+            KEY_COLUMN_KEY: build.key_column,
+            "mlops.build-identity": transaction.json_value(build.identity())[:8000],
+        }
+        expected = int(previous.snapshot_id) if previous is not None else None
+        sid = transaction.commit_files(
+            features, build_id, paths_out, props, expected_head=expected, replace=mode == "full"
+        )
+        return FeatureResult(
+            snapshot_ref(tables.ident(FEATURES), sid),
+            sid,
+            raw_head,
+            {s: int(total.get(s, 0)) for s in SPLITS},
+            False,
+            mode,
+            rows_in,
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        if in_lake:
-            features.remove_tree("_staging", run_key)
+
+
+def _ensure_features(tables: PipelineTables, features: Any, out: Any) -> Any:
+    """The features table, created from (or evolved to) the transform's output schema."""
+    import pyarrow as pa
+
+    from mlops_ops.lake.tables import ensure_table
+
+    empty = pa.Table.from_pandas(out.limit(0).toPandas(), preserve_index=False).schema
+    schema = pa.schema(
+        [
+            f.with_type(pa.timestamp("us", tz="UTC")) if pa.types.is_timestamp(f.type) else f
+            for f in empty.remove_metadata()
+        ]
+    )
+    return ensure_table(tables.catalog, tables.ident(FEATURES), schema)
+
+
+def _collect_output(features: Any, local_out: Path, target: str, local_session: bool, spark: Any) -> list[str]:
+    """Paths of the non-empty Parquet files Spark wrote, now in the features table's data folder."""
+    import pyarrow.parquet as pq
+
+    if local_session:
+        out = []
+        for part in sorted(local_out.glob("part-*.parquet")):
+            if pq.ParquetFile(part).metadata.num_rows == 0:
+                continue
+            dest = f"{target}/{part.name}"
+            upload(features.io, part, dest)
+            out.append(dest)
+        return out
+    # a cluster wrote straight into the table's folder: list it with Spark's own file system
+    jvm = spark.sparkContext._jvm
+    folder = jvm.org.apache.hadoop.fs.Path(spark_uri(target))
+    listing = folder.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).listStatus(folder)
+    out = []
+    for name in sorted(str(s.getPath().getName()) for s in listing if str(s.getPath().getName()).startswith("part-")):
+        uri = f"{target}/{name}"
+        with features.io.new_input(uri).open() as fh:
+            if pq.ParquetFile(fh).metadata.num_rows:
+                out.append(uri)
+    return out
 
 
 def transform_frame(
     spark: Any,
-    files: list[dict[str, Any]],
+    io: Any,
+    paths: list[str],
     build: FeatureBuild,
     *,
     local_session: bool = True,
-    conn_id: str | None = "aws_default",
     max_rows: int | None = None,
 ) -> Any:
     """The transform applied to some raw files, as a pandas DataFrame (no splits, nothing written).
 
     Drift monitoring featurizes new data with exactly the code that built the champion's features.
     """
-    with spark_readable([f["uri"] for f in files], local_session=local_session, conn_id=conn_id) as paths:
-        out = _apply(spark, spark.read.parquet(*paths), build, _sql_text(build.sql))
+    with spark_readable(paths, local_session=local_session, io=io) as local:
+        out = _apply(spark, spark.read.option("mergeSchema", "true").parquet(*local), build, _sql_text(build.sql))
         if max_rows is not None:
             out = out.limit(max_rows)
         return out.toPandas()
 
 
 def _apply(spark: Any, df: Any, build: FeatureBuild, sql: str | None) -> Any:
-    """``sql`` is the query text the build key was computed from (the file is read once per build)."""
+    """``sql`` is the query text the build fingerprint was computed from (the file is read once per build)."""
     params = dict(build.params or {})
     if build.transform:
         out = load_transform(build.transform)(df, spark, **params)
@@ -178,44 +283,3 @@ def _apply(spark: Any, df: Any, build: FeatureBuild, sql: str | None) -> Any:
         return out
     df.createOrReplaceTempView("raw")
     return spark.sql(sql, args=params or None)
-
-
-def _publish(
-    features: Dataset, out: Any, run_key: str, schema: Any, identity: dict[str, Any], rows_in: int
-) -> FeatureResult:
-    rows: dict[str, int] = {}
-    split_files: dict[str, list[dict[str, Any]]] = {}
-    for split in SPLITS:
-        folder = out / f"{SPLIT_COLUMN}={split}"
-        parts = (
-            sorted((p for p in folder.iterdir() if p.name.endswith(".parquet")), key=lambda p: p.name)
-            if folder.exists()
-            else []
-        )
-        entries: list[dict[str, Any]] = []
-        for i, part in enumerate(parts):
-            target = features.path("snapshots", f"run={run_key}", f"split={split}", f"part-{i:05d}.parquet")
-            n, digest = publish_parquet(part, target)
-            if n == 0:
-                target.unlink()
-                continue
-            entries.append({"uri": str(target), "rows": n, "sha256": digest})
-        split_files[split] = entries
-        rows[split] = sum(int(e["rows"]) for e in entries)
-    if sum(rows.values()) == 0:
-        raise EmptyInputError("the transform returned no rows: nothing to publish")
-    manifest = {
-        "kind": "features",
-        "run_key": run_key,
-        "created_at": datetime.now(UTC).isoformat(),
-        "rows_in": rows_in,
-        "rows": rows,
-        "splits": split_files,
-        "schema": schema,
-        "build": {k: v for k, v in identity.items() if k != "inputs"},
-        "inputs": identity["inputs"],
-    }
-    features.write_json(manifest, "manifests", f"{run_key}.json")
-    manifest_uri = str(features.path("manifests", f"{run_key}.json"))
-    features.write_json({"run_key": run_key, "manifest_uri": manifest_uri}, "_state", STATE_FILE)  # commit point
-    return FeatureResult(manifest_uri, run_key, rows, reused=False)

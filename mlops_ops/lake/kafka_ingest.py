@@ -98,9 +98,14 @@ def result_of(staged: transaction.StagedBatch, *, resumed: bool) -> IngestResult
     import json
 
     s = staged.summary
-    return IngestResult(staged, int(s.get("mlops.rows", 0)), int(s.get("mlops.bad", 0)),
-                        json.loads(s.get("mlops.kafka.range", "{}")), json.loads(s.get("mlops.gaps", "{}")),
-                        resumed=resumed)  # fmt: skip
+    return IngestResult(
+        staged,
+        int(s.get("mlops.rows", 0)),
+        int(s.get("mlops.bad", 0)),
+        json.loads(s.get("mlops.kafka.range", "{}")),
+        json.loads(s.get("mlops.gaps", "{}")),
+        resumed=resumed,
+    )
 
 
 class KafkaBatchIngest:
@@ -143,8 +148,10 @@ class KafkaBatchIngest:
             # Offsets of another cluster (or a broker that lost its data) mean nothing here.
             log.warning(
                 "Kafka cluster id changed from %s to %s: the lake's offsets belong to the old cluster; "
-                "reading from the consumer group's offsets or the earliest offset", lake_cluster, cluster,
-            )  # fmt: skip
+                "reading from the consumer group's offsets or the earliest offset",
+                lake_cluster,
+                cluster,
+            )
             lake_offsets = {}
         tps = []
         for topic in self.settings.topics:
@@ -163,8 +170,11 @@ class KafkaBatchIngest:
             elif start > high:
                 log.warning(
                     "the lake's offset %d of %s/%d is past the partition's end %d: was the topic recreated? Nothing "
-                    "is read from it until raw's Kafka cursor is reset", start, *key, high,
-                )  # fmt: skip
+                    "is read from it until raw's Kafka cursor is reset",
+                    start,
+                    *key,
+                    high,
+                )
             if low > start:
                 gaps[_tp_key(*key)] = low - start
             plan[key] = (max(start, low), high)
@@ -184,8 +194,10 @@ class KafkaBatchIngest:
         plan, gaps = self._plan(start_cursor)
         if gaps:
             lost = sum(gaps.values())
-            text = (f"retention gap: {lost} message(s) expired from Kafka before the lake read them "
-                    f"({', '.join(f'{k}: {v}' for k, v in sorted(gaps.items()))})")  # fmt: skip
+            text = (
+                f"retention gap: {lost} message(s) expired from Kafka before the lake read them "
+                f"({', '.join(f'{k}: {v}' for k, v in sorted(gaps.items()))})"
+            )
             if self.settings.on_gap == "fail":
                 raise IngestError(text + "; source.kafka.on_gap is 'fail': nothing was read or committed")
             log.error("%s; recorded in the snapshot summary (source.kafka.on_gap: warn)", text)
@@ -242,21 +254,40 @@ class KafkaBatchIngest:
                 value = msg.value() or b""
                 try:
                     if len(value) > max_bytes:
-                        raise RecordError(f"value of {len(value):,} bytes is larger than source.kafka.max_value_bytes "
-                                          f"({max_bytes:,})")  # fmt: skip
+                        raise RecordError(
+                            f"value of {len(value):,} bytes is larger than source.kafka.max_value_bytes ({max_bytes:,})"
+                        )
                     row = conform(decode(value))
                     ts_type, ts = msg.timestamp()
-                    row.update(_source=SOURCE, _topic=key[0], _partition=key[1], _offset=offset, _batch=batch_id,
-                               _timestamp=datetime.fromtimestamp(ts / 1000, tz=UTC) if ts_type else None)  # fmt: skip
+                    row.update(
+                        _source=SOURCE,
+                        _topic=key[0],
+                        _partition=key[1],
+                        _offset=offset,
+                        _batch=batch_id,
+                        _timestamp=datetime.fromtimestamp(ts / 1000, tz=UTC) if ts_type else None,
+                    )
                 except Exception as exc:  # noqa: BLE001 - whatever one message does is that message's problem
                     bad += 1
                     if bad <= 5:
                         log.warning("dead letter %s/%s@%s: %s", key[0], key[1], offset, _reason(exc))
                     if key not in dead:
                         dead[key] = self._writer(opener, data_folder(dead_table, batch_id, *map(str, key)), dl_schema)
-                    dead[key].add({"_source": SOURCE, "_topic": key[0], "_partition": key[1], "_offset": offset,
-                                   "key": msg.key(), "value": value[:max_bytes], "value_bytes": len(value),
-                                   "error": _reason(exc), "_batch": batch_id, "_at": now}, offset)  # fmt: skip
+                    dead[key].add(
+                        {
+                            "_source": SOURCE,
+                            "_topic": key[0],
+                            "_partition": key[1],
+                            "_offset": offset,
+                            "key": msg.key(),
+                            "value": value[:max_bytes],
+                            "value_bytes": len(value),
+                            "error": _reason(exc),
+                            "_batch": batch_id,
+                            "_at": now,
+                        },
+                        offset,
+                    )
                     continue
                 writer = writers.get(key)
                 if writer is None:
@@ -287,18 +318,34 @@ class KafkaBatchIngest:
         # every partition's next position (a gap's start moves to the low watermark even when nothing was read)
         next_offsets = {**parse_cursor(start_cursor)[1], **{_tp_key(*k): nxt[k] for k in plan}}
         end_cursor = transaction.json_value({"cluster": self.cluster_id, "offsets": next_offsets})
-        props = {"mlops.rows": str(total - bad), "mlops.bad": str(bad), "mlops.kafka.range": transaction.json_value(offsets),
-                 "mlops.kafka.cluster-id": str(self.cluster_id), DEAD_LETTER_FILES_KEY: transaction.json_value(dead_files),
-                 **({"mlops.gaps": transaction.json_value(gaps)} if gaps else {})}  # fmt: skip
-        staged = transaction.stage(raw, source=SOURCE, batch_id=batch_id, start_cursor=start_cursor,
-                                   end_cursor=end_cursor, files=files, properties=props)  # fmt: skip
+        props = {
+            "mlops.rows": str(total - bad),
+            "mlops.bad": str(bad),
+            "mlops.kafka.range": transaction.json_value(offsets),
+            "mlops.kafka.cluster-id": str(self.cluster_id),
+            DEAD_LETTER_FILES_KEY: transaction.json_value(dead_files),
+            **({"mlops.gaps": transaction.json_value(gaps)} if gaps else {}),
+        }
+        staged = transaction.stage(
+            raw,
+            source=SOURCE,
+            batch_id=batch_id,
+            start_cursor=start_cursor,
+            end_cursor=end_cursor,
+            files=files,
+            properties=props,
+        )
         return IngestResult(staged, total - bad, bad, offsets, gaps)
 
     # ---------------------------------------------------------------- helpers
     def _writer(self, opener: Any, folder: str, schema: Any) -> RollingParquetWriter:
-        return RollingParquetWriter(folder, opener, schema=schema,
-                                    rows_per_group=min(self.settings.rows_per_group, self.settings.rows_per_file),
-                                    rows_per_file=self.settings.rows_per_file)  # fmt: skip
+        return RollingParquetWriter(
+            folder,
+            opener,
+            schema=schema,
+            rows_per_group=min(self.settings.rows_per_group, self.settings.rows_per_file),
+            rows_per_file=self.settings.rows_per_file,
+        )
 
     def _send_dead_letters(self, dead_table: Any, paths: list[str]) -> None:
         """Copy dead letters to the dead-letter topic, keyed by their source position.
@@ -345,8 +392,9 @@ def commit_group_offsets(consumer: Any, offsets: Mapping[str, list[int]]) -> Non
     if not offsets:
         return
     try:
-        consumer.commit(offsets=[TopicPartition(*_split_tp(k), end) for k, (_, end) in offsets.items()],
-                        asynchronous=False)  # fmt: skip
+        consumer.commit(
+            offsets=[TopicPartition(*_split_tp(k), end) for k, (_, end) in offsets.items()], asynchronous=False
+        )
     except KafkaException as err:
         log.warning("Published to the lake but could not commit Kafka offsets (next run is still exact): %s", err)
 

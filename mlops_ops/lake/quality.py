@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_ops.lake.catalog import read_frame
+from mlops_ops.lake.reading import read_files
 from mlops_ops.lake.spark_io import spark_readable
 from mlops_ops.lake.store import Dataset
 
@@ -83,26 +83,26 @@ def validate_files(
     hook: Any,
     context: Any,
     suite: str,
-    files: list[dict[str, Any]],
+    io: Any,
+    files: list[str],
+    rows: int,
     *,
     engine: str = "auto",
     spark: Any = None,
     local_session: bool = True,
-    conn_id: str | None = "aws_default",
 ) -> tuple[GateOutcome, Any]:
-    """Run checkpoint ``<suite>.<engine>`` over the Parquet files of a batch."""
-    rows = sum(int(f["rows"]) for f in files)
+    """Run checkpoint ``<suite>.<engine>`` over exactly the data files of one staged batch."""
     engine = choose_engine(engine, rows)
     checkpoint = hook.checkpoint(context, suite, engine)
-    uris = [f["uri"] for f in files]
     if engine == "spark":
         if spark is None:
             raise ValueError("the spark engine needs a Spark session")
-        with spark_readable(uris, local_session=local_session, conn_id=conn_id) as paths:
-            result = checkpoint.run(batch_parameters={"dataframe": spark.read.parquet(*paths)})
+        with spark_readable(files, local_session=local_session, io=io) as paths:
+            result = checkpoint.run(
+                batch_parameters={"dataframe": spark.read.option("mergeSchema", "true").parquet(*paths)}
+            )
     else:
-        frame = read_frame(files, conn_id) if files else None
-        result = checkpoint.run(batch_parameters={"dataframe": frame})
+        result = checkpoint.run(batch_parameters={"dataframe": read_files(io, files)})
     result_id, validation = next(iter(result.run_results.items()))
     blocking: list[dict[str, Any]] = []
     warnings: list[dict[str, Any]] = []

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import io
 import hashlib
+import io
 import json
 import logging
 import re
@@ -124,8 +124,13 @@ def list_objects(client: Any, bucket: str, prefix: str) -> list[S3Object]:
 
 def result_of(staged: transaction.StagedBatch, *, resumed: bool) -> S3IngestResult:
     s = staged.summary
-    return S3IngestResult(staged, int(s.get("mlops.rows", 0)), json.loads(s.get("mlops.s3.objects", "[]")),
-                          json.loads(s.get("mlops.s3.dead", "[]")), resumed=resumed)  # fmt: skip
+    return S3IngestResult(
+        staged,
+        int(s.get("mlops.rows", 0)),
+        json.loads(s.get("mlops.s3.objects", "[]")),
+        json.loads(s.get("mlops.s3.dead", "[]")),
+        resumed=resumed,
+    )
 
 
 class S3BatchIngest:
@@ -160,8 +165,13 @@ class S3BatchIngest:
         dead: list[dict[str, str]] = []
         for obj in chosen:
             try:
-                written[obj.key] = (obj, self._retrying(f"reading s3://{self.settings.bucket}/{obj.key}",
-                                                        lambda o=obj: self._write_object(raw, opener, o, schema, batch_id)))  # type: ignore[misc]  # fmt: skip
+                written[obj.key] = (
+                    obj,
+                    self._retrying(
+                        f"reading s3://{self.settings.bucket}/{obj.key}",
+                        lambda o=obj: self._write_object(raw, opener, o, schema, batch_id),
+                    ),
+                )  # type: ignore[misc]
             except ContentError as err:
                 reason = str(err)[:500]
                 log.warning("dead letter s3://%s/%s: %s", self.settings.bucket, obj.key, reason)
@@ -170,9 +180,14 @@ class S3BatchIngest:
         replaced_paths = {
             p for key in [*written, *(d["key"] for d in dead)] for p in objects.get(key, {}).get("files", [])
         }
-        for key, (obj, files) in written.items():
-            objects[key] = {"etag": obj.etag, "size": obj.size, "rows": sum(f.rows for f in files),
-                            "files": [f.path for f in files], "batch": batch_id}  # fmt: skip
+        for key, (obj, closed) in written.items():
+            objects[key] = {
+                "etag": obj.etag,
+                "size": obj.size,
+                "rows": sum(f.rows for f in closed),
+                "files": [f.path for f in closed],
+                "batch": batch_id,
+            }
         for d in dead:
             objects[d["key"]] = {"etag": d["etag"], "dead_letter": d["reason"], "files": [], "batch": batch_id}
         dead_files = self._dead_letter_files(batch_id, dead)
@@ -187,13 +202,26 @@ class S3BatchIngest:
             [t.file for t in raw.scan().plan_files() if t.file.file_path in replaced_paths] if replaced_paths else []
         )
         rows = sum(f.rows for _, fs in written.values() for f in fs)
-        props = {"mlops.rows": str(rows), "mlops.bad": str(len(dead)), "mlops.s3.objects": transaction.json_value(sorted(written)),
-                 "mlops.s3.dead": transaction.json_value(dead), "mlops.s3.replaced-objects": str(len(replaced)),
-                 "mlops.s3.source": f"s3://{self.settings.bucket}/{self.settings.prefix}",
-                 DEAD_LETTER_FILES_KEY: transaction.json_value(dead_files)}  # fmt: skip
+        props = {
+            "mlops.rows": str(rows),
+            "mlops.bad": str(len(dead)),
+            "mlops.s3.objects": transaction.json_value(sorted(written)),
+            "mlops.s3.dead": transaction.json_value(dead),
+            "mlops.s3.replaced-objects": str(len(replaced)),
+            "mlops.s3.source": f"s3://{self.settings.bucket}/{self.settings.prefix}",
+            DEAD_LETTER_FILES_KEY: transaction.json_value(dead_files),
+        }
         files = [f.path for _, fs in written.values() for f in fs]
-        staged = transaction.stage(raw, source=SOURCE, batch_id=batch_id, start_cursor=start_cursor,
-                                   end_cursor=end_cursor, files=files, replaced=replaced, properties=props)  # fmt: skip
+        staged = transaction.stage(
+            raw,
+            source=SOURCE,
+            batch_id=batch_id,
+            start_cursor=start_cursor,
+            end_cursor=end_cursor,
+            files=files,
+            replaced=replaced,
+            properties=props,
+        )
         return S3IngestResult(staged, rows, sorted(written), dead)
 
     # ---------------------------------------------------------------- one object
@@ -207,10 +235,13 @@ class S3BatchIngest:
             position = 0
             for batch in read_ahead(self._batches(obj, schema)):
                 n = batch.num_rows
-                meta = {"_source": pa.array([SOURCE] * n, pa.string()), "_object_key": pa.array([obj.key] * n, pa.string()),
-                        "_object_etag": pa.array([obj.etag] * n, pa.string()),
-                        "_row": pa.array(range(position, position + n), pa.int64()),
-                        "_batch": pa.array([batch_id] * n, pa.string())}  # fmt: skip
+                meta = {
+                    "_source": pa.array([SOURCE] * n, pa.string()),
+                    "_object_key": pa.array([obj.key] * n, pa.string()),
+                    "_object_etag": pa.array([obj.etag] * n, pa.string()),
+                    "_row": pa.array(range(position, position + n), pa.int64()),
+                    "_batch": pa.array([batch_id] * n, pa.string()),
+                }
                 batch = _with_meta(pa, batch, meta, schema)
                 writer.add_batch(batch, position, position + n - 1)
                 position += n
@@ -230,8 +261,10 @@ class S3BatchIngest:
                 if _is_content_error(err):
                     raise
                 if attempt == self.settings.attempts:
-                    raise IngestError(f"{what} failed {attempt} times with transient errors, last: "
-                                      f"{type(err).__name__}: {err}; nothing was recorded, a retry starts over") from err  # fmt: skip
+                    raise IngestError(
+                        f"{what} failed {attempt} times with transient errors, last: "
+                        f"{type(err).__name__}: {err}; nothing was recorded, a retry starts over"
+                    ) from err
                 wait = self.settings.backoff_s * 2 ** (attempt - 1)
                 log.warning("%s failed (%s: %s); retrying in %.1f s", what, type(err).__name__, err, wait)
                 time.sleep(wait)
@@ -244,8 +277,17 @@ class S3BatchIngest:
         pq = require("pyarrow.parquet", "lake")
         table = self.tables.dead_letters()
         now = datetime.now(UTC)
-        rows = [{"_source": SOURCE, "_object_key": d["key"], "_object_etag": d["etag"], "error": d["reason"],
-                 "_batch": batch_id, "_at": now} for d in dead]  # fmt: skip
+        rows = [
+            {
+                "_source": SOURCE,
+                "_object_key": d["key"],
+                "_object_etag": d["etag"],
+                "error": d["reason"],
+                "_batch": batch_id,
+                "_at": now,
+            }
+            for d in dead
+        ]
         path = data_folder(table, batch_id, f"{uuid.uuid4().hex}.parquet")
         with table.io.new_output(path).create(overwrite=True) as fh:
             pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(DEAD_LETTER_COLUMNS)), fh)
@@ -280,13 +322,15 @@ class S3BatchIngest:
             elif fmt == "csv":
                 csv = require("pyarrow.csv", "lake")
                 convert = csv.ConvertOptions(column_types=spec_schema, strings_can_be_null=True)
-                batches = iter(csv.open_csv(fh, read_options=csv.ReadOptions(block_size=BLOCK_SIZE),
-                                            convert_options=convert))  # fmt: skip
+                batches = iter(
+                    csv.open_csv(fh, read_options=csv.ReadOptions(block_size=BLOCK_SIZE), convert_options=convert)
+                )
             else:
                 pj = require("pyarrow.json", "lake")
                 parse = pj.ParseOptions(explicit_schema=spec_schema) if spec_schema is not None else None
-                batches = iter(pj.open_json(fh, read_options=pj.ReadOptions(block_size=BLOCK_SIZE),
-                                            parse_options=parse))  # fmt: skip
+                batches = iter(
+                    pj.open_json(fh, read_options=pj.ReadOptions(block_size=BLOCK_SIZE), parse_options=parse)
+                )
             for batch in batches:
                 if spec_schema is not None:
                     batch = _conform_batch(pa, batch, spec_schema, obj.key)
@@ -317,8 +361,9 @@ class RangedObject(io.RawIOBase):
         end = min(self.pos + len(buffer), self.obj.size)
         if end <= self.pos:
             return 0
-        body = self.client.get_object(Bucket=self.bucket, Key=self.obj.key, Range=f"bytes={self.pos}-{end - 1}",
-                                      IfMatch=f'"{self.obj.etag}"')["Body"].read()  # fmt: skip
+        body = self.client.get_object(
+            Bucket=self.bucket, Key=self.obj.key, Range=f"bytes={self.pos}-{end - 1}", IfMatch=f'"{self.obj.etag}"'
+        )["Body"].read()
         buffer[: len(body)] = body
         self.pos += len(body)
         return len(body)
@@ -344,8 +389,9 @@ def _with_meta(pa: Any, batch: Any, meta: dict[str, Any], schema: Any) -> Any:
     arrays = {name: batch.column(name) for name in batch.schema.names}
     arrays.update(meta)
     if schema is not None:
-        return pa.RecordBatch.from_arrays([arrays.get(f.name, pa.nulls(batch.num_rows, f.type)) for f in schema],
-                                          schema=schema)  # fmt: skip
+        return pa.RecordBatch.from_arrays(
+            [arrays.get(f.name, pa.nulls(batch.num_rows, f.type)) for f in schema], schema=schema
+        )
     return pa.RecordBatch.from_pydict(arrays)
 
 
@@ -371,8 +417,9 @@ def _conform_batch(pa: Any, batch: Any, schema: Any, key: str) -> Any:
     missing = [name for name in schema.names if name not in batch.schema.names]
     if missing:
         raise ContentError(f"{key}: missing column(s) {', '.join(missing)} required by the schema")
-    return pa.RecordBatch.from_arrays([batch.column(name).cast(schema.field(name).type) for name in schema.names],
-                                      schema=schema)  # fmt: skip
+    return pa.RecordBatch.from_arrays(
+        [batch.column(name).cast(schema.field(name).type) for name in schema.names], schema=schema
+    )
 
 
 def _is_content_error(err: BaseException) -> bool:
@@ -393,5 +440,18 @@ def _is_content_error(err: BaseException) -> bool:
 
 def _looks_like_io(err: BaseException) -> bool:
     text = f"{type(err).__name__} {err}".lower()
-    return any(word in text for word in ("connection", "timeout", "timed out", "reset by peer", "broken pipe",
-                                         "endpoint", "503", "500 ", "slow down", "throttl"))  # fmt: skip
+    return any(
+        word in text
+        for word in (
+            "connection",
+            "timeout",
+            "timed out",
+            "reset by peer",
+            "broken pipe",
+            "endpoint",
+            "503",
+            "500 ",
+            "slow down",
+            "throttl",
+        )
+    )

@@ -105,12 +105,14 @@ def raw_columns(spec_schema: Mapping[str, str] | None) -> dict[str, str] | None:
         return None
     clash = sorted(set(spec_schema) & set(SOURCE_COLUMNS))
     if clash:
-        raise LakeSchemaError(f"schema column(s) {', '.join(clash)} clash with the lake's source columns "
-                              f"({', '.join(SOURCE_COLUMNS)}): rename them in the spec")  # fmt: skip
+        raise LakeSchemaError(
+            f"schema column(s) {', '.join(clash)} clash with the lake's source columns "
+            f"({', '.join(SOURCE_COLUMNS)}): rename them in the spec"
+        )
     return {**spec_schema, **SOURCE_COLUMNS}
 
 
-def load_catalog(name: str, properties: Mapping[str, str] | None = None) -> Any:
+def load_catalog(name: str | None, properties: Mapping[str, str] | None = None) -> Any:
     """A pyiceberg catalog from properties, or from pyiceberg's own configuration when none are given."""
     catalog_module = require("pyiceberg.catalog", "lake")
     if properties:
@@ -245,9 +247,17 @@ def iceberg_kind(field_type: Any) -> str | None:
     """The spec kind of an Iceberg column type (``None`` for types a spec cannot name)."""
     from pyiceberg import types as t
 
-    kinds = [(t.StringType, "string"), (t.LongType, "int"), (t.IntegerType, "int"), (t.DoubleType, "float"),
-             (t.FloatType, "float"), (t.BooleanType, "bool"), (t.TimestamptzType, "timestamp"),
-             (t.TimestampType, "timestamp"), (t.BinaryType, "binary")]  # fmt: skip
+    kinds = [
+        (t.StringType, "string"),
+        (t.LongType, "int"),
+        (t.IntegerType, "int"),
+        (t.DoubleType, "float"),
+        (t.FloatType, "float"),
+        (t.BooleanType, "bool"),
+        (t.TimestamptzType, "timestamp"),
+        (t.TimestampType, "timestamp"),
+        (t.BinaryType, "binary"),
+    ]
     for cls, kind in kinds:
         if isinstance(field_type, cls):
             return kind
@@ -257,3 +267,15 @@ def iceberg_kind(field_type: Any) -> str | None:
 def data_folder(table: Any, *parts: str) -> str:
     """Where new data files of ``table`` go (below the table's own location)."""
     return "/".join([table.location().rstrip("/"), "data", *parts])
+
+
+def snapshot_ref(ident: str, snapshot_id: int) -> str:
+    """A pinned version of a table, as tasks, MLflow tags and model versions record it: ``<ns>.<table>@<id>``."""
+    return f"{ident}@{snapshot_id}"
+
+
+def parse_snapshot_ref(ref: str) -> tuple[str, int]:
+    ident, sep, sid = ref.rpartition("@")
+    if not sep or not ident or not sid.lstrip("-").isdigit():
+        raise ValueError(f"'{ref}' is not a table snapshot reference '<namespace>.<table>@<snapshot id>'")
+    return ident, int(sid)

@@ -36,7 +36,8 @@ CURSOR_PREFIX = "mlops.cursor."
 BATCH_KEY = "mlops.batch"
 SOURCE_KEY = "mlops.source"
 START_KEY = "mlops.start-cursor"
-DECISION_KEY = "mlops.decision"  # published | quarantined | released | cursor
+DECISION_KEY = "mlops.decision"  # quarantined | released | compaction
+COMPACTED_BEFORE_KEY = "mlops.compacted-before"
 
 
 def audit_branch(source: str) -> str:
@@ -96,8 +97,9 @@ def pending(table: Any, source: str) -> StagedBatch | None:
     if snap is None:
         return None
     summary = summary_of(snap)
-    return StagedBatch(_table_name(table), source, summary.get(BATCH_KEY, ""), snap.snapshot_id,
-                       snap.parent_snapshot_id, summary)  # fmt: skip
+    return StagedBatch(
+        _table_name(table), source, summary.get(BATCH_KEY, ""), snap.snapshot_id, snap.parent_snapshot_id, summary
+    )
 
 
 def _commit(tx: Any, what: str) -> None:
@@ -106,8 +108,10 @@ def _commit(tx: Any, what: str) -> None:
     try:
         tx.commit_transaction()
     except CommitFailedException as err:
-        raise LakeConflictError(f"{what}: another writer committed first ({err}); nothing of this run is "
-                                "visible, a retry starts from where the other writer ended") from err  # fmt: skip
+        raise LakeConflictError(
+            f"{what}: another writer committed first ({err}); nothing of this run is "
+            "visible, a retry starts from where the other writer ended"
+        ) from err
 
 
 def data_files(table: Any, paths: Iterable[str]) -> list[Any]:
@@ -132,16 +136,24 @@ def stage(
     table = table.refresh()
     existing = pending(table, source)
     if existing is not None:
-        raise LakeConflictError(f"batch {existing.batch_id} of {_table_name(table)} is staged on "
-                                f"{audit_branch(source)} and not yet published: it is decided first")  # fmt: skip
+        raise LakeConflictError(
+            f"batch {existing.batch_id} of {_table_name(table)} is staged on "
+            f"{audit_branch(source)} and not yet published: it is decided first"
+        )
     main = head(table)
     if cursor(main, source) != start_cursor:
         raise LakeConflictError(
             f"{_table_name(table)} moved: {source} position is now {cursor(main, source)[:200]!r}, this run "
             f"started from {start_cursor[:200]!r}; a retry reads from the new position"
         )
-    summary = {**carried_cursors(main), **(properties or {}), CURSOR_PREFIX + source: end_cursor,
-               SOURCE_KEY: source, BATCH_KEY: batch_id, START_KEY: start_cursor}  # fmt: skip
+    summary = {
+        **carried_cursors(main),
+        **(properties or {}),
+        CURSOR_PREFIX + source: end_cursor,
+        SOURCE_KEY: source,
+        BATCH_KEY: batch_id,
+        START_KEY: start_cursor,
+    }
     entries = data_files(table, files)
     branch = audit_branch(source)
     tx = table.transaction()
@@ -195,15 +207,18 @@ def publish(table: Any, staged: StagedBatch) -> int:
     if current is None or current.snapshot_id != staged.snapshot_id:
         return _already_decided(table, staged, main)
     if cursor(main, staged.source) != staged.start_cursor:
-        raise LakeConflictError(f"{_table_name(table)}: {staged.source} position moved since batch "
-                                f"{staged.batch_id} was staged; it cannot be published on top")  # fmt: skip
+        raise LakeConflictError(
+            f"{_table_name(table)}: {staged.source} position moved since batch "
+            f"{staged.batch_id} was staged; it cannot be published on top"
+        )
     from pyiceberg.table.update.snapshot import ManageSnapshots
 
     tx = table.transaction()
     main_id = main.snapshot_id if main is not None else None
     if main_id == staged.parent_id:
         ManageSnapshots(tx).set_current_snapshot(snapshot_id=staged.snapshot_id).remove_branch(
-            audit_branch(staged.source)).commit()  # fmt: skip
+            audit_branch(staged.source)
+        ).commit()
         _commit(tx, f"publishing batch {staged.batch_id}")
         log.info("published batch %s: %s main -> %s", staged.batch_id, _table_name(table), staged.snapshot_id)
         return staged.snapshot_id
@@ -230,8 +245,14 @@ def discard(table: Any, staged: StagedBatch, properties: Mapping[str, str]) -> i
     main = head(table)
     if current is None or current.snapshot_id != staged.snapshot_id:
         return _already_decided(table, staged, main)
-    summary = {**carried_cursors(main), **properties, CURSOR_PREFIX + staged.source: staged.end_cursor,
-               SOURCE_KEY: staged.source, BATCH_KEY: staged.batch_id, START_KEY: staged.start_cursor}  # fmt: skip
+    summary = {
+        **carried_cursors(main),
+        **properties,
+        CURSOR_PREFIX + staged.source: staged.end_cursor,
+        SOURCE_KEY: staged.source,
+        BATCH_KEY: staged.batch_id,
+        START_KEY: staged.start_cursor,
+    }
     return _cursor_commit(table, summary, f"deciding batch {staged.batch_id}", drop_branch=staged.source)
 
 
@@ -252,8 +273,10 @@ def _already_decided(table: Any, staged: StagedBatch, main: Any) -> int:
     for snap in ancestors(table, main):
         if summary_of(snap).get(BATCH_KEY) == staged.batch_id and summary_of(snap).get(SOURCE_KEY) == staged.source:
             return int(snap.snapshot_id)
-    raise LakeConflictError(f"batch {staged.batch_id} is no longer staged on {_table_name(table)} and main does "
-                            "not hold it: another run decided or replaced it")  # fmt: skip
+    raise LakeConflictError(
+        f"batch {staged.batch_id} is no longer staged on {_table_name(table)} and main does "
+        "not hold it: another run decided or replaced it"
+    )
 
 
 def ancestors(table: Any, snapshot: Any, stop_at: int | None = None) -> list[Any]:
@@ -280,33 +303,71 @@ def append_once(table: Any, batch_id: str, files: list[str], properties: Mapping
     done = committed_batch(table, batch_id)
     if done is not None:
         return int(done.snapshot_id)
-    return _write(table, head(table), batch_id, files, properties, replace=False)
+    return _write(table, head(table), batch_id, files, properties, [])
 
 
-def commit_files(table: Any, batch_id: str, files: list[str], properties: Mapping[str, str], *,
-                 expected_head: int | None, replace: bool) -> int:  # fmt: skip
+def commit_files(
+    table: Any,
+    batch_id: str,
+    files: list[str],
+    properties: Mapping[str, str],
+    *,
+    expected_head: int | None,
+    replace: bool,
+) -> int:
     """Append ``files`` to ``main`` (or replace every row with them) if ``main`` is still at ``expected_head``."""
+    table = _at_head(table, expected_head)
+    main = head(table)
+    removed = [task.file for task in table.scan().plan_files()] if replace and main is not None else []
+    return _write(table, main, batch_id, files, properties, removed)
+
+
+def replace_files(
+    table: Any,
+    batch_id: str,
+    *,
+    removed: list[Any],
+    files: list[str],
+    properties: Mapping[str, str],
+    expected_head: int | None,
+) -> int:
+    """Remove some data files and add others in one commit (a compaction), if ``main`` is at ``expected_head``."""
+    table = _at_head(table, expected_head)
+    return _write(table, head(table), batch_id, files, properties, removed)
+
+
+def _at_head(table: Any, expected_head: int | None) -> Any:
     table = table.refresh()
     main = head(table)
     if (main.snapshot_id if main is not None else None) != expected_head:
         raise LakeConflictError(f"{_table_name(table)} moved since this run started; a retry starts again")
-    return _write(table, main, batch_id, files, properties, replace=replace)
+    return table
 
 
-def _write(table: Any, main: Any, batch_id: str, files: list[str], properties: Mapping[str, str], *,
-           replace: bool) -> int:  # fmt: skip
-    current = [task.file for task in table.scan().plan_files()] if replace and main is not None else []
+def _write(
+    table: Any, main: Any, batch_id: str, files: list[str], properties: Mapping[str, str], removed: list[Any]
+) -> int:
     entries = data_files(table, files)
     tx = table.transaction()
     summary = {**carried_cursors(main), **properties, BATCH_KEY: batch_id}
     producer = tx.update_snapshot(snapshot_properties=summary, branch=MAIN)
-    with producer.overwrite() if current else producer.fast_append() as update:
-        for entry in current:
+    with producer.overwrite() if removed else producer.fast_append() as update:
+        for entry in removed:
             update.delete_data_file(entry)
         for entry in entries:
             update.append_data_file(entry)
     _commit(tx, f"committing batch {batch_id} to {_table_name(table)}")
     return int(head(table.refresh()).snapshot_id)
+
+
+def rewrites_only_before(table: Any, snapshot: Any, since: int | None) -> bool:
+    """Whether ``snapshot`` is a compaction that touched only files committed at or before ``since``: it
+    changed no row a reader starting after ``since`` reads."""
+    summary = summary_of(snapshot)
+    if summary.get(DECISION_KEY) != "compaction" or since is None:
+        return False
+    bound = int(summary.get(COMPACTED_BEFORE_KEY, "0"))
+    return bound in {s.snapshot_id for s in ancestors(table, table.snapshot_by_id(since))}
 
 
 def commit_properties(table: Any, properties: Mapping[str, str]) -> int:

@@ -1,31 +1,29 @@
 """What a drift check compares: the champion's training data and the raw data that arrived since.
 
-* **Reference**: the ``train`` split of the feature table named by the champion's lineage
-  tag ``mlops_ops.features_manifest`` (set by the training entrypoint), so it is exactly
-  the data the champion learned from, not a file someone picked.
-* **Current window**: admitted raw batches (quarantined ones left out) that the champion
-  was not trained on and that no earlier check has seen (``since_last_check``), or that
-  were committed within the last N hours/days (``24h``, ``7d``). They are featurized with
-  the pipeline's own preprocess transform, so both sides have the same columns.
+* **Reference**: the ``train`` split of the feature-table snapshot named by the champion's lineage tag
+  ``mlops_ops.features_snapshot`` (set by the training entrypoint), read by time travel: exactly the data
+  the champion learned from, whatever was built since.
+* **Current window**: files that snapshots of ``raw``'s ``main`` added after the champion's own raw
+  snapshot (tag ``mlops_ops.raw_snapshot``), and after the raw snapshot the last check covered
+  (``since_last_check``), or within the last N hours/days (``24h``, ``7d``). Quarantined batches are never on
+  ``main``. They are featurized with the pipeline's own preprocess transform, so both sides have the same
+  columns.
 
-The monitoring state (``<lake>/<pipeline>/monitoring/_state/drift.json``) lists the
-checksums of raw files already checked; it is written only after a report is saved, so a
-failed check is repeated on the same window.
+Checks are rows of ``<pipeline>.drift_checks`` (raw snapshot covered, champion version, verdict, report),
+appended only after the report is saved, so a failed check is repeated on the same window.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mlops_ops.lake.catalog import committed_batches
-from mlops_ops.lake.store import Dataset, lake_path
+from mlops_ops.lake import transaction
 
-FEATURES_TAG = "mlops_ops.features_manifest"
-STATE_FILE = "drift.json"
+FEATURES_TAG = "mlops_ops.features_snapshot"
+RAW_SNAPSHOT_TAG = "mlops_ops.raw_snapshot"
 
 
 class NothingToCheck(Exception):
@@ -36,7 +34,8 @@ class NothingToCheck(Exception):
 class Champion:
     version: str
     run_id: str | None
-    features_manifest: str
+    features: str
+    raw_snapshot: int | None
 
 
 def champion_lineage(client: Any, model_name: str) -> Champion:
@@ -47,13 +46,14 @@ def champion_lineage(client: Any, model_name: str) -> Champion:
     if version is None:
         raise NothingToCheck(f"model '{model_name}' has no champion yet: nothing to compare against")
     mv = client.get_model_version(model_name, version)
-    manifest = (mv.tags or {}).get(FEATURES_TAG)
-    if not manifest:
+    tags = mv.tags or {}
+    if not tags.get(FEATURES_TAG):
         raise NothingToCheck(
             f"champion {model_name} v{version} has no lineage tag {FEATURES_TAG}: the data it was trained on is "
             "unknown, so there is no reference (register models through the training entrypoint)"
         )
-    return Champion(version=str(version), run_id=mv.run_id, features_manifest=manifest)
+    raw = tags.get(RAW_SNAPSHOT_TAG)
+    return Champion(str(version), mv.run_id, tags[FEATURES_TAG], int(raw) if raw else None)
 
 
 def window_start(window: str, now: datetime | None = None) -> datetime | None:
@@ -65,31 +65,33 @@ def window_start(window: str, now: datetime | None = None) -> datetime | None:
     return (now or datetime.now(UTC)) - (timedelta(hours=amount) if unit == "h" else timedelta(days=amount))
 
 
+def last_checked(checks: Any) -> int | None:
+    """The raw snapshot the newest non-backfill check covered, from ``drift_checks``."""
+    if checks is None or transaction.head(checks) is None:
+        return None
+    frame = checks.scan(selected_fields=("checked_at", "raw_snapshot", "backfill")).to_pandas()
+    frame = frame[~frame["backfill"].fillna(False).astype(bool)]
+    if frame.empty:
+        return None
+    return int(frame.sort_values("checked_at").iloc[-1]["raw_snapshot"])
+
+
 def window_files(
-    raw: Dataset,
-    monitoring: Dataset,
-    reference_inputs: set[str],
-    window: str,
-    conn_id: str | None = "aws_default",
-) -> list[dict[str, Any]]:
-    """Admitted raw files of the current window (see the module docstring)."""
+    raw: Any, champion: Champion, checked: int | None, window: str, until: int | None = None
+) -> tuple[list[str], int]:
+    """Paths of raw files in the current window (see the module docstring), and the raw snapshot it ends at."""
+    head = raw.snapshot_by_id(until) if until is not None else transaction.head(raw)
+    if head is None:
+        return [], 0
+    chain = transaction.ancestors(raw, head, stop_at=champion.raw_snapshot)
+    ids = [s.snapshot_id for s in chain]
     start = window_start(window)
-    checked = set((monitoring.read_json("_state", STATE_FILE) or {}).get("checked", []))
-    files: list[dict[str, Any]] = []
-    for manifest_uri, entries in committed_batches(raw, conn_id, admitted_only=True):
-        if start is not None:
-            created = json.loads(lake_path(manifest_uri, conn_id).read_bytes()).get("created_at")
-            if created is None or datetime.fromisoformat(created) < start:
-                continue
-            files += entries
-        else:
-            files += [f for f in entries if f["sha256"] not in reference_inputs and f["sha256"] not in checked]
-    return files
-
-
-def mark_checked(monitoring: Dataset, files: list[dict[str, Any]], report_uri: str) -> None:
-    state = monitoring.read_json("_state", STATE_FILE) or {"checked": []}
-    known = set(state["checked"])
-    state["checked"] += [f["sha256"] for f in files if f["sha256"] not in known]
-    state["last_check"] = {"at": datetime.now(UTC).isoformat(), "report": report_uri}
-    monitoring.write_json(state, "_state", STATE_FILE)
+    if start is None and checked is not None and checked in ids:
+        chain = chain[: ids.index(checked)]
+    elif start is not None:
+        chain = [s for s in chain if s.timestamp_ms >= start.timestamp() * 1000]
+    live = {t.file.file_path for t in raw.scan(snapshot_id=head.snapshot_id).plan_files()}
+    since = chain[-1].parent_snapshot_id if chain else None
+    paths = [f.file_path for s in reversed(chain) if not transaction.rewrites_only_before(raw, s, since)
+             for f in transaction.added_and_removed(raw, s.snapshot_id)[0]]  # fmt: skip
+    return [p for p in paths if p in live], int(head.snapshot_id)

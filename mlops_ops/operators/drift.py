@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, BaseOperatorLink
 
-from mlops_ops.operators.kafka import LAKE_TEMPLATE
+from mlops_ops.naming import DRIFT_CHECK_TASK, REPORTS_ROUTE
+from mlops_ops.operators.base import LakeOperator
 from mlops_ops.ui.links import MlflowRunLink, task_result
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from airflow.sdk.types import TaskInstanceKey
 
 log = logging.getLogger(__name__)
-REPORTS_ROUTE = "/mlops-ops/drift-reports"
 MONITORING_DATASET = "monitoring"
 
 
@@ -36,23 +36,23 @@ class DriftReportLink(BaseOperatorLink):
         return str(task_result(ti_key).get("report_url") or "")
 
 
-class DriftCheckOperator(BaseOperator):
+class DriftCheckOperator(LakeOperator):
     """Compare the data that arrived since the last check with the champion's training data.
 
     Featurizes the window with the pipeline's preprocess transform (Spark), scores both
     sides with the champion for prediction drift, runs Evidently, and saves the HTML and
     JSON report to ``<lake>/<pipeline>/monitoring/reports/`` and to an MLflow run in the
-    experiment ``<model>-monitoring``. Skips with the reason when there is no champion, no
-    lineage to find its data, or no new data. Returns a summary (no data) for the signal.
+    experiment ``<model>-monitoring``, and appends a row to ``<pipeline>.drift_checks``. Skips with
+    the reason when there is no champion, no lineage to find its data, or no new data. Returns a
+    summary (no data) for the signal.
     """
 
-    template_fields: Sequence[str] = ("window", "lake")
+    template_fields: Sequence[str] = ("window", "lake", "pipeline")
     operator_extra_links = (DriftReportLink(), MlflowRunLink())
 
     def __init__(
         self,
         *,
-        pipeline: str,
         model_name: str,
         key_column: str,
         target: str | None = None,
@@ -63,14 +63,11 @@ class DriftCheckOperator(BaseOperator):
         drift_share: float = 0.3,
         column_threshold: float | None = None,
         max_rows: int = 200_000,
-        lake: str = LAKE_TEMPLATE,
         spark_conn_id: str = "spark_default",
-        aws_conn_id: str | None = "aws_default",
         mlflow_conn_id: str = "mlflow_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.pipeline = pipeline
         self.model_name = model_name
         self.key_column = key_column
         self.target = target
@@ -81,9 +78,7 @@ class DriftCheckOperator(BaseOperator):
         self.drift_share = drift_share
         self.column_threshold = column_threshold
         self.max_rows = max_rows
-        self.lake = lake
         self.spark_conn_id = spark_conn_id
-        self.aws_conn_id = aws_conn_id
         self.mlflow_conn_id = mlflow_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -93,30 +88,32 @@ class DriftCheckOperator(BaseOperator):
 
         from mlops_ops import metrics
         from mlops_ops.hooks.mlflow import MlflowHook
-        from mlops_ops.lake.catalog import read_frame
         from mlops_ops.lake.store import Dataset
         from mlops_ops.monitoring.drift import PREDICTION, compute_drift
-        from mlops_ops.monitoring.window import NothingToCheck, champion_lineage, mark_checked, window_files
-        from mlops_ops.training.data import read_manifest
+        from mlops_ops.monitoring.window import NothingToCheck, champion_lineage, last_checked, window_files
+        from mlops_ops.training.data import open_features, read_split
 
         hook = MlflowHook(self.mlflow_conn_id)
         os.environ.update(hook.client_env())  # mlflow.*.load_model reads the tracking URI from the environment
         client = hook.get_conn()
-        raw = Dataset.at(self.lake, self.pipeline, "raw", conn_id=self.aws_conn_id)
+        tables = self.tables()
+        raw = tables.load("raw")
         monitoring = Dataset.at(self.lake, self.pipeline, MONITORING_DATASET, conn_id=self.aws_conn_id)
         try:
+            if raw is None:
+                raise NothingToCheck(f"{tables.ident('raw')} does not exist yet")
             champion = champion_lineage(client, self.model_name)
-            manifest = read_manifest(champion.features_manifest, self.aws_conn_id)
-            files = window_files(raw, monitoring, set(manifest.get("inputs", [])), self.window, self.aws_conn_id)
+            reference_snapshot = open_features(champion.features, tables.catalog)
+            files, raw_head = window_files(raw, champion, last_checked(tables.load("drift_checks")), self.window)
             if not files:
-                raise NothingToCheck(f"no new admitted data in {raw.root} for window '{self.window}'")
-            current = self._featurize(files)
+                raise NothingToCheck(f"no new published data in {tables.ident('raw')} for window '{self.window}'")
+            current = self._featurize(raw.io, files)
             if current.empty:
                 raise NothingToCheck(f"the transform kept no rows of the {len(files)} new file(s)")
         except NothingToCheck as reason:
             log.info("drift check skipped: %s", reason)
             raise AirflowSkipException(str(reason)) from reason
-        reference = read_frame(manifest["splits"]["train"], self.aws_conn_id)
+        reference = read_split(reference_snapshot, "train")
         reference, current = _sample(reference, self.max_rows), _sample(current, self.max_rows)
         columns = self._score(champion.version, reference, current)
         result, snapshot = compute_drift(
@@ -128,10 +125,11 @@ class DriftCheckOperator(BaseOperator):
         report_uri = monitoring.uri("reports", stamp, "drift.html")
         summary = {**result.summary(), "champion_version": champion.version, "window": self.window,
                    "report_uri": report_uri, "report_url": f"{REPORTS_ROUTE}/{self.pipeline}/{stamp}/drift.html",
-                   "window_files": len(files), "reference_manifest": champion.features_manifest}  # fmt: skip
+                   "window_files": len(files), "current_rows": len(current), "reference": champion.features,
+                   "raw_snapshot": raw_head}  # fmt: skip
         monitoring.write_json({**summary, "evidently": snapshot.dict()}, "reports", stamp, "drift.json")
         summary["mlflow_run_id"] = self._log_to_mlflow(client, summary, snapshot)
-        mark_checked(monitoring, files, report_uri)
+        self._record(tables, context, summary, result)
         metrics.gauge(self.pipeline, "drift", "share", result.drift_share)
         metrics.gauge(self.pipeline, "drift", "drifted_columns", len(result.drifted_columns))
         metrics.incr(self.pipeline, "drift", "detected" if result.drifted else "not_detected")
@@ -143,14 +141,37 @@ class DriftCheckOperator(BaseOperator):
         )  # fmt: skip
         return summary
 
-    def _featurize(self, files: list[dict[str, Any]]) -> Any:
+    def _featurize(self, io: Any, files: list[str]) -> Any:
         from mlops_ops.hooks.spark import SparkHook
         from mlops_ops.lake.features import FeatureBuild, transform_frame
 
         hook = SparkHook(self.spark_conn_id, app_name=f"mlops-ops-{self.pipeline}-drift")
         build = FeatureBuild(self.key_column, self.transform, self.sql, self.transform_params)
-        return transform_frame(hook.get_conn(), files, build, local_session=hook.session_options().is_local,
-                               conn_id=self.aws_conn_id, max_rows=self.max_rows * 2)  # fmt: skip
+        return transform_frame(hook.get_conn(), io, files, build, local_session=hook.session_options().is_local,
+                               max_rows=self.max_rows * 2)  # fmt: skip
+
+    def _record(self, tables: Any, context: Context, summary: dict[str, Any], result: Any) -> None:
+        """One row in ``drift_checks`` per check (a retry of the same task run adds none)."""
+        import json
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from mlops_ops.lake import transaction
+        from mlops_ops.lake.tables import DRIFT_CHECK_COLUMNS, arrow_schema, data_folder
+
+        checks = tables.drift_checks()
+        run_type = str(getattr(context.get("dag_run"), "run_type", "") or "")
+        row = {"checked_at": datetime.now(UTC), "run_id": str(context["run_id"]),
+               "champion_version": summary["champion_version"], "raw_snapshot": int(summary["raw_snapshot"]),
+               "window": self.window, "rows": int(summary.get("current_rows", 0)), "drifted": bool(result.drifted),
+               "drift_share": float(result.drift_share), "drifted_columns": json.dumps(summary["drifted_columns"]),
+               "report_uri": summary["report_uri"], "backfill": run_type == "backfill"}  # fmt: skip
+        batch = "check-" + re.sub(r"[^A-Za-z0-9_.-]", "_", str(context["run_id"]))
+        path = data_folder(checks, batch + ".parquet")
+        with checks.io.new_output(path).create(overwrite=True) as fh:
+            pq.write_table(pa.Table.from_pylist([row], schema=arrow_schema(DRIFT_CHECK_COLUMNS)), fh)
+        transaction.append_once(checks, batch, [path], {"mlops.run-id": str(context["run_id"])})
 
     def _score(self, version: str, reference: Any, current: Any) -> list[str]:
         """Add the champion's predictions to both frames; return the model's input columns (the ones compared)."""
@@ -206,7 +227,7 @@ class DriftSignalOperator(BaseOperator):
     Asset's last event, read through the task's inlet (Airflow keeps the events).
     """
 
-    def __init__(self, *, check_task_id: str = "drift_check", cooldown: str = "6h", **kwargs: Any) -> None:
+    def __init__(self, *, check_task_id: str = DRIFT_CHECK_TASK, cooldown: str = "6h", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.check_task_id = check_task_id
         self.cooldown = cooldown

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 def _pipeline(context: Context) -> str:
     """The pipeline of a factory-built DAG (its DAG id otherwise): the name under which metrics are reported."""
-    from mlops_ops.factories.pipeline import pipeline_of_dag_id
+    from mlops_ops.naming import pipeline_of_dag_id
 
     dag_id = context["dag"].dag_id
     return pipeline_of_dag_id(dag_id) or dag_id
@@ -32,7 +32,7 @@ class EvaluateModelOperator(BaseOperator):
     MLflow run as ``evaluation/report.json`` and ``evaluation/report.html``.
     """
 
-    template_fields: Sequence[str] = ("model_name", "features_manifest", "version")
+    template_fields: Sequence[str] = ("model_name", "features", "version")
     operator_extra_links = (ModelVersionLink(),)
 
     def __init__(
@@ -47,10 +47,10 @@ class EvaluateModelOperator(BaseOperator):
         slice_column: str | None = None,
         split: str = "test",
         version: str | None = None,
-        features_manifest: str | None = None,
+        features: str | None = None,
         train_task_id: str = "train",
         mlflow_conn_id: str = "mlflow_default",
-        aws_conn_id: str | None = "aws_default",
+        iceberg_conn_id: str = "iceberg_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -63,10 +63,10 @@ class EvaluateModelOperator(BaseOperator):
         self.slice_column = slice_column
         self.split = split
         self.version = version
-        self.features_manifest = features_manifest
+        self.features = features
         self.train_task_id = train_task_id
         self.mlflow_conn_id = mlflow_conn_id
-        self.aws_conn_id = aws_conn_id
+        self.iceberg_conn_id = iceberg_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         import os
@@ -74,31 +74,29 @@ class EvaluateModelOperator(BaseOperator):
         import numpy as np
 
         from mlops_ops import metrics
+        from mlops_ops.hooks.iceberg import IcebergCatalogHook
         from mlops_ops.hooks.mlflow import MlflowHook
-        from mlops_ops.training.data import load_split, read_manifest
+        from mlops_ops.training.data import load_split, open_features
         from mlops_ops.training.evaluation import CHAMPION, compute_metrics, judge, report_html, scorer
         from mlops_ops.training.registry import alias_version
 
         trained = context["ti"].xcom_pull(task_ids=self.train_task_id) or {}
         version = self.version or trained.get("version")
-        manifest_uri = self.features_manifest or trained.get("features_manifest")
-        if not version or not manifest_uri:
-            raise ValueError(
-                f"nothing to evaluate: pass version and features_manifest or run after '{self.train_task_id}'"
-            )
+        features_ref = self.features or trained.get("features")
+        if not version or not features_ref:
+            raise ValueError(f"nothing to evaluate: pass version and features or run after '{self.train_task_id}'")
         hook = MlflowHook(self.mlflow_conn_id)
         os.environ.update(hook.client_env())  # mlflow.*.load_model reads the tracking URI from the environment
         client = hook.get_conn()
         challenger_version = client.get_model_version(self.model_name, version)
         champion = alias_version(client, self.model_name, CHAMPION)
-        data = load_split(
-            read_manifest(manifest_uri, self.aws_conn_id), self.split, self.target, conn_id=self.aws_conn_id
-        )
+        features = open_features(features_ref, IcebergCatalogHook(self.iceberg_conn_id).get_conn())
+        data = load_split(features, self.split, self.target)
         score, _ = scorer(f"models:/{self.model_name}/{version}")
         scores = score(data.features)
         challenger_metrics = compute_metrics(self.task, data.target, scores, self.metrics)
         report: dict[str, Any] = {"model_name": self.model_name, "split": self.split, "rows": len(data.target),
-                                  "metrics": self.metrics, "features_manifest": manifest_uri,
+                                  "metrics": self.metrics, "features": features_ref,
                                   "challenger": {"version": version, "metrics": challenger_metrics}}  # fmt: skip
         champion_metrics = None
         if champion is not None and champion != version:

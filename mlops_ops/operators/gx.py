@@ -1,4 +1,4 @@
-"""``QualityGateOperator``: validate the batches ingested by this run; quarantine what fails."""
+"""``QualityGateOperator``: audit each batch staged on ``raw``'s audit branches; publish or quarantine it."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow.sdk import BaseOperator, BaseOperatorLink
+from airflow.sdk import BaseOperatorLink
 
-from mlops_ops.operators.kafka import LAKE_TEMPLATE
+from mlops_ops.naming import DOCS_ROUTE, DOCS_XCOM_KEY, QUALITY_XCOM_KEY
+from mlops_ops.operators.base import LakeOperator
+from mlops_ops.ui.links import LakeSnapshotLink
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import BaseOperator, Context
     from airflow.sdk.types import TaskInstanceKey
 
 log = logging.getLogger(__name__)
-DOCS_XCOM_KEY = "data_docs_url"
-DOCS_ROUTE = "/mlops-ops/data-docs"
+SOURCES = ("kafka", "s3")
 
 
 class DataDocsLink(BaseOperatorLink):
@@ -31,90 +32,63 @@ class DataDocsLink(BaseOperatorLink):
         return str(url) if url else ""
 
 
-class QualityGateOperator(BaseOperator):
-    """Validate each batch ingested in this run against GX checkpoint ``<suite>.<engine>``.
+class QualityGateOperator(LakeOperator):
+    """Write-audit-publish, fail-closed: validate exactly the files of each batch staged on ``raw@audit_<source>``
+    against GX checkpoint ``<suite>.<engine>``; publish it to ``main`` when no *critical* expectation fails,
+    otherwise copy its rows to ``raw_quarantine`` with the failures and the Data Docs page, move ``raw``'s
+    position past it, and fail the task without retries so nothing downstream runs on it.
 
-    Batches come from ``manifest_uris`` or from the return values of ``ingest_task_ids``.
-    A batch with failed *critical* expectations is quarantined in the lake (its files
-    stay, readers leave it out), the failures are logged and pushed to XCom, and the
-    task fails without retries so nothing downstream (training, promotion) runs. A batch
-    released with ``mlops-ops quality release`` passes on the next try without being
-    validated again; the release is logged with who and why.
+    Until this task decides a batch, nobody reads it: a gate that crashes, is killed or never runs leaves the
+    batch staged, and the next attempt (or the next run) audits it. ``mlops-ops quality release`` publishes a
+    quarantined batch with who and why.
     """
 
-    template_fields: Sequence[str] = ("pipeline", "lake", "suite", "manifest_uris", "dataset")
-    operator_extra_links = (DataDocsLink(),)
+    template_fields: Sequence[str] = ("pipeline", "lake", "suite")
+    operator_extra_links = (DataDocsLink(), LakeSnapshotLink())
     ui_color = "#e6f4ea"
 
     def __init__(
         self,
         *,
-        pipeline: str,
         suite: str,
-        manifest_uris: list[str] | None = None,
-        ingest_task_ids: Sequence[str] = (),
         engine: Literal["auto", "spark", "pandas"] = "auto",
-        dataset: str = "raw",
-        lake: str = LAKE_TEMPLATE,
         context_root: str | None = None,
         spark_conn_id: str = "spark_default",
-        aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.pipeline = pipeline
         self.suite = suite
-        self.manifest_uris = manifest_uris
-        self.ingest_task_ids = list(ingest_task_ids)
         self.engine = engine
-        self.dataset = dataset
-        self.lake = lake
         self.context_root = context_root
         self.spark_conn_id = spark_conn_id
-        self.aws_conn_id = aws_conn_id
-
-    def _manifests(self, context: Context) -> list[str]:
-        if self.manifest_uris is not None:
-            return list(self.manifest_uris)
-        uris = []
-        for task_id in self.ingest_task_ids:
-            value = context["ti"].xcom_pull(task_ids=task_id)
-            if isinstance(value, dict) and value.get("manifest_uri"):
-                uris.append(str(value["manifest_uri"]))
-        return uris
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from mlops_ops import metrics
         from mlops_ops.hooks.gx import GreatExpectationsHook
-        from mlops_ops.lake import quarantine
-        from mlops_ops.lake.catalog import manifest_files
+        from mlops_ops.lake import batches, transaction
         from mlops_ops.lake.quality import DOCS_FOLDER, choose_engine, publish_data_docs, validate_files
         from mlops_ops.lake.store import Dataset
 
-        manifests = self._manifests(context)
-        if not manifests:
-            raise AirflowSkipException("no batch was ingested in this run: nothing to validate")
-        raw = Dataset.at(self.lake, self.pipeline, self.dataset, conn_id=self.aws_conn_id)
+        tables = self.tables()
+        raw = tables.load("raw")
+        staged = [b for b in (transaction.pending(raw, s) for s in SOURCES) if b is not None] if raw is not None else []
+        if not staged:
+            raise AirflowSkipException("no batch is staged on raw's audit branches: nothing to validate")
         docs = Dataset.at(self.lake, self.pipeline, DOCS_FOLDER, conn_id=self.aws_conn_id)
         hook = GreatExpectationsHook(self.context_root)
         gx_context = None
         results: dict[str, Any] = {}
         failed: list[str] = []
-        for uri in manifests:
-            record = quarantine.status(raw, uri)
-            if record is not None and record.get("state") == "released":
-                log.warning(
-                    "batch %s was released from quarantine by %s (%s): admitted without validation",
-                    quarantine.batch_id(uri),
-                    record.get("released_by"),
-                    record.get("release_reason"),
-                )
-                results[uri] = {"passed": True, "released": True}
+        last_snapshot = None
+        for batch in staged:
+            files = transaction.batch_files(raw, batch)
+            rows = int(batch.summary.get("mlops.rows", 0))
+            if not files:  # a batch of positions only (every message a dead letter, or a retention gap)
+                last_snapshot = batches.publish(tables, raw, batch)
+                results[batch.batch_id] = {"passed": True, "rows": 0, "snapshot_id": last_snapshot}
                 continue
-            files = manifest_files(uri, self.aws_conn_id)
-            rows = sum(int(f["rows"]) for f in files)
             engine = choose_engine(self.engine, rows)
             spark, local = None, True
             if engine == "spark":
@@ -123,41 +97,60 @@ class QualityGateOperator(BaseOperator):
                 spark_hook = SparkHook(self.spark_conn_id, app_name=f"mlops-ops-{self.pipeline}")
                 spark, local = spark_hook.get_conn(), spark_hook.session_options().is_local
             gx_context = gx_context or hook.get_conn()
-            outcome, result_id = validate_files(hook, gx_context, self.suite, files, engine=engine, spark=spark,
-                                                local_session=local, conn_id=self.aws_conn_id)  # fmt: skip
+            outcome, result_id = validate_files(
+                hook, gx_context, self.suite, raw.io, files, rows, engine=engine, spark=spark, local_session=local
+            )
             try:
                 outcome.docs_path = publish_data_docs(gx_context, result_id, docs)
             except Exception as err:  # noqa: BLE001 - docs are a convenience; the verdict stands without them
                 log.warning("Data Docs could not be published: %s", err)
             summary = outcome.summary()
-            results[uri] = summary
             metrics.incr(self.pipeline, "quality_gate", "passed" if outcome.passed else "failed")
             metrics.gauge(self.pipeline, "quality_gate", "failed_expectations", len(outcome.blocking))
             for warning in outcome.warnings:
-                log.warning("quality warning (%s): %s on %s, observed %s", self.suite, warning["expectation"],
-                            warning["column"], warning["observed"])  # fmt: skip
+                log.warning(
+                    "quality warning (%s): %s on %s, observed %s",
+                    self.suite,
+                    warning["expectation"],
+                    warning["column"],
+                    warning["observed"],
+                )
             if outcome.passed:
-                log.info("batch %s passed %s: %d expectations, %d rows (%s)", quarantine.batch_id(uri), self.suite,
-                         outcome.evaluated, outcome.rows, engine)  # fmt: skip
-                continue
-            for failure in outcome.blocking:
-                log.error("FAILED %s on column %s: observed %s", failure["expectation"], failure["column"],
-                          failure["observed"])  # fmt: skip
-            quarantine.quarantine(raw, uri, suite=self.suite, failures=outcome.blocking[:50],
-                                  result_uri=outcome.docs_path, run_id=context["run_id"])  # fmt: skip
-            failed.append(quarantine.batch_id(uri))
+                last_snapshot = batches.publish(tables, raw, batch)
+                log.info(
+                    "batch %s passed %s: %d expectations, %d rows (%s); published as snapshot %s",
+                    batch.batch_id,
+                    self.suite,
+                    outcome.evaluated,
+                    outcome.rows,
+                    engine,
+                    last_snapshot,
+                )
+            else:
+                for failure in outcome.blocking:
+                    log.error(
+                        "FAILED %s on column %s: observed %s",
+                        failure["expectation"],
+                        failure["column"],
+                        failure["observed"],
+                    )
+                verdict = batches.Verdict(self.suite, outcome.blocking[:50], outcome.docs_path, context["run_id"])
+                batches.quarantine(tables, raw, batch, verdict)
+                failed.append(batch.batch_id)
+            results[batch.batch_id] = {**summary, "snapshot_id": last_snapshot if outcome.passed else None}
         self._push_docs_link(context, results)
-        context["ti"].xcom_push(key="quality", value=results)
+        context["ti"].xcom_push(key=QUALITY_XCOM_KEY, value=results)
         if failed:
             raise AirflowFailException(
-                f"quality gate '{self.suite}' failed for batch(es) {', '.join(failed)}: quarantined in "
-                f"{raw.root}/_quarantine; downstream tasks will not run. Fix the data or release with "
-                f"`mlops-ops quality release --lake {self.lake} --pipeline {self.pipeline} --batch {failed[0]} "
-                "--by NAME --reason WHY`"
+                f"quality gate '{self.suite}' failed for batch(es) {', '.join(failed)}: their rows are in "
+                f"{tables.ident('raw_quarantine')}, readers of {tables.ident('raw')} never see them; downstream "
+                f"tasks will not run. Fix the data or release with `mlops-ops quality release --pipeline "
+                f"{self.pipeline} --batch {failed[0]} --by NAME --reason WHY`"
             )
+        out = {"table": tables.ident("raw"), "snapshot_id": last_snapshot, "batches": sorted(results), "passed": True}
         for outlet in self.outlets:
-            context["outlet_events"][outlet].extra = {"manifest_uris": list[Any](manifests), "suite": self.suite}
-        return {"manifest_uris": manifests, "passed": True}
+            context["outlet_events"][outlet].extra = {**out, "suite": self.suite}
+        return out
 
     def _push_docs_link(self, context: Context, results: dict[str, Any]) -> None:
         pages = [r.get("docs_path") for r in results.values() if r.get("docs_path")]

@@ -1,4 +1,4 @@
-"""``S3ToLakeOperator``: new or changed objects under an S3 prefix into a lake dataset, exactly once."""
+"""``S3ToLakeOperator``: new or changed objects under an S3 prefix into ``<pipeline>.raw``, exactly once."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow.sdk import BaseOperator
-
-from mlops_ops.operators.kafka import LAKE_TEMPLATE
-from mlops_ops.ui.links import LakeManifestLink
+from mlops_ops.operators.base import LakeOperator
+from mlops_ops.ui.links import LakeSnapshotLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -17,23 +15,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class S3ToLakeOperator(BaseOperator):
-    """Convert CSV, JSON-lines or Parquet objects to Parquet in the lake, streaming, with atomic publish.
+class S3ToLakeOperator(LakeOperator):
+    """Convert CSV, JSON-lines or Parquet objects to rows of ``raw``, streaming; stage the batch on
+    ``raw@audit_s3`` and, with ``publish=True`` (no quality gate), publish it.
 
-    Objects are tracked by key and ETag: each is ingested once, and again after it
-    changes when ``on_change="reingest"`` (its new rows then replace the old ones).
-    An object that cannot be read or does not fit ``schema`` is quarantined with the
-    reason; the others proceed. Returns ``{"manifest_uri", "rows", "objects",
-    "quarantined"}``; nothing new skips the task.
+    Objects are tracked by key and ETag: each is ingested once, and again after it changes when
+    ``on_change="reingest"`` (its new rows then replace the old ones). Transient S3 errors are retried and
+    then fail the task with nothing recorded; an object whose content cannot be read goes to
+    ``raw_dead_letters`` with the reason. Returns ``{"batch", "snapshot_id", "published", "rows", "objects",
+    "dead"}``; nothing new skips the task.
 
     :param bucket: source bucket; ``prefix`` and ``glob`` (matched against the key below the prefix) select objects.
     :param format: ``csv`` (with a header row), ``jsonl`` or ``parquet``.
     :param schema: ``{column: string|int|float|bool|timestamp}``; columns are cast, other columns dropped.
-    :param aws_conn_id: connection for the source and the lake (``endpoint_url`` in its extra for S3-compatible stores).
+    :param source_conn_id: connection of the source bucket (``endpoint_url`` in its extra for S3-compatible stores).
     """
 
-    template_fields: Sequence[str] = ("bucket", "prefix", "glob", "lake", "pipeline", "dataset")
-    operator_extra_links = (LakeManifestLink(),)
+    template_fields: Sequence[str] = ("bucket", "prefix", "glob", "pipeline")
+    operator_extra_links = (LakeSnapshotLink(),)
     ui_color = "#e8eef7"
 
     def __init__(
@@ -41,37 +40,33 @@ class S3ToLakeOperator(BaseOperator):
         *,
         bucket: str,
         format: Literal["csv", "jsonl", "parquet"],
-        pipeline: str,
         prefix: str = "",
         glob: str = "*",
-        dataset: str = "raw",
-        lake: str = LAKE_TEMPLATE,
-        aws_conn_id: str | None = "aws_default",
+        source_conn_id: str | None = "aws_default",
         schema: Mapping[str, str] | None = None,
         on_change: Literal["reingest", "ignore"] = "reingest",
         rows_per_file: int = 1_000_000,
+        publish: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.bucket = bucket
         self.format = format
-        self.pipeline = pipeline
         self.prefix = prefix
         self.glob = glob
-        self.dataset = dataset
-        self.lake = lake
-        self.aws_conn_id = aws_conn_id
+        self.source_conn_id = source_conn_id
         self.schema = dict(schema) if schema else None
         self.on_change = on_change
         self.rows_per_file = rows_per_file
+        self.publish = publish
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
         from airflow.sdk.exceptions import AirflowSkipException
 
         from mlops_ops import metrics
+        from mlops_ops.lake import batches
         from mlops_ops.lake.s3_ingest import S3BatchIngest, S3BatchSettings
-        from mlops_ops.lake.store import Dataset, lake_path
 
         settings = S3BatchSettings(
             bucket=self.bucket,
@@ -82,22 +77,36 @@ class S3ToLakeOperator(BaseOperator):
             on_change=self.on_change,
             rows_per_file=self.rows_per_file,
         )
-        client = S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
-        source = lake_path(f"s3://{self.bucket}", self.aws_conn_id)
-        dataset = Dataset.at(self.lake, self.pipeline, self.dataset, conn_id=self.aws_conn_id)
-        result = S3BatchIngest(client, source, dataset, settings).run()
-        if result.manifest_uri is None:
+        client = S3Hook(aws_conn_id=self.source_conn_id).get_conn()
+        tables = self.tables()
+        result = S3BatchIngest(client, tables, settings).run()
+        if result.staged is None:
             raise AirflowSkipException(f"no new or changed objects under s3://{self.bucket}/{self.prefix}")
+        snapshot_id = result.staged.snapshot_id
+        if self.publish:
+            snapshot_id = batches.publish(tables, tables.load("raw"), result.staged)
         summary: dict[str, Any] = {
-            "manifest_uri": result.manifest_uri,
+            "table": tables.ident("raw"),
+            "batch": result.staged.batch_id,
+            "snapshot_id": snapshot_id,
+            "published": self.publish,
             "rows": result.rows,
             "objects": len(result.objects),
-            "quarantined": len(result.quarantined),
+            "dead": len(result.dead),
+            "resumed": result.resumed,
         }
-        log.info("ingested %d rows from %d object(s) into %s", result.rows, len(result.objects), result.manifest_uri)
-        metrics.incr(self.pipeline, "ingest_s3", "rows", result.rows)
-        metrics.incr(self.pipeline, "ingest_s3", "objects_quarantined", len(result.quarantined))
+        log.info(
+            "%s batch %s: %d rows from %d object(s), %d dead letter(s)",
+            "published" if self.publish else "staged",
+            result.staged.batch_id,
+            result.rows,
+            len(result.objects),
+            len(result.dead),
+        )
+        if not result.resumed:
+            metrics.incr(self.pipeline, "ingest_s3", "rows", result.rows)
+            metrics.incr(self.pipeline, "ingest_s3", "objects_dead_lettered", len(result.dead))
         for outlet in self.outlets:
-            extra: dict[str, Any] = {**summary, "keys": result.objects[:100]}
+            extra: dict[str, Any] = {**summary, "keys": list(result.objects[:100])}
             context["outlet_events"][outlet].extra = extra
         return summary

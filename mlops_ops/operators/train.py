@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseOperator
 
+from mlops_ops.naming import PREPROCESS_TASK, QUALITY_GATE_TASK, QUALITY_XCOM_KEY
 from mlops_ops.training.executors import ContainerSettings
 from mlops_ops.ui.links import MlflowRunLink, ModelVersionLink
 
@@ -32,15 +33,15 @@ PARAMS_KEY = "train_params"  # DAG Param: hyper-parameters given at trigger time
 class TrainModelOperator(BaseOperator):
     """Train on a feature table, log to MLflow and register a version with alias ``challenger``.
 
-    :param features_manifest: feature-table manifest URI; default: what ``features_task_id`` returned.
+    :param features: feature-table snapshot ``<pipeline>.features@<id>``; default: what ``features_task_id`` returned.
     :param trainer: ``sklearn``, ``torch_mlp`` or ``module.path:function``.
     :param run_in: ``local`` (a subprocess of the worker), ``docker`` or ``kubernetes`` (with ``container``).
     :param trainer_params: hyper-parameters; the DAG Param ``train_params`` (a JSON object given
         when triggering) overrides them key by key.
-    Returns ``{"run_id", "model_name", "version", "model_uri", "alias", "features_manifest"}``.
+    Returns ``{"run_id", "model_name", "version", "model_uri", "alias", "features"}``.
     """
 
-    template_fields: Sequence[str] = ("features_manifest", "model_name", "experiment", "trainer_params")
+    template_fields: Sequence[str] = ("features", "model_name", "experiment", "trainer_params")
     template_fields_renderers = {"trainer_params": "json"}
     operator_extra_links = (MlflowRunLink(), ModelVersionLink())
     ui_color = "#f3e8fd"
@@ -54,13 +55,13 @@ class TrainModelOperator(BaseOperator):
         task: Literal["classification", "regression"],
         trainer: str = "sklearn",
         trainer_params: Mapping[str, Any] | None = None,
-        features_manifest: str | None = None,
-        features_task_id: str = "preprocess",
+        features: str | None = None,
+        features_task_id: str = PREPROCESS_TASK,
         experiment: str | None = None,
         run_in: Literal["local", "docker", "kubernetes"] = "local",
         container: ContainerSettings | dict[str, Any] | None = None,
         mlflow_conn_id: str = "mlflow_default",
-        aws_conn_id: str | None = "aws_default",
+        iceberg_conn_id: str = "iceberg_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -70,51 +71,49 @@ class TrainModelOperator(BaseOperator):
         self.task = task
         self.trainer = trainer
         self.trainer_params = dict(trainer_params or {})
-        self.features_manifest = features_manifest
+        self.features = features
         self.features_task_id = features_task_id
         self.experiment = experiment
         self.run_in = run_in  # not ``executor``: BaseOperator.executor names the Airflow executor
         self.container = container
         self.mlflow_conn_id = mlflow_conn_id
-        self.aws_conn_id = aws_conn_id
+        self.iceberg_conn_id = iceberg_conn_id
         self._child: subprocess.Popen[str] | None = None
 
     def resolve_inputs(self, context: Context) -> tuple[str, dict[str, Any], dict[str, str]]:
-        """The manifest, the merged hyper-parameters and the lineage tags of this run."""
-        manifest = self.features_manifest
-        if not manifest:
+        """The feature snapshot, the merged hyper-parameters and the lineage tags of this run."""
+        features = self.features
+        if not features:
             upstream = context["ti"].xcom_pull(task_ids=self.features_task_id)
-            manifest = upstream.get("manifest_uri") if isinstance(upstream, dict) else None
-        if not manifest:
-            raise ValueError(f"no feature table: pass features_manifest or run after '{self.features_task_id}'")
+            features = upstream.get("features") if isinstance(upstream, dict) else None
+        if not features:
+            raise ValueError(f"no feature table: pass features or run after '{self.features_task_id}'")
         overrides = (context.get("params") or {}).get(PARAMS_KEY) or {}
         if not isinstance(overrides, dict):
             raise ValueError(f"DAG Param '{PARAMS_KEY}' must be a JSON object, got {type(overrides).__name__}")
         params = {**self.trainer_params, **overrides}
         tags = {"mlops_ops.pipeline": self.pipeline, "airflow.dag_id": context["dag"].dag_id,
                 "airflow.run_id": str(context["run_id"]), "airflow.task_id": self.task_id}  # fmt: skip
-        quality = context["ti"].xcom_pull(task_ids="quality_gate", key="quality")
+        quality = context["ti"].xcom_pull(task_ids=QUALITY_GATE_TASK, key=QUALITY_XCOM_KEY)
         if isinstance(quality, dict) and quality:
-            tags["mlops_ops.raw_manifests"] = ",".join(sorted(quality))[:4000]
+            tags["mlops_ops.raw_batches"] = ",".join(sorted(quality))[:4000]
             ids = [str(v["result_id"]) for v in quality.values() if isinstance(v, dict) and v.get("result_id")]
             if ids:
                 tags["mlops_ops.gx_validation"] = ",".join(ids)[:4000]
         commit = os.environ.get("MLOPS_OPS_GIT_COMMIT")
         if commit:
             tags["mlops_ops.git_commit"] = commit
-        return manifest, params, tags
+        return features, params, tags
 
-    def command(self, manifest: str, params: dict[str, Any], tags: dict[str, str]) -> list[str]:
+    def command(self, features: str, params: dict[str, Any], tags: dict[str, str]) -> list[str]:
         """The entrypoint's arguments after ``python -m mlops_ops.training`` (shared by every executor)."""
-        return ["--manifest", manifest, "--target", self.target, "--task", self.task, "--trainer", self.trainer,
+        return ["--features", features, "--target", self.target, "--task", self.task, "--trainer", self.trainer,
                 "--params", json.dumps(params, sort_keys=True), "--model-name", self.model_name,
-                "--experiment", self.experiment or self.model_name, "--tags", json.dumps(tags, sort_keys=True),
-                "--conn-id", self.aws_conn_id or ""]  # fmt: skip
+                "--experiment", self.experiment or self.model_name,
+                "--tags", json.dumps(tags, sort_keys=True)]  # fmt: skip
 
-    def container_operator(self, manifest: str, params: dict[str, Any], tags: dict[str, str]) -> Any:
+    def container_operator(self, features: str, params: dict[str, Any], tags: dict[str, str]) -> Any:
         """The DockerOperator or KubernetesPodOperator that runs the entrypoint (rendered, not run)."""
-        from airflow.sdk import BaseHook
-
         from mlops_ops.hooks.mlflow import MlflowHook
         from mlops_ops.training.executors import docker_operator, pod_operator
 
@@ -122,29 +121,24 @@ class TrainModelOperator(BaseOperator):
             raise ValueError(f"executor '{self.run_in}' needs container settings (image, resources)")
         client_env = MlflowHook(self.mlflow_conn_id).client_env()
         env = {"MLFLOW_TRACKING_URI": client_env.pop("MLFLOW_TRACKING_URI"), "PYTHONUNBUFFERED": "1"}
-        args = self.command(manifest, params, tags)
+        args = self.command(features, params, tags)
         settings = ContainerSettings.of(self.container)
         if self.run_in == "kubernetes":
             labels = {"mlops-ops/pipeline": self.pipeline, "mlops-ops/model": self.model_name[:63]}
             return pod_operator(self.task_id, settings, args, env, labels)
-        secret_env = dict(client_env)
-        if self.aws_conn_id:
-            conn = BaseHook.get_connection(self.aws_conn_id)
-            secret_env[f"AIRFLOW_CONN_{self.aws_conn_id.upper()}"] = conn.as_json()
+        secret_env = {**client_env, **self._catalog_env()}
         return docker_operator(self.task_id, settings, args, env, secret_env)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.hooks.mlflow import MlflowHook
 
-        manifest, params, tags = self.resolve_inputs(context)
+        features, params, tags = self.resolve_inputs(context)
         if self.run_in != "local":
-            return self._run_container(context, manifest, params, tags)
+            return self._run_container(context, features, params, tags)
         hook = MlflowHook(self.mlflow_conn_id)
-        # A task process has its DB URL replaced by one that refuses access; the trainer imports the Airflow SDK
-        # (ObjectStoragePath), which would fail to parse it. It needs no metadata DB: give it an empty in-memory one.
-        env = {**os.environ, **hook.client_env(), "PYTHONUNBUFFERED": "1",
-               "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sqlite://"}  # fmt: skip
-        argv = [sys.executable, "-m", "mlops_ops.training", *self.command(manifest, params, tags)]
+        # The trainer imports no Airflow: the catalog reaches it as pyiceberg's own variables, MLflow as its own.
+        env = {**os.environ, **hook.client_env(), **self._catalog_env(), "PYTHONUNBUFFERED": "1"}
+        argv = [sys.executable, "-m", "mlops_ops.training", *self.command(features, params, tags)]
         log.info("training %s with %s (params %s) in a subprocess", self.model_name, self.trainer, params)
         from mlops_ops.training.run import parse_result
 
@@ -169,10 +163,15 @@ class TrainModelOperator(BaseOperator):
                  result["alias"], result["run_id"])  # fmt: skip
         return result
 
-    def _run_container(self, context: Context, manifest: str, params: dict[str, Any], tags: dict[str, str]) -> Any:
+    def _catalog_env(self) -> dict[str, str]:
+        from mlops_ops.hooks.iceberg import IcebergCatalogHook
+
+        return IcebergCatalogHook(self.iceberg_conn_id).pyiceberg_env()
+
+    def _run_container(self, context: Context, features: str, params: dict[str, Any], tags: dict[str, str]) -> Any:
         from mlops_ops.training.run import parse_result
 
-        output = self.container_operator(manifest, params, tags).execute(context)
+        output = self.container_operator(features, params, tags).execute(context)
         if isinstance(output, dict):
             return output  # the pod wrote the result file the XCom sidecar returns
         text = output[-1] if isinstance(output, list) else str(output or "")

@@ -1,9 +1,11 @@
 """Run one pipeline spec end to end on small data against the embedded stack, isolated from other runs.
 
-Isolation: the spec's lake moves under the test's folder, its Kafka topics and S3 prefix get a
-unique suffix (so earlier tests' events and files are not read again), its model name too (so
-each test starts with no champion). The DAGs are the ones the factory builds from the spec, run
-with ``dag.test()`` in this process: every task really runs, against the real services. Like a
+Isolation: the pipeline's name gets a unique suffix (so its Iceberg namespace, DAG ids and Assets are
+new), its lake folder (Data Docs, reports) moves under the test's folder, its Kafka topics and S3 prefix
+get the suffix too (so earlier tests' events and files are not read again), its model name too (so each
+test starts with no champion). The DAGs are the ones the factory builds from the spec, run with
+``dag.test()`` in this process: every task really runs, against the real services. ``run(dag="pipeline")``
+runs the ingest DAG, then the training DAG (what the raw Asset event does in a deployment). Like a
 deployed pipeline, the DAGs come from a DAG file: the isolated spec is written as YAML beside a
 loader file in a folder of the test's own, which is Airflow's DAG folder for that run.
 """
@@ -32,7 +34,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class PipelineRun:
-    """What one DAG run did: its state, each task's state, and access to XComs and the champion."""
+    """What the DAG run(s) of one call did: the overall state (the first that is not success), each task's state,
+    and access to XComs and the champion. With ``dag="pipeline"`` the ingest and training runs together."""
 
     dag_id: str
     run_id: str
@@ -40,6 +43,8 @@ class PipelineRun:
     tasks: dict[str, str]
     spec: PipelineSpec
     _task_instances: dict[str, Any] = field(repr=False, default_factory=dict)
+    dag_runs: dict[str, str] = field(default_factory=dict)
+    """``dag id -> state`` of every DAG run of the call."""
 
     def xcom(self, task_id: str, key: str = "return_value") -> Any:
         return self._task_instances[task_id].xcom_pull(task_ids=task_id, key=key)
@@ -77,7 +82,8 @@ class PipelineRunner:
 
     def _isolated(self, spec: PipelineSpec) -> PipelineSpec:
         suffix = uuid.uuid4().hex[:8]
-        changes: dict[str, Any] = {"lake": str(self.workdir / f"lake-{suffix}")}
+        changes: dict[str, Any] = {"lake": str(self.workdir / f"lake-{suffix}"),
+                                   "pipeline": f"{spec.pipeline[:50]}_{suffix}"}  # fmt: skip
         if spec.source and spec.source.kafka:
             kafka = spec.source.kafka.model_copy(update={"topics": [f"{t}-{suffix}" for t in spec.source.kafka.topics]})
             changes["source"] = spec.source.model_copy(update={"kafka": kafka})
@@ -162,14 +168,15 @@ class PipelineRunner:
         *,
         events: Iterable[Mapping[str, Any] | bytes] = (),
         files: Mapping[str, bytes] | None = None,
-        dag: str = "training",
+        dag: str = "pipeline",
         conf: dict[str, Any] | None = None,
         isolate: bool = True,
     ) -> PipelineRun:
-        """Seed ``events``/``files``, run the pipeline's ``dag`` (``training`` or ``drift``) once, return the run.
+        """Seed ``events``/``files``, run the pipeline's ``dag`` once and return the run(s).
 
-        Pass a parsed spec from an earlier ``run(...).spec`` with ``isolate=False`` to run the same
-        isolated pipeline again (new data, a retraining, the drift check).
+        ``dag``: ``pipeline`` (ingest, then training: what a published batch's Asset event starts), ``ingest``,
+        ``training`` or ``drift``. Pass a parsed spec from an earlier ``run(...).spec`` with ``isolate=False``
+        to run the same isolated pipeline again (new data, a retraining, the drift check).
         """
         import airflow.settings
         from airflow.dag_processing.dagbag import DagBag
@@ -180,19 +187,29 @@ class PipelineRunner:
             self.send_events(parsed, events)
         if files:
             self.put_files(parsed, files)
-        dag_id = f"{parsed.pipeline}__{dag}"
+        names = ["ingest", "training"] if dag == "pipeline" else [dag]
         folder = self.dag_folder(parsed)
         saved, airflow.settings.DAGS_FOLDER = airflow.settings.DAGS_FOLDER, str(folder)
+        instances: dict[str, Any] = {}
+        states: dict[str, str] = {}
+        last = None
         try:
             bag = DagBag(dag_folder=str(folder))
             if bag.import_errors:
                 raise ValueError(f"pipeline '{parsed.pipeline}' does not load: {bag.import_errors}")
-            if dag_id not in bag.dags:
-                raise ValueError(f"pipeline '{parsed.pipeline}' builds {sorted(bag.dags)}, not {dag_id}")
-            dag_run = bag.dags[dag_id].test(run_conf=conf)
+            for name in names:
+                if states and "success" not in states.values():
+                    break  # a failed ingest publishes nothing: no Asset event, no training run
+                dag_id = f"{parsed.pipeline}__{name}"
+                if dag_id not in bag.dags:
+                    raise ValueError(f"pipeline '{parsed.pipeline}' builds {sorted(bag.dags)}, not {dag_id}")
+                last = bag.dags[dag_id].test(run_conf=conf if name == "training" else None)
+                states[dag_id] = str(last.state)
+                instances.update({ti.task_id: ti for ti in last.get_task_instances()})
         finally:
             airflow.settings.DAGS_FOLDER = saved
-        instances = {ti.task_id: ti for ti in dag_run.get_task_instances()}
-        return PipelineRun(dag_id=dag_id, run_id=dag_run.run_id, state=str(dag_run.state),
+        assert last is not None
+        state = next((s for s in states.values() if s != "success"), "success")
+        return PipelineRun(dag_id=last.dag_id, run_id=last.run_id, state=state,
                            tasks={k: str(ti.state) for k, ti in instances.items()}, spec=parsed,
-                           _task_instances=instances)  # fmt: skip
+                           _task_instances=instances, dag_runs=states)  # fmt: skip

@@ -1,6 +1,6 @@
 """The training entrypoint every executor runs: ``python -m mlops_ops.training ...``.
 
-Reads the feature table's manifest, trains on ``train`` (``validation`` for per-epoch
+Reads a pinned feature-table snapshot (``<pipeline>.features@<id>``), trains on ``train`` (``validation`` for per-epoch
 validation loss), logs params, metrics, the model (native flavor, signature, input
 example) and lineage tags to MLflow, then registers a model version with alias
 ``challenger``. Registration is the last step, so a run killed before it registers nothing.
@@ -21,11 +21,13 @@ from mlops_ops._extras import require
 from mlops_ops.training.evaluation import CHALLENGER
 
 RESULT_PREFIX = "MLOPS_OPS_RESULT "
+FEATURES_TAG = "mlops_ops.features_snapshot"  # the exact data a version learned from (drift's reference)
+RAW_SNAPSHOT_TAG = "mlops_ops.raw_snapshot"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlops_ops.training", description=__doc__)
-    parser.add_argument("--manifest", required=True, help="feature-table manifest URI")
+    parser.add_argument("--features", required=True, help="feature-table snapshot: <pipeline>.features@<snapshot id>")
     parser.add_argument("--target", required=True)
     parser.add_argument("--task", required=True, choices=["classification", "regression"])
     parser.add_argument("--trainer", default="sklearn", help="sklearn, torch_mlp or module.path:function")
@@ -33,7 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-name", required=True, help="registered model name")
     parser.add_argument("--experiment", default=None, help="MLflow experiment (default: the model name)")
     parser.add_argument("--tags", default="{}", help="JSON object of lineage tags for the run and the version")
-    parser.add_argument("--conn-id", default="aws_default", help="connection of an s3:// lake")
     parser.add_argument("--result-file", type=Path, default=None)
     return parser
 
@@ -42,24 +43,23 @@ def train_and_register(args: argparse.Namespace) -> dict[str, Any]:
     mlflow = require("mlflow", "mlflow")
     from mlflow.models import infer_signature
 
-    from mlops_ops.training.data import load_split, read_manifest
+    from mlops_ops.training.data import load_split, open_features
     from mlops_ops.training.trainers import resolve
 
     params = json.loads(args.params)
     tags = {str(k): str(v) for k, v in json.loads(args.tags).items()}
-    manifest = read_manifest(args.manifest, args.conn_id)
-    train = load_split(manifest, "train", args.target, conn_id=args.conn_id)
+    features = open_features(args.features)
+    train = load_split(features, "train", args.target)
     columns = list(train.features.columns)
-    has_validation = bool(manifest["splits"].get("validation"))
     validation = (
-        load_split(manifest, "validation", args.target, conn_id=args.conn_id, feature_columns=columns)
-        if has_validation
+        load_split(features, "validation", args.target, feature_columns=columns)
+        if features.split_rows("validation")
         else None
     )
     trainer = resolve(args.trainer)
     mlflow.set_experiment(args.experiment or args.model_name)
-    lineage = {**tags, "mlops_ops.version": __version__, "mlops_ops.features_manifest": args.manifest,
-               "mlops_ops.features_run_key": manifest["run_key"], "mlops_ops.trainer": args.trainer}  # fmt: skip
+    lineage = {**tags, "mlops_ops.version": __version__, FEATURES_TAG: args.features,
+               RAW_SNAPSHOT_TAG: features.raw_snapshot or "", "mlops_ops.trainer": args.trainer}  # fmt: skip
     with mlflow.start_run(tags=lineage) as run:
         mlflow.log_params({"trainer": args.trainer, "task": args.task, "target": args.target,
                            "n_features": len(columns), "train_rows": len(train.target),
@@ -81,7 +81,7 @@ def train_and_register(args: argparse.Namespace) -> dict[str, Any]:
         client.set_registered_model_alias(args.model_name, CHALLENGER, version.version)
     return {"run_id": run.info.run_id, "model_name": args.model_name, "version": str(version.version),
             "model_uri": f"models:/{args.model_name}/{version.version}", "alias": CHALLENGER,
-            "features_manifest": args.manifest}  # fmt: skip
+            "features": args.features}  # fmt: skip
 
 
 def parse_result(line: str) -> dict[str, Any] | None:

@@ -1,7 +1,7 @@
 """The plugin's FastAPI app, mounted at ``/mlops-ops`` on Airflow's API server.
 
-Routes: Data Docs and drift reports (:mod:`mlops_ops.ui.data_docs`), lake manifests (the
-ingest and preprocess tasks' "Lake manifest" link) and the pipelines overview. All behind
+Routes: Data Docs and drift reports (:mod:`mlops_ops.ui.data_docs`), lake snapshots (the
+ingest, gate and preprocess tasks' "Lake snapshot" link) and the pipelines overview. All behind
 Airflow's login; a user sees only the pipelines whose training DAG they may read.
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import HTTPException, Request, Response
+from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from mlops_ops.ui import data_docs
 from mlops_ops.ui.data_docs import app
-from mlops_ops.ui.links import MANIFEST_PATH
+from mlops_ops.ui.links import SNAPSHOT_PATH
 
 __all__ = ["app"]
 
@@ -61,16 +61,20 @@ async def pipelines_json(request: Request) -> JSONResponse:
     return JSONResponse([r.as_dict() for r in rows], headers={"Cache-Control": "no-store"})
 
 
-@app.get("/lake/{pipeline}/{path:path}")
-async def lake_manifest(pipeline: str, path: str, request: Request) -> Response:
-    """A manifest of the pipeline's lake (``<dataset>/manifests/<run>.json``); nothing else of the lake."""
+@app.get("/lake/{pipeline}/{table}/{snapshot_id}")
+async def lake_snapshot(pipeline: str, table: str, snapshot_id: str, request: Request) -> JSONResponse:
+    """One snapshot of one of the pipeline's tables: summary, refs, files added and removed."""
+    import re
+
     from starlette.concurrency import run_in_threadpool
 
-    if not MANIFEST_PATH.match(path):
-        raise HTTPException(status_code=404, detail="only manifests are served: <dataset>/manifests/<name>.json")
+    from mlops_ops.spec import IDENTIFIER
+    from mlops_ops.ui.lake_page import snapshot_document
+
+    if not re.match(IDENTIFIER, pipeline) or not SNAPSHOT_PATH.match(f"{table}/{snapshot_id}"):
+        raise HTTPException(status_code=404, detail="no such snapshot: /lake/<pipeline>/<table>/<snapshot id>")
     await data_docs._check_access(request, pipeline)
-    dataset, rest = path.split("/", 1)
-    body, _ = await run_in_threadpool(
-        lambda: data_docs.read_page(data_docs.pipeline_lake(pipeline), pipeline, rest, folder=dataset)
-    )
-    return Response(content=body, media_type="application/json", headers={"Cache-Control": "private, max-age=60"})
+    body = await run_in_threadpool(snapshot_document, pipeline, table, int(snapshot_id))
+    if body is None:
+        raise HTTPException(status_code=404, detail=f"no snapshot {snapshot_id} of {pipeline}.{table}")
+    return JSONResponse(body, headers={"Cache-Control": "private, max-age=60"})

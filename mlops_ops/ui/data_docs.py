@@ -31,7 +31,7 @@ async def _check_access(request: Request, pipeline: str) -> None:
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 
-    from mlops_ops.factories.pipeline import training_dag_id
+    from mlops_ops.naming import training_dag_id
 
     user = await current_user(request)
 
@@ -50,7 +50,7 @@ def lake_uri() -> str:
 
 def pipeline_lake(pipeline: str) -> str:
     """The pipeline's lake: the one its DAG's tasks were built with when the spec sets ``lake:``, else the Variable."""
-    from mlops_ops.factories.pipeline import training_dag_id
+    from mlops_ops.naming import training_dag_id
 
     try:
         from airflow.models.serialized_dag import SerializedDagModel

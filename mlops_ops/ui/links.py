@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
 
-LAKE_ROUTE = "/mlops-ops/lake"
-MANIFEST_PATH = re.compile(r"^[A-Za-z0-9_.-]+/manifests/[^/\\]+\.json$")
+from mlops_ops.naming import snapshot_route
+
+SNAPSHOT_PATH = re.compile(r"^(?P<table>[a-z][a-z0-9_]{0,62})/(?P<snapshot>-?[0-9]{1,20})$")
 
 
 def task_result(ti_key: TaskInstanceKey) -> dict[str, Any]:
@@ -42,21 +43,6 @@ def run_url(ui: str, run_id: str) -> str:
 
 def model_version_url(ui: str, name: str, version: str) -> str:
     return f"{ui}/#/models/{quote(name, safe='')}/versions/{quote(version, safe='')}" if ui and name and version else ""
-
-
-def _plain(uri: str) -> str:
-    """A local lake is written as ``/path`` in specs and ``file:///path`` by ObjectStoragePath: compare paths."""
-    return uri[len("file://") :] if uri.startswith("file:///") else uri
-
-
-def manifest_url(manifest_uri: str, lake: str, pipeline: str) -> str:
-    """The plugin's URL of a manifest under ``<lake>/<pipeline>/``; "" for anything else."""
-    prefix = f"{_plain(lake).rstrip('/')}/{pipeline}/"
-    manifest_uri = _plain(manifest_uri)
-    if not manifest_uri.startswith(prefix):
-        return ""
-    relative = manifest_uri[len(prefix) :]
-    return f"{LAKE_ROUTE}/{pipeline}/{relative}" if MANIFEST_PATH.match(relative) else ""
 
 
 class MlflowRunLink(BaseOperatorLink):
@@ -82,12 +68,13 @@ class ModelVersionLink(BaseOperatorLink):
         return model_version_url(_mlflow_ui(operator), name, version) if version else ""
 
 
-class LakeManifestLink(BaseOperatorLink):
-    """The manifest the task wrote to the lake (files, rows, offsets), served by the plugin."""
+class LakeSnapshotLink(BaseOperatorLink):
+    """The lake snapshot the task committed (summary: positions, rows, files), served by the plugin."""
 
-    name = "Lake manifest"
+    name = "Lake snapshot"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        uri = str(task_result(ti_key).get("manifest_uri") or "")
-        lake, pipeline = str(getattr(operator, "lake", "")), str(getattr(operator, "pipeline", ""))
-        return manifest_url(uri, lake, pipeline) if uri and lake and pipeline else ""
+        result = task_result(ti_key)
+        table, snapshot = str(result.get("table") or ""), result.get("snapshot_id")
+        pipeline, _, name = table.partition(".")
+        return snapshot_route(pipeline, name, snapshot) if pipeline and name and snapshot is not None else ""

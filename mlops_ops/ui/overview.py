@@ -14,7 +14,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from mlops_ops.factories.pipeline import TRAINING_SUFFIX, drift_dag_id, pipeline_of_dag_id
+from mlops_ops.naming import (
+    DOCS_XCOM_KEY,
+    DRIFT_CHECK_TASK,
+    QUALITY_GATE_TASK,
+    QUALITY_XCOM_KEY,
+    TRAINING_SUFFIX,
+    drift_dag_id,
+    ingest_dag_id,
+    pipeline_of_dag_id,
+)
 
 HISTORY = 30  # points per chart
 
@@ -110,7 +119,7 @@ def _gate(session: Any, dag_id: str) -> dict[str, Any] | None:
         select(TaskInstance)
         .where(
             TaskInstance.dag_id == dag_id,
-            TaskInstance.task_id == "quality_gate",
+            TaskInstance.task_id == QUALITY_GATE_TASK,
             TaskInstance.state.in_(("success", "failed")),
         )
         .order_by(TaskInstance.end_date.desc())
@@ -118,8 +127,8 @@ def _gate(session: Any, dag_id: str) -> dict[str, Any] | None:
     ).first()
     if ti is None:
         return None
-    batches = _run_value(session, dag_id, "quality_gate", "quality", ti.run_id)
-    docs = _run_value(session, dag_id, "quality_gate", "data_docs_url", ti.run_id)
+    batches = _run_value(session, dag_id, QUALITY_GATE_TASK, QUALITY_XCOM_KEY, ti.run_id)
+    docs = _run_value(session, dag_id, QUALITY_GATE_TASK, DOCS_XCOM_KEY, ti.run_id)
     summaries = list(batches.values()) if isinstance(batches, dict) else []
     return {"state": str(ti.state), "run_id": ti.run_id, "end_date": _iso(ti.end_date), "batches": len(summaries),
             "failed_batches": sum(1 for s in summaries if not s.get("passed")),
@@ -131,8 +140,8 @@ def airflow_side(session: Any, training_id: str) -> PipelineRow:
     pipeline = pipeline_of_dag_id(training_id) or training_id
     row = PipelineRow(pipeline=pipeline, training_dag_id=training_id, drift_dag_id=drift_dag_id(pipeline))
     row.last_run = _last_run(session, training_id)
-    row.gate = _gate(session, training_id)
-    checks = [(ts, v) for ts, _, v in _xcoms(session, row.drift_dag_id, "drift_check") if isinstance(v, dict)]
+    row.gate = _gate(session, ingest_dag_id(pipeline))
+    checks = [(ts, v) for ts, _, v in _xcoms(session, row.drift_dag_id, DRIFT_CHECK_TASK) if isinstance(v, dict)]
     if checks:
         latest = checks[0][1]
         row.drift = {key: latest.get(key) for key in ("drift_share", "drifted", "drifted_columns", "report_url",

@@ -1,0 +1,42 @@
+"""What every lake-facing operator shares: the pipeline, the Iceberg catalog connection, the lake folder for
+reports and Data Docs, and the S3 connection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from mlops_ops.lake.store import DEFAULT_LAKE
+
+LAKE_TEMPLATE = "{{ var.value.get('mlops_ops_lake', '" + DEFAULT_LAKE + "') }}"
+
+
+class LakeOperator(BaseOperator):
+    """:param pipeline: the pipeline; the namespace of its tables in the catalog.
+    :param iceberg_conn_id: the catalog's connection (:class:`~mlops_ops.hooks.iceberg.IcebergCatalogHook`).
+    :param lake: folder for files that are not tables (Data Docs, drift reports); default Variable ``mlops_ops_lake``.
+    :param aws_conn_id: connection for S3 sources and the lake folder.
+    """
+
+    def __init__(
+        self,
+        *,
+        pipeline: str,
+        iceberg_conn_id: str = "iceberg_default",
+        lake: str = LAKE_TEMPLATE,
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pipeline = pipeline
+        self.iceberg_conn_id = iceberg_conn_id
+        self.lake = lake
+        self.aws_conn_id = aws_conn_id
+
+    def tables(self) -> Any:
+        """The pipeline's tables (:class:`~mlops_ops.lake.tables.PipelineTables`)."""
+        from mlops_ops.hooks.iceberg import IcebergCatalogHook
+        from mlops_ops.lake.tables import PipelineTables
+
+        return PipelineTables(IcebergCatalogHook(self.iceberg_conn_id).get_conn(), self.pipeline)

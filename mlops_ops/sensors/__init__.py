@@ -1,1 +1,0 @@
-"""mlops-ops sensors."""
