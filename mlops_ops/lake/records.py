@@ -91,8 +91,10 @@ CASTS: dict[str, Callable[[Any], Any]] = {
 _EXACT: dict[str, type] = {"string": str, "int": int, "float": float, "bool": bool}
 
 
-def make_conformer(schema: Mapping[str, str]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+def make_conformer(schema: Mapping[str, str] | None) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     """A fast :func:`conform` for one schema: values already of the exact type skip the cast functions."""
+    if schema is None:
+        return dict
     columns = [(name, kind, _EXACT.get(kind), CASTS[kind]) for name, kind in schema.items()]
 
     def conformer(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -224,7 +224,8 @@ def publish(table: Any, staged: StagedBatch) -> int:
         return staged.snapshot_id
     # main moved (another source published meanwhile): the same files, committed on top of it
     added, removed = added_and_removed(table, staged.snapshot_id)
-    summary = {**staged.summary, **carried_cursors(main), CURSOR_PREFIX + staged.source: staged.end_cursor}
+    own = {k: v for k, v in staged.summary.items() if k.startswith("mlops.")}
+    summary = {**own, **carried_cursors(main), CURSOR_PREFIX + staged.source: staged.end_cursor}
     producer = tx.update_snapshot(snapshot_properties=summary, branch=MAIN)
     with producer.overwrite() if removed else producer.fast_append() as update:
         for entry in removed:

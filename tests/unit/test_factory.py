@@ -6,7 +6,8 @@ import pytest
 
 from mlops_ops.exceptions import SpecError, StageNotSupportedError
 from mlops_ops.factories.loader import PipelineLoadError, check_spec_files, load_pipelines
-from mlops_ops.factories.pipeline import build_training_dag, pipeline_of_dag_id, raw_asset
+from mlops_ops.factories.pipeline import build_dags
+from mlops_ops.naming import pipeline_of_dag_id, raw_asset_name
 from mlops_ops.operators.kafka import KafkaToLakeOperator
 from mlops_ops.spec_loader import load_spec, parse_spec
 
@@ -14,75 +15,98 @@ ROOT = Path(__file__).resolve().parents[2]
 SPEC = "source: {kafka: {topics: [a, b], schema: {id: string}, dead_letter: {max_bad_share: 0.05}}}\n"
 
 
-def test_training_dag_from_example_spec() -> None:
+def _dags(spec, source: str = "<spec>") -> dict:  # type: ignore[no-untyped-def]
+    return {d.dag_id.rsplit("__", 1)[1]: d for d in build_dags(spec, source=source)}
+
+
+def test_ingest_and_training_dags_from_example_spec() -> None:
     spec = load_spec(ROOT / "dags" / "pipelines" / "churn.yaml")
-    dag = build_training_dag(spec, source="dags/pipelines/churn.yaml")
-    assert dag.dag_id == "churn__training"
-    assert dag.max_active_runs == 1
-    assert dag.catchup is False
-    assert {"mlops-ops", "churn", "example"} <= set(dag.tags)
-    assert [t.task_id for t in dag.tasks] == [
-        "ingest_kafka",
-        "quality_gate",
-        "preprocess",
-        "train",
-        "evaluate",
-        "promote",
-    ]
-    task = dag.get_task("ingest_kafka")
+    dags = _dags(spec, "dags/pipelines/churn.yaml")
+    assert set(dags) == {"ingest", "training", "drift"}
+    ingest, training = dags["ingest"], dags["training"]
+    assert ingest.dag_id == "churn__ingest" and training.dag_id == "churn__training"
+    assert ingest.max_active_runs == 1 and ingest.catchup is False
+    assert {"mlops-ops", "churn", "example"} <= set(ingest.tags)
+    assert [t.task_id for t in ingest.tasks] == ["ingest_kafka", "quality_gate"]
+    assert [t.task_id for t in training.tasks] == ["preprocess", "train", "evaluate", "promote"]
+    task = ingest.get_task("ingest_kafka")
     assert isinstance(task, KafkaToLakeOperator)
-    assert task.topics == ["churn-events"]
+    assert task.topics == ["churn-events"] and task.publish is False  # the gate publishes
     assert task.schema is not None and task.schema["event_time"] == "timestamp"
-    assert task.outlets == [raw_asset("churn")]
+    assert task.outlets == []
+    assert [o.name for o in ingest.get_task("quality_gate").outlets] == [raw_asset_name("churn")]
     assert task.retries == 2
-    assert "dags/pipelines/churn.yaml" in (dag.doc_md or "")
+    assert "dags/pipelines/churn.yaml" in (ingest.doc_md or "") and "only writer" in (ingest.doc_md or "")
 
 
-def test_spec_settings_reach_the_operator() -> None:
+def test_without_a_gate_the_source_task_publishes() -> None:
     spec = parse_spec(SPEC + "lake: s3://my-lake/x\n", default_pipeline="p")
-    task = build_training_dag(spec).get_task("ingest_kafka")
-    assert task.lake == "s3://my-lake/x"
-    assert task.max_bad_share == 0.05
-    assert task.topics == ["a", "b"]
+    dags = _dags(spec)
+    assert set(dags) == {"ingest"}  # no preprocess stage: nothing to train
+    task = dags["ingest"].get_task("ingest_kafka")
+    assert task.lake == "s3://my-lake/x" and task.max_bad_share == 0.05 and task.topics == ["a", "b"]
+    assert task.publish is True and [o.name for o in task.outlets] == [raw_asset_name("p")]
 
 
 def test_stage_not_built_yet_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every stage of the spec is built now; the guard still rejects any stage missing from SUPPORTED_STAGES."""
-    from mlops_ops.factories import pipeline
+    from mlops_ops.factories import plan
 
-    monkeypatch.setattr(pipeline, "SUPPORTED_STAGES", ("source.kafka",))
+    monkeypatch.setattr(plan, "SUPPORTED_STAGES", ("source.kafka",))
     spec = parse_spec(SPEC + "preprocess: {transform: 'm:f', key_column: id}\n", default_pipeline="p")
     with pytest.raises(StageNotSupportedError, match=r"stage 'preprocess' is not supported yet"):
-        build_training_dag(spec, source="p.yaml")
+        build_dags(spec, source="p.yaml")
 
 
-def test_s3_source_builds_sensor_and_ingest() -> None:
+def test_s3_source_is_watched_by_default() -> None:
+    from airflow.sdk import Asset
+
     from mlops_ops.operators.s3 import S3ToLakeOperator
-    from mlops_ops.sensors.s3 import NewS3ObjectsSensor
+    from mlops_ops.triggers.sources import S3ArrivalsTrigger
 
     text = "source: {s3: {bucket: raw-data, prefix: in/, glob: '*.csv', format: csv, schema: {id: string}}}"
-    dag = build_training_dag(parse_spec(text, default_pipeline="p"))
+    dag = _dags(parse_spec(text, default_pipeline="p"))["ingest"]
     assert [t.task_id for t in dag.tasks] == ["ingest_s3"]
     ingest = dag.get_task("ingest_s3")
     assert isinstance(ingest, S3ToLakeOperator)
     assert (ingest.bucket, ingest.prefix, ingest.glob, ingest.schema) == ("raw-data", "in/", "*.csv", {"id": "string"})
-    assert ingest.outlets == [raw_asset("p")]
-    waiting = build_training_dag(parse_spec(text.replace("format: csv", "format: csv, wait_for_new_s: 600"),
-                                            default_pipeline="p"))  # fmt: skip
-    sensor = waiting.get_task("wait_for_s3_objects")
-    assert isinstance(sensor, NewS3ObjectsSensor)
-    assert sensor.deferrable and sensor.timeout == 600 and sensor.soft_fail
-    assert waiting.get_task("ingest_s3").upstream_task_ids == {"wait_for_s3_objects"}
+    assert [o.name for o in ingest.outlets] == [raw_asset_name("p")]
+    condition = dag.timetable.asset_condition
+    assert isinstance(condition, Asset) and condition.name == "mlops_ops.p.s3_arrivals"
+    (watcher,) = condition.watchers
+    assert isinstance(watcher.trigger, S3ArrivalsTrigger)
+    assert watcher.trigger.serialize()[1] == {"poll_interval": 60, "pipeline": "p", "bucket": "raw-data",
+                                              "prefix": "in/", "glob": "*.csv", "on_change": "reingest",
+                                              "source_conn_id": "aws_default", "iceberg_conn_id": "iceberg_default"}  # fmt: skip
+    quiet = _dags(parse_spec(text.replace("format: csv", "format: csv, watch: false"), default_pipeline="p"))
+    assert type(quiet["ingest"].timetable).__name__ == "NullTimetable"  # no schedule, no watcher: manual runs only
+
+
+def test_kafka_watch_and_schedule_together() -> None:
+    from airflow.sdk import AssetOrTimeSchedule
+
+    from mlops_ops.triggers.sources import KafkaArrivalsTrigger
+
+    text = "schedule: '@hourly'\nsource: {kafka: {topics: [a], watch: true, poll_interval_s: 10}}"
+    dag = _dags(parse_spec(text, default_pipeline="p"))["ingest"]
+    assert isinstance(dag.timetable, AssetOrTimeSchedule)
+    (watcher,) = dag.timetable.asset_condition.watchers
+    assert isinstance(watcher.trigger, KafkaArrivalsTrigger) and watcher.trigger.poll_interval == 10
 
 
 def test_kafka_and_s3_sources_together() -> None:
-    text = "source: {kafka: {topics: [a]}, s3: {bucket: raw-data, format: jsonl}}"
-    dag = build_training_dag(parse_spec(text, default_pipeline="p"))
-    assert sorted(t.task_id for t in dag.tasks) == ["ingest_kafka", "ingest_s3"]
+    text = "source: {kafka: {topics: [a]}, s3: {bucket: raw-data, format: jsonl}}\nquality: {suite: s}"
+    dag = _dags(parse_spec(text, default_pipeline="p"))["ingest"]
+    assert [t.task_id for t in dag.tasks] == ["ingest_kafka", "ingest_s3", "quality_gate"]
+    gate = dag.get_task("quality_gate")
+    assert gate.upstream_task_ids == {"ingest_kafka", "ingest_s3"}
+    assert gate.trigger_rule == "none_failed_min_one_success"
+    assert not dag.get_task("ingest_kafka").publish and not dag.get_task("ingest_s3").publish
 
 
 def test_pipeline_of_dag_id() -> None:
     assert pipeline_of_dag_id("churn__training") == "churn"
+    assert pipeline_of_dag_id("churn__ingest") == "churn"
     assert pipeline_of_dag_id("my_pipe__drift") == "my_pipe"
     assert pipeline_of_dag_id("example_taskflow_ingest") is None
 
@@ -99,8 +123,8 @@ def test_loader_builds_every_spec(tmp_path: Path) -> None:
     _write(tmp_path, "beta.yml", SPEC)
     _write(tmp_path, "notes.txt", "not a spec")
     target: dict = {}
-    assert load_pipelines(target, tmp_path) == ["alpha__training", "beta__training"]
-    assert set(target) == {"alpha__training", "beta__training"}
+    assert load_pipelines(target, tmp_path) == ["alpha__ingest", "beta__ingest"]
+    assert set(target) == {"alpha__ingest", "beta__ingest"}
 
 
 def test_loader_raises_one_error_naming_every_bad_file(tmp_path: Path) -> None:
@@ -113,23 +137,23 @@ def test_loader_raises_one_error_naming_every_bad_file(tmp_path: Path) -> None:
     assert "2 pipeline spec file(s)" in message
     assert f"{tmp_path / 'bad.yaml'}: line 2, field 'schedule'" in message
     assert "stage 'drift' needs stage 'promote'" in message
-    assert "good__training" in message  # says which valid DAGs are held back
+    assert "good__ingest" in message  # says which valid DAGs are held back
 
 
 def test_loader_skip_mode_keeps_valid_specs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     _write(tmp_path, "good.yaml", SPEC)
     _write(tmp_path, "bad.yaml", "source: 3\n")
     target: dict = {}
-    assert load_pipelines(target, tmp_path, on_error="skip") == ["good__training"]
+    assert load_pipelines(target, tmp_path, on_error="skip") == ["good__ingest"]
     assert "bad.yaml" in caplog.text
 
 
 def test_loader_builds_only_the_running_dags_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _write(tmp_path, "alpha.yaml", SPEC)
     _write(tmp_path, "beta.yaml", "broken: [")  # would fail if it were read
-    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "alpha__training")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "alpha__ingest")
     target: dict = {}
-    assert load_pipelines(target, tmp_path) == ["alpha__training"]
+    assert load_pipelines(target, tmp_path) == ["alpha__ingest"]
 
 
 def test_validate_reports_problems(tmp_path: Path) -> None:
@@ -141,24 +165,26 @@ def test_validate_reports_problems(tmp_path: Path) -> None:
     assert "not a spec file" in check_spec_files([tmp_path / "x.json"])[0]
 
 
-def test_quality_gate_and_preprocess_follow_ingestion(tmp_path: Path) -> None:
+def test_preprocess_starts_the_training_dag(tmp_path: Path) -> None:
     spec = parse_spec(
         SPEC + "quality: {suite: churn_raw, engine: spark}\n"
-        "preprocess: {sql: features.sql, key_column: id, params: {n: 3},\n"
+        "preprocess: {sql: features.sql, key_column: id, params: {n: 3}, full_rebuild: true,\n"
         "             splits: {train: 0.7, validation: 0.2, test: 0.1}}\n",
         default_pipeline="p",
     )
-    dag = build_training_dag(spec, source=str(tmp_path / "p.yaml"))
-    gate, pre = dag.get_task("quality_gate"), dag.get_task("preprocess")
-    assert gate.upstream_task_ids == {"ingest_kafka"} and gate.ingest_task_ids == ["ingest_kafka"]
+    dags = _dags(spec, source=str(tmp_path / "p.yaml"))
+    gate = dags["ingest"].get_task("quality_gate")
+    assert gate.upstream_task_ids == {"ingest_kafka"}
     assert gate.suite == "churn_raw" and gate.engine == "spark"
-    assert pre.upstream_task_ids == {"quality_gate"}
-    assert gate.trigger_rule == "none_failed_min_one_success"
-    assert pre.trigger_rule == "none_failed"  # nothing new ingested: a retraining run still rebuilds
-    assert pre.ingest_task_ids == ["ingest_kafka"]
+    training = dags["training"]
+    pre = training.get_task("preprocess")
+    assert pre.upstream_task_ids == set() and pre.full_rebuild is True
     assert pre.sql == str(tmp_path / "features.sql")
     assert pre.transform_params == {"n": 3} and pre.splits == {"train": 0.7, "validation": 0.2, "test": 0.1}
     assert [o.name for o in pre.outlets] == ["mlops_ops.p.features"]
+    # the training DAG runs on each batch published to raw (the ingest DAG's Asset), never ingests itself
+    assert training.timetable.asset_condition.name == raw_asset_name("p")
+    assert not [t for t in training.tasks if t.task_id.startswith("ingest")]
 
 
 TRAINING = (
@@ -176,8 +202,8 @@ def test_train_evaluate_promote_tasks() -> None:
     from mlops_ops.operators.evaluate import EvaluateModelOperator, PromoteModelOperator
     from mlops_ops.operators.train import TrainModelOperator
 
-    dag = build_training_dag(parse_spec(SPEC + TRAINING, default_pipeline="p"), source="p.yaml")
-    assert [t.task_id for t in dag.tasks] == ["ingest_kafka", "preprocess", "train", "evaluate", "promote"]
+    dag = _dags(parse_spec(SPEC + TRAINING, default_pipeline="p"), source="p.yaml")["training"]
+    assert [t.task_id for t in dag.tasks] == ["preprocess", "train", "evaluate", "promote"]
     train, evaluate, promote = dag.get_task("train"), dag.get_task("evaluate"), dag.get_task("promote")
     assert isinstance(train, TrainModelOperator) and train.upstream_task_ids == {"preprocess"}
     assert train.model_name == "churn-model" and train.run_in == "kubernetes" and train.trainer == "torch_mlp"
@@ -197,27 +223,25 @@ def test_train_needs_a_feature_table() -> None:
 def test_drift_dag_and_retraining_triggers_from_example_spec() -> None:
     from airflow.sdk import AssetAny, AssetOrTimeSchedule
 
-    from mlops_ops.factories.pipeline import build_dags, control_asset_name, drift_asset_name
+    from mlops_ops.naming import control_asset_name, drift_asset_name
     from mlops_ops.operators.drift import DriftCheckOperator, DriftSignalOperator
     from mlops_ops.triggers.control import ControlTopicTrigger
 
     spec = load_spec(ROOT / "dags" / "pipelines" / "churn.yaml")
-    training, drift = build_dags(spec, source="dags/pipelines/churn.yaml")
+    _, training, drift = build_dags(spec, source="dags/pipelines/churn.yaml")
     assert drift.dag_id == "churn__drift" and drift.max_active_runs == 1
-    assert [t.task_id for t in drift.tasks] == ["ingest_kafka", "quality_gate", "drift_check", "drift_signal"]
+    assert [t.task_id for t in drift.tasks] == ["drift_check", "drift_signal"]  # reads raw, never ingests
     check, signal = drift.get_task("drift_check"), drift.get_task("drift_signal")
     assert isinstance(check, DriftCheckOperator) and isinstance(signal, DriftSignalOperator)
     assert (check.model_name, check.key_column, check.target) == ("churn", "customer_id", "churned")
-    assert check.transform == "mlops_ops.examples.churn:churn_features" and check.trigger_rule == "none_failed"
+    assert check.transform == "mlops_ops.examples.churn:churn_features" and check.pipeline == "churn"
     assert [a.name for a in signal.outlets] == [a.name for a in signal.inlets] == [drift_asset_name("churn")]
     assert signal.cooldown == "6h" and signal.retries == 0
-    # the training DAG runs hourly OR on a drift signal OR on a control-topic request
-    timetable = training.timetable
-    assert isinstance(timetable, AssetOrTimeSchedule)
-    condition = timetable.asset_condition
-    assert isinstance(condition, AssetAny)
+    # the training DAG runs on new published raw data OR a drift signal OR a control-topic request
+    condition = training.timetable.asset_condition
+    assert isinstance(condition, AssetAny) and not isinstance(training.timetable, AssetOrTimeSchedule)
     by_name = {a.name: a for a in condition.objects}
-    assert set(by_name) == {drift_asset_name("churn"), control_asset_name("churn")}
+    assert set(by_name) == {raw_asset_name("churn"), drift_asset_name("churn"), control_asset_name("churn")}
     assert by_name[drift_asset_name("churn")].watchers == []
     (watcher,) = by_name[control_asset_name("churn")].watchers
     assert isinstance(watcher.trigger, ControlTopicTrigger)
@@ -237,8 +261,9 @@ def test_retraining_needs_a_trigger_compatible_schedule() -> None:
     )
     with pytest.raises(SpecError, match="cannot be combined with retraining triggers"):
         parse_spec(base + "schedule: '@continuous'\nretrain: {control_topic: ctl}\n", default_pipeline="p")
-    dag = build_training_dag(parse_spec(base + "retrain: {control_topic: ctl}\n", default_pipeline="p"))
+    spec = parse_spec(base + "retrain: {control_topic: ctl, on_new_data: false}\n", default_pipeline="p")
+    dag = _dags(spec)["training"]
     from airflow.sdk import Asset
 
-    assert isinstance(dag.timetable.asset_condition, Asset)  # no cron: the control-topic Asset alone schedules it
+    assert isinstance(dag.timetable.asset_condition, Asset)  # the control-topic Asset alone schedules it
     assert dag.timetable.asset_condition.name == "mlops_ops.p.retrain_request"

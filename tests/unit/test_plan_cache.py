@@ -38,10 +38,10 @@ def test_unchanged_spec_is_built_without_validating_again(tmp_path: Path, cache:
     specs.mkdir()
     (specs / "alpha.yaml").write_text(SPEC)
     first = _fresh_parse(specs)
-    assert first == {"loaded": ["alpha__training"], "spec_imported": True}
+    assert first == {"loaded": ["alpha__ingest"], "spec_imported": True}
     assert len(list(cache.glob("*.json"))) == 1
     second = _fresh_parse(specs)
-    assert second == {"loaded": ["alpha__training"], "spec_imported": False}
+    assert second == {"loaded": ["alpha__ingest"], "spec_imported": False}
     # an edit is a miss: validated again, and the edit takes effect
     (specs / "alpha.yaml").write_text(SPEC.replace("[a]", "[a, b]"))
     plans = plan_cache.plans_for(specs / "alpha.yaml")
@@ -64,7 +64,7 @@ def test_unwritable_cache_only_costs_the_cache(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("MLOPS_OPS_PLAN_CACHE", str(blocker / "sub"))
     path = tmp_path / "ok.yaml"
     path.write_text(SPEC)
-    assert plan_cache.plans_for(path)[0]["dag"]["dag_id"] == "ok__training"
+    assert plan_cache.plans_for(path)[0]["dag"]["dag_id"] == "ok__ingest"
 
 
 def test_plan_names_only_known_operators() -> None:

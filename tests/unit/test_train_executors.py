@@ -9,7 +9,7 @@ import pytest
 from mlops_ops.operators.train import TrainModelOperator
 from mlops_ops.training.executors import ContainerSettings, Resources, docker_memory
 
-MANIFEST = "s3://mlops-lake/lake/churn/features/manifests/f-1.json"
+FEATURES = "churn.features@4242"
 TAGS = {"mlops_ops.pipeline": "churn", "airflow.run_id": "manual__1"}
 
 
@@ -18,8 +18,9 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps(
         {"conn_type": "mlflow", "host": "mlflow.internal", "port": 5000, "schema": "https", "login": "ml",
          "password": "pw"}))  # fmt: skip
-    aws = {"conn_type": "aws", "login": "AKIA", "password": "s3cr3t", "extra": {"region_name": "eu-west-1"}}
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(aws))
+    catalog = {"conn_type": "iceberg", "login": "AKIA", "password": "s3cr3t",
+               "extra": {"type": "rest", "uri": "https://catalog.internal", "warehouse": "lake"}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_ICEBERG_DEFAULT", json.dumps(catalog))
 
 
 def _operator(executor: str, **container: object) -> TrainModelOperator:
@@ -29,21 +30,24 @@ def _operator(executor: str, **container: object) -> TrainModelOperator:
                               container=settings)  # fmt: skip
 
 
-ARGS = ["--manifest", MANIFEST, "--target", "churned", "--task", "classification", "--trainer", "torch_mlp",
+ARGS = ["--features", FEATURES, "--target", "churned", "--task", "classification", "--trainer", "torch_mlp",
         "--params", '{"epochs": 3}', "--model-name", "churn", "--experiment", "churn",
-        "--tags", json.dumps(TAGS, sort_keys=True), "--conn-id", "aws_default"]  # fmt: skip
+        "--tags", json.dumps(TAGS, sort_keys=True)]  # fmt: skip
 
 
 def test_docker_container_spec_with_gpus() -> None:
     op = _operator("docker", resources={"cpu": 4, "memory": "16Gi", "gpus": 2}, network_mode="mlops")
-    docker = op.container_operator(MANIFEST, {"epochs": 3}, TAGS)
+    docker = op.container_operator(FEATURES, {"epochs": 3}, TAGS)
     assert docker.image == "registry.example/mlops-ops-trainer:0.1.0"
     assert docker.command == ["python", "-m", "mlops_ops.training", *ARGS]
     assert docker.environment == {"MLFLOW_TRACKING_URI": "https://mlflow.internal:5000", "PYTHONUNBUFFERED": "1"}
     # credentials only in the private (never rendered) environment
-    assert set(docker._private_environment) == {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-                                               "AIRFLOW_CONN_AWS_DEFAULT"}  # fmt: skip
-    assert json.loads(docker._private_environment["AIRFLOW_CONN_AWS_DEFAULT"])["password"] == "s3cr3t"
+    private = docker._private_environment
+    assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= set(private)
+    # the catalog reaches the container as pyiceberg's own variables (no Airflow in the training image)
+    assert private["PYICEBERG_CATALOG__MLOPS__URI"] == "https://catalog.internal"
+    assert private["PYICEBERG_CATALOG__MLOPS__S3__SECRET_ACCESS_KEY"] == "s3cr3t"
+    assert private["PYICEBERG_DEFAULT_CATALOG"] == "mlops"
     assert "s3cr3t" not in json.dumps(docker.environment) and "s3cr3t" not in " ".join(docker.command)
     (request,) = docker.device_requests
     assert request["Count"] == 2 and request["Capabilities"] == [["gpu"]]
@@ -52,7 +56,7 @@ def test_docker_container_spec_with_gpus() -> None:
 
 
 def test_docker_without_gpus_requests_none() -> None:
-    docker = _operator("docker").container_operator(MANIFEST, {"epochs": 3}, TAGS)
+    docker = _operator("docker").container_operator(FEATURES, {"epochs": 3}, TAGS)
     assert docker.device_requests is None and docker.mem_limit == str(2 * 2**30)
 
 
@@ -63,7 +67,7 @@ def test_kubernetes_pod_spec() -> None:
                    node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"},
                    tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
                    image_pull_policy="Always")  # fmt: skip
-    pod = ApiClient().sanitize_for_serialization(op.container_operator(MANIFEST, {"epochs": 3}, TAGS)
+    pod = ApiClient().sanitize_for_serialization(op.container_operator(FEATURES, {"epochs": 3}, TAGS)
                                                  .build_pod_request_obj(dry_run=True))  # fmt: skip
     assert pod["metadata"]["namespace"] == "ml"
     assert pod["metadata"]["labels"]["mlops-ops/pipeline"] == "churn"
@@ -87,7 +91,7 @@ def test_missing_container_settings_and_bad_memory() -> None:
     op = TrainModelOperator(task_id="t", pipeline="p", model_name="m", target="y", task="regression",
                             run_in="docker")  # fmt: skip
     with pytest.raises(ValueError, match="needs container settings"):
-        op.container_operator(MANIFEST, {}, TAGS)
+        op.container_operator(FEATURES, {}, TAGS)
     assert docker_memory("512Mi") == str(512 * 2**20) and docker_memory("1G") == str(10**9)
     with pytest.raises(ValueError, match="not a quantity"):
         docker_memory("lots")

@@ -6,28 +6,23 @@ import re
 
 import pytest
 
-from mlops_ops.ui.links import manifest_url, model_version_url, run_url
+from mlops_ops.naming import snapshot_route
+from mlops_ops.ui.links import SNAPSHOT_PATH, model_version_url, run_url
 from mlops_ops.ui.overview import PipelineRow, Point
 from mlops_ops.ui.overview_page import render, sparkline
 
 
 @pytest.mark.parametrize(
-    ("uri", "lake", "expected"),
-    [
-        (
-            "s3://b/lake/churn/raw/manifests/kafka-1.json",
-            "s3://b/lake",
-            "/mlops-ops/lake/churn/raw/manifests/kafka-1.json",
-        ),
-        ("file:///tmp/l/churn/features/manifests/r.json", "/tmp/l/", "/mlops-ops/lake/churn/features/manifests/r.json"),
-        ("s3://b/lake/churn/raw/_state/kafka.json", "s3://b/lake", ""),  # only manifests
-        ("s3://b/lake/other/raw/manifests/x.json", "s3://b/lake", ""),  # another pipeline
-        ("s3://b/elsewhere/churn/raw/manifests/x.json", "s3://b/lake", ""),  # another lake
-        ("s3://b/lake/churn/raw/manifests/../../x.json", "s3://b/lake", ""),
-    ],
+    ("path", "served"),
+    [("raw/5312", True), ("features/-12", True), ("raw/../x", False), ("raw/12/extra", False), ("Raw/1", False),
+     ("raw/abc", False), ("raw", False)],
 )
-def test_manifest_links_only_point_at_the_pipelines_manifests(uri: str, lake: str, expected: str) -> None:
-    assert manifest_url(uri, lake, "churn") == expected
+def test_snapshot_routes_serve_only_table_snapshots(path: str, served: bool) -> None:
+    assert bool(SNAPSHOT_PATH.match(path)) is served
+
+
+def test_snapshot_link_url() -> None:
+    assert snapshot_route("churn", "raw", 42) == "/mlops-ops/lake/churn/raw/42"
 
 
 def test_mlflow_links() -> None:

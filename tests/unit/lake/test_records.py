@@ -74,3 +74,40 @@ def test_fast_conformer_matches_conform() -> None:
             fast(row)
         assert str(fast_err.value) == str(slow_err.value)
     assert make_conformer(None)({"a": 1}) == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b"[" * 1024, "nested too deeply"),  # RecursionError inside json, not a crash of the batch
+        (b'{"id": "a", "n": 1, "x": 1.0, "ok": true, "at": "10000-01-01T00:00:00"}', "column 'at' must be timestamp"),
+        (b'{"id": "a", "n": 1, "x": 1.0, "ok": true, "at": 1e15}', "column 'at' must be timestamp"),
+        (b'{"id": "a", "n": 100000000000000000000000, "x": 1.0, "ok": true, "at": 0}', "column 'n' must be int"),
+        (b'{"id": "\xc3\x28"}', "not valid JSON"),  # bad UTF-8 inside a string
+    ],
+)
+def test_poison_messages_are_record_errors(raw: bytes, fragment: str) -> None:
+    from mlops_ops.lake.records import make_conformer
+
+    conform_fast = make_conformer(SCHEMA)
+    with pytest.raises(RecordError, match=fragment):
+        conform_fast(json_decoder(raw))
+
+
+def test_inferred_columns_keep_their_first_type() -> None:
+    from mlops_ops.lake.records import InferredColumns
+
+    columns = InferredColumns({"known": "string"}, reserved={"_offset"})
+    assert columns({"a": 1, "b": "x", "known": "k"}) == {"a": 1, "b": "x", "known": "k"}
+    assert columns({"a": 2, "c": 1.5}) == {"a": 2, "c": 1.5}
+    assert columns({"c": 3})["c"] == 3.0  # an int in a float column is widened
+    for row, fragment in [({"a": "two"}, "column 'a' is int, this record has string"),
+                          ({"known": 1}, "column 'known' is string"),
+                          ({"a": 1.5}, "column 'a' is int, this record has float"),
+                          ({"d": {"nested": 1}}, "nested value"),
+                          ({"_offset": 1}, "clashes with a lake source column"),
+                          ({"e": 10**30}, "does not fit 64 bits")]:  # fmt: skip
+        with pytest.raises(RecordError, match=fragment):
+            columns(row)
+    assert "d" not in columns.kinds and "e" not in columns.kinds  # a refused record teaches no type
+    assert columns({"f": None}) == {}  # a column seen only as null gets no type yet

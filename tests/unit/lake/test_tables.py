@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from mlops_ops.exceptions import LakeSchemaError
+from mlops_ops.lake.tables import (
+    SOURCE_COLUMNS,
+    PipelineTables,
+    arrow_schema,
+    evolve,
+    parse_snapshot_ref,
+    pyiceberg_env,
+    raw_columns,
+    snapshot_ref,
+)
+
+
+def test_raw_schema_is_the_spec_plus_source_columns(tables: PipelineTables) -> None:
+    raw = tables.raw(raw_columns({"id": "string", "n": "int", "at": "timestamp"}))
+    names = [f.name for f in raw.schema().fields]
+    assert names[:3] == ["id", "n", "at"] and set(SOURCE_COLUMNS) <= set(names)
+    assert str(raw.schema().find_field("at").field_type) == "timestamptz"
+    assert raw.current_snapshot() is not None  # an empty first snapshot: audit branches start from it
+
+
+def test_spec_columns_may_not_take_the_lake_s_names() -> None:
+    with pytest.raises(LakeSchemaError, match="_offset"):
+        raw_columns({"id": "string", "_offset": "int"})
+
+
+def test_a_new_column_evolves_the_table_and_a_type_change_is_refused(tables: PipelineTables) -> None:
+    raw = tables.raw(raw_columns({"id": "string", "n": "int"}))
+    raw = evolve(raw, arrow_schema({"id": "string", "n": "int", "extra": "float"}))
+    assert raw.schema().find_field("extra") is not None
+    assert evolve(raw, arrow_schema({"id": "string"})).schema() == raw.schema()  # fewer columns: nothing to do
+    with pytest.raises(LakeSchemaError, match=r"column 'n' of pipe.raw is long in the table.*string"):
+        evolve(raw, arrow_schema({"n": "string"}))
+    evolve(raw, pa.schema([pa.field("n", pa.int32())]))  # narrower int: readable as long, allowed
+
+
+def test_pyiceberg_env_is_what_pyiceberg_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyiceberg.utils.config import Config
+
+    env = pyiceberg_env("mlops", {"type": "sql", "uri": "sqlite:///x.db", "s3.access-key-id": "k",
+                                  "s3.endpoint": "http://127.0.0.1:1"})  # fmt: skip
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    config = Config()
+    assert config.get_default_catalog_name() == "mlops"
+    assert config.get_catalog_config("mlops") == {"type": "sql", "uri": "sqlite:///x.db", "s3.access-key-id": "k",
+                                                  "s3.endpoint": "http://127.0.0.1:1"}  # fmt: skip
+
+
+def test_snapshot_refs_round_trip() -> None:
+    assert parse_snapshot_ref(snapshot_ref("churn.features", 123)) == ("churn.features", 123)
+    with pytest.raises(ValueError, match="not a table snapshot reference"):
+        parse_snapshot_ref("churn.features")
