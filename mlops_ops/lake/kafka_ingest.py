@@ -181,7 +181,16 @@ class KafkaBatchIngest:
         return plan, gaps
 
     # ---------------------------------------------------------------- run
-    def run(self) -> IngestResult:
+    def run(self, publish: Callable[[transaction.StagedBatch], Any] | None = None) -> IngestResult:
+        """Stage one batch; with ``publish``, also decide it at once and mirror the position in Kafka."""
+        result = self._stage()
+        if publish is not None and result.staged is not None:
+            publish(result.staged)
+            _, offsets = parse_cursor(result.staged.end_cursor)
+            commit_group_offsets(self.consumer, offsets)
+        return result
+
+    def _stage(self) -> IngestResult:
         from confluent_kafka import KafkaError, TopicPartition
 
         columns = raw_columns(self.settings.schema)
@@ -192,6 +201,9 @@ class KafkaBatchIngest:
             return result_of(staged, resumed=True)
         start_cursor = transaction.cursor(transaction.head(raw), SOURCE)
         plan, gaps = self._plan(start_cursor)
+        if start_cursor and parse_cursor(start_cursor)[0] == self.cluster_id:
+            # the consumer group mirrors what raw holds (batches the gate published since the last run included)
+            commit_group_offsets(self.consumer, parse_cursor(start_cursor)[1])
         if gaps:
             lost = sum(gaps.values())
             text = (
@@ -385,7 +397,7 @@ class KafkaBatchIngest:
             )
 
 
-def commit_group_offsets(consumer: Any, offsets: Mapping[str, list[int]]) -> None:
+def commit_group_offsets(consumer: Any, offsets: Mapping[str, int]) -> None:
     """Kafka's own record of what the lake holds (lag monitoring only; the lake's cursor is the truth)."""
     from confluent_kafka import KafkaException, TopicPartition
 
@@ -393,7 +405,7 @@ def commit_group_offsets(consumer: Any, offsets: Mapping[str, list[int]]) -> Non
         return
     try:
         consumer.commit(
-            offsets=[TopicPartition(*_split_tp(k), end) for k, (_, end) in offsets.items()], asynchronous=False
+            offsets=[TopicPartition(*_split_tp(k), end) for k, end in offsets.items()], asynchronous=False
         )
     except KafkaException as err:
         log.warning("Published to the lake but could not commit Kafka offsets (next run is still exact): %s", err)
@@ -443,10 +455,11 @@ def stage_from_kafka(
     tables: PipelineTables,
     settings: KafkaBatchSettings,
     make_producer: Callable[[], Any] | None = None,
+    publish: Callable[[transaction.StagedBatch], Any] | None = None,
 ) -> IngestResult:
-    """Run one batch with a fresh consumer, always closing it."""
+    """Run one batch with a fresh consumer, always closing it (see :meth:`KafkaBatchIngest.run`)."""
     consumer = make_consumer()
     try:
-        return KafkaBatchIngest(consumer, tables, settings, make_producer).run()
+        return KafkaBatchIngest(consumer, tables, settings, make_producer).run(publish)
     finally:
         consumer.close()

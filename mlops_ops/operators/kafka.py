@@ -103,12 +103,16 @@ class KafkaToLakeOperator(LakeOperator):
             from airflow.providers.apache.kafka.hooks.produce import KafkaProducerHook
 
             make_producer = KafkaProducerHook(kafka_config_id=self.kafka_config_id).get_producer
-        result = stage_from_kafka(lambda: hook.get_conn, tables, settings, make_producer)
+        published: list[int] = []
+
+        def publish(staged: Any) -> None:
+            published.append(batches.publish(tables, tables.load("raw"), staged))
+
+        result = stage_from_kafka(lambda: hook.get_conn, tables, settings, make_producer,
+                                  publish if self.publish else None)  # fmt: skip
         if result.staged is None:
             raise AirflowSkipException(f"no new messages on {', '.join(self.topics)}; nothing ingested")
-        snapshot_id = result.staged.snapshot_id
-        if self.publish:
-            snapshot_id = batches.publish(tables, tables.load("raw"), result.staged)
+        snapshot_id = published[0] if published else result.staged.snapshot_id
         summary: dict[str, Any] = {
             "table": tables.ident("raw"),
             "batch": result.staged.batch_id,

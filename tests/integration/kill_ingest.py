@@ -1,7 +1,8 @@
-"""Run one Kafka -> lake batch and SIGKILL this very process at a chosen point (used by the fault tests).
+"""Run one Kafka -> raw batch the way the ingest DAG does (stage, audit, publish) in this process, and
+SIGKILL it at a chosen point (used by the fault tests; a test may also kill it from outside at any time).
 
-usage: python -m tests.integration.kill_ingest TOPIC LAKE PIPELINE POINT
-POINT: mid-write | before-commit | before-kafka-commit | none
+usage: python -m tests.integration.kill_ingest TOPIC PIPELINE POINT
+POINT: mid-write | after-stage | after-dead-letters | none
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ import signal
 import sys
 
 from mlops_ops.hooks.kafka import LakeConsumerHook
-from mlops_ops.lake import kafka_ingest, parquet_files
-from mlops_ops.lake.kafka_ingest import KafkaBatchSettings, consume_into_lake
+from mlops_ops.lake import batches, parquet_files, transaction
+from mlops_ops.lake.kafka_ingest import KafkaBatchSettings, stage_from_kafka
+from mlops_ops.lake.reading import read_files
 from mlops_ops.lake.records import json_decoder
-from mlops_ops.lake.store import Dataset
-from tests.integration.lake_helpers import SCHEMA
+from tests.integration.lake_helpers import SCHEMA, pipeline_tables
 
 
 def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def main(topic: str, lake: str, pipeline: str, point: str) -> None:
+def main(topic: str, pipeline: str, point: str) -> None:
     if point == "mid-write":
         real_flush = parquet_files.RollingParquetWriter._flush
         calls = {"n": 0}
@@ -34,24 +35,30 @@ def main(topic: str, lake: str, pipeline: str, point: str) -> None:
             return real_flush(self)
 
         parquet_files.RollingParquetWriter._flush = flush  # type: ignore[method-assign]
-    elif point == "before-commit":
-        real_write = Dataset.write_json
+    elif point == "after-dead-letters":
+        real = batches._dead_letters
 
-        def write_json(self, obj, *parts):  # type: ignore[no-untyped-def]
-            if parts[0] == "_state":
-                die()
-            return real_write(self, obj, *parts)
+        def then_die(tables, staged):  # type: ignore[no-untyped-def]
+            real(tables, staged)
+            die()
 
-        Dataset.write_json = write_json  # type: ignore[method-assign]
-    elif point == "before-kafka-commit":
-        kafka_ingest.KafkaBatchIngest._commit_kafka = lambda self, covered: die()  # type: ignore[method-assign]
-    dataset = Dataset.at(lake, pipeline, "raw", conn_id="aws_default")
+        batches._dead_letters = then_die  # type: ignore[assignment]
+    tables = pipeline_tables(pipeline)
     hook = LakeConsumerHook(topics=[topic], group_id=f"g-{pipeline}")
     settings = KafkaBatchSettings(topics=[topic], decoder=json_decoder, schema=SCHEMA, rows_per_file=250,
                                   rows_per_group=100, poll_timeout_s=10)  # fmt: skip
-    result = consume_into_lake(lambda: hook.get_conn, dataset, settings)
+    result = stage_from_kafka(lambda: hook.get_conn, tables, settings)
+    if result.staged is None:
+        print("rows=0")
+        return
+    if point == "after-stage":
+        die()
+    raw = tables.load("raw")
+    audited = read_files(raw.io, transaction.batch_files(raw, result.staged))  # the audit reads exactly the batch
+    assert len(audited) == result.rows
+    batches.publish(tables, raw, result.staged)
     print(f"rows={result.rows}")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:4])

@@ -1,21 +1,19 @@
-"""Produce test messages and read back what the lake holds, through the committed manifests only."""
+"""Produce test messages and read back what the lake holds on ``main`` (what every reader sees)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from typing import Any
 
-import pyarrow.parquet as pq
-
-from mlops_ops.lake.kafka_ingest import STATE_FILE
-from mlops_ops.lake.store import Dataset, lake_path
+from mlops_ops.lake.tables import PipelineTables, load_catalog
 
 
 def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "message.max.bytes": 20_000_000})
     for i, value in enumerate(values):
         producer.produce(topic, key=str(i).encode(), value=value)
     assert producer.flush(30) == 0
@@ -28,17 +26,20 @@ def event(i: int) -> bytes:
 SCHEMA = {"id": "string", "n": "int", "x": "float", "ok": "bool", "at": "timestamp"}
 
 
-def committed_rows(dataset: Dataset) -> list[dict[str, Any]]:
-    state = dataset.read_json("_state", STATE_FILE) or {"manifests": []}
-    rows: list[dict[str, Any]] = []
-    for uri in state["manifests"]:
-        manifest = json.loads(lake_path(uri, conn_id="aws_default").read_bytes())
-        for entry in manifest["files"]:
-            path = lake_path(entry["uri"], conn_id="aws_default")
-            with path.open("rb") as fh:
-                table = pq.read_table(fh)
-            assert table.num_rows == entry["rows"]
-            rows += table.to_pylist()
+def new_tables(prefix: str = "p") -> PipelineTables:
+    """A new pipeline namespace in the stack's catalog (pyiceberg's own configuration, as any user has it)."""
+    return pipeline_tables(f"{prefix}{uuid.uuid4().hex[:8]}")
+
+
+def pipeline_tables(pipeline: str) -> PipelineTables:
+    return PipelineTables(load_catalog(None), pipeline)
+
+
+def committed_rows(tables: PipelineTables, name: str = "raw") -> list[dict[str, Any]]:
+    table = tables.load(name)
+    if table is None or table.current_snapshot() is None:
+        return []
+    rows: list[dict[str, Any]] = table.scan().to_arrow().to_pylist()
     return rows
 
 

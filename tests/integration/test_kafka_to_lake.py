@@ -1,90 +1,80 @@
-"""Kafka -> lake against the real embedded broker and S3."""
+"""Kafka -> ``<pipeline>.raw`` (Iceberg) against the real embedded broker, catalog and S3."""
 
 from __future__ import annotations
 
-import uuid
+import json
+from typing import Any
 
 import pytest
 
 from mlops_ops.exceptions import IngestError
 from mlops_ops.hooks.kafka import LakeConsumerHook
-from mlops_ops.lake import kafka_ingest, parquet_files
-from mlops_ops.lake.kafka_ingest import KafkaBatchSettings, consume_into_lake
+from mlops_ops.lake import batches, kafka_ingest, parquet_files, transaction
+from mlops_ops.lake.kafka_ingest import KafkaBatchSettings, stage_from_kafka
 from mlops_ops.lake.records import json_decoder
-from mlops_ops.lake.store import Dataset
-from tests.integration.lake_helpers import SCHEMA, checksum, committed_rows, event, produce
+from mlops_ops.lake.tables import PipelineTables
+from tests.integration.lake_helpers import SCHEMA, checksum, committed_rows, event, new_tables, produce
 
 
-def _dataset(lake: str = "s3://mlops-lake/tests") -> Dataset:
-    return Dataset.at(lake, f"p{uuid.uuid4().hex[:8]}", "raw", conn_id="aws_default")
-
-
-def _run(topic: str, dataset: Dataset, **overrides) -> kafka_ingest.IngestResult:  # type: ignore[no-untyped-def]
-    group = "g-" + dataset.root.parent.name
-    hook = LakeConsumerHook(topics=[topic], group_id=group)
+def _stage(topic: str, tables: PipelineTables, consumer: Any = None, publish: bool = False,
+           **overrides: Any) -> kafka_ingest.IngestResult:  # fmt: skip
+    hook = LakeConsumerHook(topics=[topic], group_id="g-" + tables.pipeline)
     make_producer = None
     if overrides.get("dead_letter_topic"):
         from airflow.providers.apache.kafka.hooks.produce import KafkaProducerHook
 
         make_producer = KafkaProducerHook().get_producer
-    settings = KafkaBatchSettings(topics=[topic], decoder=json_decoder, schema=SCHEMA, poll_timeout_s=10,
-                                  rows_per_file=overrides.pop("rows_per_file", 400), **overrides)  # fmt: skip
-    return consume_into_lake(lambda: hook.get_conn, dataset, settings, make_producer)
+    settings = KafkaBatchSettings(topics=[topic], decoder=json_decoder, schema=overrides.pop("schema", SCHEMA),
+                                  poll_timeout_s=10, rows_per_file=overrides.pop("rows_per_file", 400),
+                                  **overrides)  # fmt: skip
+    decide = (lambda staged: batches.publish(tables, tables.load("raw"), staged)) if publish else None
+    return stage_from_kafka(consumer or (lambda: hook.get_conn), tables, settings, make_producer, decide)
+
+
+def _run(topic: str, tables: PipelineTables, **overrides: Any) -> kafka_ingest.IngestResult:
+    """Stage and publish (what the ingest task does without a quality gate)."""
+    return _stage(topic, tables, publish=True, **overrides)
 
 
 def test_exactly_the_produced_rows_land_once(stack, bootstrap: str, topic: str) -> None:  # type: ignore[no-untyped-def]
     produce(bootstrap, topic, [event(i) for i in range(2_000)])
-    dataset = _dataset()
-    result = _run(topic, dataset)
+    tables = new_tables()
+    result = _run(topic, tables)
     assert result.rows == 2_000 and result.bad == 0
-    rows = committed_rows(dataset)
+    rows = committed_rows(tables)
     assert len(rows) == 2_000
     assert checksum([r["id"] for r in rows]) == checksum([f"e{i}" for i in range(2_000)])
     assert sum(end - start for start, end in result.offsets.values()) == 2_000
-    # nothing new: the next run reads nothing and publishes nothing
-    assert _run(topic, dataset).manifest_uri is None
-    # new messages: only those are added
+    # where each row came from, exactly
+    assert {r["_source"] for r in rows} == {"kafka"} and {r["_topic"] for r in rows} == {topic}
+    assert len({(r["_partition"], r["_offset"]) for r in rows}) == 2_000
+    # the positions are in the snapshot summary of raw's main, with the cluster id
+    cluster, offsets = kafka_ingest.parse_cursor(transaction.cursor(transaction.head(tables.load("raw")), "kafka"))
+    assert cluster and sum(offsets.values()) == 2_000
+    # nothing new: the next run stages nothing
+    assert _run(topic, tables).staged is None
     produce(bootstrap, topic, [event(i) for i in range(2_000, 2_500)])
-    assert _run(topic, dataset).rows == 500
-    rows = committed_rows(dataset)
+    assert _run(topic, tables).rows == 500
+    rows = committed_rows(tables)
     assert checksum([r["id"] for r in rows]) == checksum([f"e{i}" for i in range(2_500)])
 
 
-def test_local_lake_path_works_too(stack, bootstrap: str, topic: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_staged_batch_is_handed_on_not_read_again(stack, bootstrap, topic) -> None:  # type: ignore[no-untyped-def]
     produce(bootstrap, topic, [event(i) for i in range(300)])
-    dataset = _dataset(str(tmp_path / "lake"))
-    assert _run(topic, dataset).rows == 300
-    assert len(committed_rows(dataset)) == 300
-    assert not (tmp_path / "lake" / dataset.root.parent.name / "raw" / "_staging").exists() or not any(
-        (tmp_path / "lake" / dataset.root.parent.name / "raw" / "_staging").iterdir()
-    )
-
-
-def test_crash_after_publish_before_commit_then_retry(stack, bootstrap, topic, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    produce(bootstrap, topic, [event(i) for i in range(1_000)])
-    dataset = _dataset()
-    real_write = Dataset.write_json
-
-    def die_on_state(self, obj, *parts):  # type: ignore[no-untyped-def]
-        if parts[0] == "_state":
-            raise RuntimeError("killed before the commit point")
-        return real_write(self, obj, *parts)
-
-    monkeypatch.setattr(Dataset, "write_json", die_on_state)
-    with pytest.raises(RuntimeError, match="killed"):
-        _run(topic, dataset)
-    assert committed_rows(dataset) == []  # the manifest was written but is not committed: invisible
-    monkeypatch.setattr(Dataset, "write_json", real_write)
-    produce(bootstrap, topic, [event(i) for i in range(1_000, 1_100)])  # more arrived meanwhile
-    assert _run(topic, dataset).rows == 1_100
-    rows = committed_rows(dataset)
-    assert len(rows) == 1_100
-    assert checksum([r["id"] for r in rows]) == checksum([f"e{i}" for i in range(1_100)])
+    tables = new_tables()
+    first = _stage(topic, tables)
+    assert committed_rows(tables) == []  # staged on the audit branch: nobody reads it yet
+    produce(bootstrap, topic, [event(i) for i in range(300, 350)])
+    again = _stage(topic, tables)  # its gate died: the retry hands on the same batch, reads nothing new
+    assert again.resumed and again.staged == first.staged and again.rows == 300
+    batches.publish(tables, tables.load("raw"), again.staged)  # type: ignore[arg-type]
+    assert _run(topic, tables).rows == 50
+    assert len({r["id"] for r in committed_rows(tables)}) == len(committed_rows(tables)) == 350
 
 
 def test_crash_mid_write_then_retry(stack, bootstrap, topic, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     produce(bootstrap, topic, [event(i) for i in range(1_500)])
-    dataset = _dataset()
+    tables = new_tables()
     real_add = parquet_files.RollingParquetWriter.add
     calls = {"n": 0}
 
@@ -96,42 +86,52 @@ def test_crash_mid_write_then_retry(stack, bootstrap, topic, monkeypatch) -> Non
 
     monkeypatch.setattr(parquet_files.RollingParquetWriter, "add", die_mid_write)
     with pytest.raises(MemoryError):
-        _run(topic, dataset)
+        _run(topic, tables)
     monkeypatch.setattr(parquet_files.RollingParquetWriter, "add", real_add)
-    assert committed_rows(dataset) == []
-    assert _run(topic, dataset).rows == 1_500
-    assert len({r["id"] for r in committed_rows(dataset)}) == len(committed_rows(dataset)) == 1_500
+    assert committed_rows(tables) == []
+    produce(bootstrap, topic, [event(i) for i in range(1_500, 1_600)])  # more arrived meanwhile
+    assert _run(topic, tables).rows == 1_600
+    assert len({r["id"] for r in committed_rows(tables)}) == len(committed_rows(tables)) == 1_600
 
 
-def test_malformed_messages_are_quarantined(stack, bootstrap: str, topic: str) -> None:  # type: ignore[no-untyped-def]
-    values = [event(i) for i in range(950)] + [b"\x00garbage"] * 30 + [b'{"id": "x"}'] * 20
-    produce(bootstrap, topic, values)
-    dataset = _dataset()
-    result = _run(topic, dataset)
-    assert (result.rows, result.bad) == (950, 50)
-    manifest = dataset.read_json("manifests", result.manifest_uri.rsplit("/", 1)[-1])  # type: ignore[union-attr]
-    assert sum(f["rows"] for f in manifest["quarantine"]) == 50
-    import pyarrow.parquet as pq
-
-    from mlops_ops.lake.store import lake_path
-
-    reasons = []
-    for entry in manifest["quarantine"]:
-        with lake_path(entry["uri"], conn_id="aws_default").open("rb") as fh:
-            reasons += pq.read_table(fh).column("error").to_pylist()
-    assert reasons.count("missing column 'n' (int)") == 20
-    assert sum("not valid JSON" in r for r in reasons) == 30
+def test_poison_messages_become_dead_letters_and_the_rest_is_published(stack, bootstrap, topic) -> None:  # type: ignore[no-untyped-def]
+    poison = {
+        b"[" * 1024: "nested too deeply",
+        json.dumps({"id": "y", "n": 1, "x": 1.0, "ok": True, "at": "10000-01-01T00:00:00"}).encode(): "column 'at'",
+        json.dumps({"id": "z", "n": "seven", "x": 1.0, "ok": True, "at": 0}).encode(): "column 'n' must be int",
+        b"{" + b'"id": "big", "pad": "' + b"p" * (10 << 20) + b'"}': "larger than source.kafka.max_value_bytes",
+        b'{"id": "\xc3\x28"}': "can't decode byte",
+    }
+    produce(bootstrap, topic, [event(i) for i in range(500)] + list(poison))
+    tables = new_tables()
+    result = _run(topic, tables)
+    assert (result.rows, result.bad) == (500, 5)
+    assert len(committed_rows(tables)) == 500
+    dead = {r["_offset"]: r for r in committed_rows(tables, "raw_dead_letters")}
+    assert len(dead) == 5
+    reasons = sorted(r["error"] for r in dead.values())
+    for fragment in poison.values():
+        assert sum(fragment in r for r in reasons) == 1, (fragment, reasons)
+    big = next(r for r in dead.values() if "larger than" in r["error"])
+    assert big["value_bytes"] > 10 << 20 and len(big["value"]) == 1 << 20  # the first MiB is kept
+    # no schema: each column keeps its first type; a record of another type is that record's dead letter
+    produce(bootstrap, topic, [json.dumps({"id": "m1", "n": 1}).encode(), json.dumps({"id": "m2", "n": "x"}).encode()])
+    inferred = new_tables()
+    result = _run(topic, inferred, schema=None)
+    assert result.rows == 501 and result.bad == 6  # the 5 poison messages and {"n": "x"}
 
 
 def test_too_many_bad_messages_fail_and_commit_nothing(stack, bootstrap, topic) -> None:  # type: ignore[no-untyped-def]
     produce(bootstrap, topic, [event(i) if i % 2 else b"bad" for i in range(400)])
-    dataset = _dataset()
+    tables = new_tables()
     with pytest.raises(IngestError, match=r"200 of 400 messages \(50.0%\).*above the allowed 10.0%"):
-        _run(topic, dataset, max_bad_share=0.1)
-    assert dataset.read_json("_state", kafka_ingest.STATE_FILE) is None
+        _run(topic, tables, max_bad_share=0.1)
+    raw = tables.load("raw")
+    assert transaction.cursor(transaction.head(raw), "kafka") == "" and transaction.pending(raw, "kafka") is None
     # once the threshold is raised (an explicit decision), the same messages are ingested from the start
-    result = _run(topic, dataset, max_bad_share=0.6)
+    result = _run(topic, tables, max_bad_share=0.6)
     assert (result.rows, result.bad) == (200, 200)
+    assert len(committed_rows(tables, "raw_dead_letters")) == 200
 
 
 def test_broker_unreachable_is_a_clear_error(stack, topic: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -140,24 +140,59 @@ def test_broker_unreachable_is_a_clear_error(stack, topic: str, monkeypatch) -> 
     hook = LakeConsumerHook(topics=[topic], group_id="g", kafka_config_id="kafka_down")
     settings = KafkaBatchSettings(topics=[topic], decoder=json_decoder)
     with pytest.raises(IngestError, match="Kafka is unreachable"):
-        consume_into_lake(lambda: hook.get_conn, _dataset(), settings)
+        stage_from_kafka(lambda: hook.get_conn, new_tables(), settings)
 
 
 def test_offsets_of_another_cluster_are_not_trusted(stack, bootstrap, topic, caplog) -> None:  # type: ignore[no-untyped-def]
     produce(bootstrap, topic, [event(i) for i in range(50)])
-    dataset = _dataset()
-    assert _run(topic, dataset).rows == 50
-    state = dataset.read_json("_state", kafka_ingest.STATE_FILE)
-    assert state["cluster_id"]
-    # the broker lost its data (memory storage restarted): lake offsets are far past the new end
-    state["cluster_id"] = "an-older-cluster"
-    state["offsets"] = {k: v + 10_000 for k, v in state["offsets"].items()}
-    dataset.write_json(state, "_state", kafka_ingest.STATE_FILE)
-    result = _run(topic, dataset)  # group offsets were committed at 50: nothing new, nothing skipped
-    assert result.manifest_uri is None
-    assert "cluster id changed" in caplog.text
+    tables = new_tables()
+    assert _run(topic, tables).rows == 50
+    raw = tables.load("raw")
+    _, offsets = kafka_ingest.parse_cursor(transaction.cursor(transaction.head(raw), "kafka"))
+    # the broker lost its data (memory storage restarted): the lake's offsets are another cluster's
+    moved = {k: v + 10_000 for k, v in offsets.items()}
+    fake = transaction.json_value({"cluster": "an-older-cluster", "offsets": moved})
+    transaction.commit_properties(raw, {"mlops.cursor.kafka": fake})
+    result = _run(topic, tables)  # group offsets were committed at 50: nothing new, nothing skipped
+    assert result.staged is None and "cluster id changed" in caplog.text
     produce(bootstrap, topic, [event(i) for i in range(50, 60)])
-    assert _run(topic, dataset).rows == 10
+    assert _run(topic, tables).rows == 10
+
+
+class _RetentionShifted:
+    """A real consumer whose listed low watermarks are moved up: the messages below them "expired". Tansu has no
+    retention deletion or DeleteRecords (checked: the request closes the connection), so the broker's own
+    watermark cannot be moved here; everything else is the real broker."""
+
+    def __init__(self, inner: Any, lows: dict[str, int]) -> None:
+        self.inner, self.lows = inner, lows
+
+    def get_watermark_offsets(self, tp: Any, *args: Any, **kwargs: Any) -> tuple[int, int]:
+        low, high = self.inner.get_watermark_offsets(tp, *args, **kwargs)
+        return max(low, self.lows.get(f"{tp.topic}/{tp.partition}", low)), high
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_retention_gap_is_counted_recorded_and_can_fail_the_run(stack, bootstrap, topic, caplog) -> None:  # type: ignore[no-untyped-def]
+    produce(bootstrap, topic, [event(i) for i in range(90)])
+    tables = new_tables()
+    assert _run(topic, tables).rows == 90
+    produce(bootstrap, topic, [event(i) for i in range(90, 180)])
+    _, offsets = kafka_ingest.parse_cursor(transaction.cursor(transaction.head(tables.load("raw")), "kafka"))
+    lows = {tp: next_offset + 5 for tp, next_offset in offsets.items()}  # 5 unread messages per partition expired
+
+    def shifted() -> _RetentionShifted:
+        return _RetentionShifted(LakeConsumerHook(topics=[topic], group_id="g-" + tables.pipeline).get_conn, lows)
+
+    with pytest.raises(IngestError, match=r"retention gap: 15 message\(s\) expired.*on_gap is 'fail'"):
+        _stage(topic, tables, consumer=shifted, on_gap="fail")
+    result = _stage(topic, tables, consumer=shifted, publish=True)
+    assert sum(result.gaps.values()) == 15 and result.rows == 75 and "retention gap" in caplog.text
+    head = transaction.head(tables.load("raw"))
+    assert json.loads(transaction.summary_of(head)["mlops.gaps"]) == result.gaps  # recorded with the batch
+    assert len(committed_rows(tables)) == 165
 
 
 def test_dead_letters_go_to_a_topic_too(stack, bootstrap: str, topic: str) -> None:  # type: ignore[no-untyped-def]
@@ -165,7 +200,7 @@ def test_dead_letters_go_to_a_topic_too(stack, bootstrap: str, topic: str) -> No
 
     produce(bootstrap, topic, [event(i) for i in range(200)] + [b"oops"] * 7)
     dlq = topic + ".dlq"
-    result = _run(topic, _dataset(), dead_letter_topic=dlq)
+    result = _run(topic, new_tables(), dead_letter_topic=dlq)
     assert (result.rows, result.bad) == (200, 7)
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "dlq-reader", "enable.partition.eof": True})
     parts = consumer.list_topics(dlq, timeout=10).topics[dlq].partitions
@@ -183,14 +218,16 @@ def test_dead_letters_go_to_a_topic_too(stack, bootstrap: str, topic: str) -> No
     assert len({m.key() for m in got}) == 7 and all(m.key().startswith(topic.encode() + b"/") for m in got)
 
 
-def test_lake_offsets_past_the_end_are_reported(stack, bootstrap, topic, caplog) -> None:  # type: ignore[no-untyped-def]
-    """Same cluster, offsets beyond the partition's end (a recreated topic): nothing is read, and the log says why."""
-    produce(bootstrap, topic, [event(i) for i in range(30)])
-    dataset = _dataset()
-    assert _run(topic, dataset).rows == 30
-    state = dataset.read_json("_state", kafka_ingest.STATE_FILE)
-    state["offsets"] = {k: v + 10_000 for k, v in state["offsets"].items()}
-    dataset.write_json(state, "_state", kafka_ingest.STATE_FILE)
-    produce(bootstrap, topic, [event(i) for i in range(30, 40)])
-    assert _run(topic, dataset).manifest_uri is None
-    assert "past the partition's end" in caplog.text and "was the topic recreated?" in caplog.text
+def test_a_new_column_evolves_raw_and_an_incompatible_one_is_refused(stack, bootstrap, topic) -> None:  # type: ignore[no-untyped-def]
+    from mlops_ops.exceptions import LakeSchemaError
+
+    produce(bootstrap, topic, [event(i) for i in range(20)])
+    tables = new_tables()
+    assert _run(topic, tables).rows == 20
+    produce(bootstrap, topic, [json.dumps({**json.loads(event(i)), "region": "eu"}).encode() for i in range(20, 30)])
+    assert _run(topic, tables, schema={**SCHEMA, "region": "string"}).rows == 10
+    rows = committed_rows(tables)
+    assert [r["region"] for r in rows].count("eu") == 10 and [r["region"] for r in rows].count(None) == 20
+    produce(bootstrap, topic, [event(i) for i in range(30, 31)])
+    with pytest.raises(LakeSchemaError, match=r"column 'n' .* is long in the table"):
+        _run(topic, tables, schema={**SCHEMA, "n": "string"})

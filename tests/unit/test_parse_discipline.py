@@ -56,6 +56,12 @@ def test_invalid_spec_is_an_import_error_naming_file_and_field(tmp_path: Path) -
     assert "broken.yaml: line 4, field 'source.kafka.max_messages'" in error
     assert "greater than 0" in error and "-5" in error
     # the other pipelines and the other DAG files still load
-    assert {"churn__ingest", "churn__training", "churn__drift", "churn_exports__ingest", "example_taskflow_ingest"} <= set(result["dags"])
+    assert {
+        "churn__ingest",
+        "churn__training",
+        "churn__drift",
+        "churn_exports__ingest",
+        "example_taskflow_ingest",
+    } <= set(result["dags"])
     assert "broken__training" not in result["dags"]
     assert result["after_parse"] == []

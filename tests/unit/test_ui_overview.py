@@ -14,8 +14,15 @@ from mlops_ops.ui.overview_page import render, sparkline
 
 @pytest.mark.parametrize(
     ("path", "served"),
-    [("raw/5312", True), ("features/-12", True), ("raw/../x", False), ("raw/12/extra", False), ("Raw/1", False),
-     ("raw/abc", False), ("raw", False)],
+    [
+        ("raw/5312", True),
+        ("features/-12", True),
+        ("raw/../x", False),
+        ("raw/12/extra", False),
+        ("Raw/1", False),
+        ("raw/abc", False),
+        ("raw", False),
+    ],
 )
 def test_snapshot_routes_serve_only_table_snapshots(path: str, served: bool) -> None:
     assert bool(SNAPSHOT_PATH.match(path)) is served
