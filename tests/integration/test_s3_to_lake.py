@@ -1,4 +1,4 @@
-"""S3 -> lake against the embedded SeaweedFS: new, changed and corrupt objects."""
+"""S3 -> ``<pipeline>.raw`` (Iceberg) against the embedded SeaweedFS: new, changed, corrupt objects, S3 faults."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlops_ops.lake.catalog import committed_files
+from mlops_ops.lake import batches
 from mlops_ops.lake.s3_ingest import S3BatchIngest, S3BatchSettings
-from mlops_ops.lake.store import Dataset, lake_path
+from mlops_ops.lake.tables import PipelineTables
 from mlops_ops.stack.services import s3_client
+from tests.integration.lake_helpers import committed_rows, new_tables
 
 SCHEMA = {"id": "string", "amount": "float", "n": "int"}
 
@@ -30,21 +31,20 @@ def _csv(rows: range, tag: str = "") -> bytes:
     return ("id,amount,n,extra\n" + "".join(f"{tag}r{i},{i / 4},{i},x\n" for i in rows)).encode()
 
 
-def _run(client, bucket: str, dataset: Dataset, **kw):  # type: ignore[no-untyped-def]
+def _run(client, bucket: str, tables: PipelineTables, **kw):  # type: ignore[no-untyped-def]
     settings = S3BatchSettings(bucket=bucket, prefix="in/", **{"format": "csv", "schema": SCHEMA, **kw})
-    return S3BatchIngest(client, lake_path(f"s3://{bucket}", "aws_default"), dataset, settings).run()
+    result = S3BatchIngest(client, tables, settings).run()
+    if result.staged is not None:
+        batches.publish(tables, tables.load("raw"), result.staged)
+    return result
 
 
-def _rows(dataset: Dataset) -> list[dict]:
-    rows: list[dict] = []
-    for entry in committed_files(dataset):
-        with lake_path(entry["uri"], "aws_default").open("rb") as fh:
-            rows += pq.read_table(fh).to_pylist()
-    return rows
+def _rows(tables: PipelineTables) -> list[dict]:
+    return committed_rows(tables)
 
 
-def _dataset() -> Dataset:
-    return Dataset.at("s3://mlops-lake/tests", f"s{uuid.uuid4().hex[:8]}", "raw", conn_id="aws_default")
+def _dataset() -> PipelineTables:
+    return new_tables("s")
 
 
 def test_new_objects_are_ingested_once(source) -> None:  # type: ignore[no-untyped-def]
@@ -56,14 +56,15 @@ def test_new_objects_are_ingested_once(source) -> None:  # type: ignore[no-untyp
     dataset = _dataset()
     first = _run(client, bucket, dataset, glob="*.csv")
     assert (first.rows, first.objects) == (250, ["in/a.csv", "in/b.csv"])
-    assert _run(client, bucket, dataset, glob="*.csv").manifest_uri is None  # nothing new
+    assert _run(client, bucket, dataset, glob="*.csv").staged is None  # nothing new
     client.put_object(Bucket=bucket, Key="in/d.csv", Body=_csv(range(250, 260)))
     third = _run(client, bucket, dataset, glob="*.csv")
     assert (third.rows, third.objects) == (10, ["in/d.csv"])
     rows = _rows(dataset)
     assert sorted(r["id"] for r in rows) == sorted(f"r{i}" for i in range(260))
-    assert set(rows[0]) == {"id", "amount", "n"}  # cast to the schema, other columns dropped
+    assert {"id", "amount", "n"} <= set(rows[0]) and "extra" not in rows[0]  # cast to the schema, others dropped
     assert isinstance(rows[0]["n"], int) and isinstance(rows[0]["amount"], float)
+    assert {(r["_object_key"], r["_source"]) for r in rows} >= {("in/a.csv", "s3")} and rows[0]["_object_etag"]
 
 
 def test_changed_object_replaces_its_rows_or_is_ignored(source) -> None:  # type: ignore[no-untyped-def]
@@ -74,13 +75,13 @@ def test_changed_object_replaces_its_rows_or_is_ignored(source) -> None:  # type
     client.put_object(Bucket=bucket, Key="in/a.csv", Body=_csv(range(20), tag="v2-"))
     ignored = _dataset()
     _run(client, bucket, ignored)
-    assert _run(client, bucket, ignored, on_change="ignore").manifest_uri is None
+    assert _run(client, bucket, ignored, on_change="ignore").staged is None
     assert _run(client, bucket, dataset).rows == 20
     assert sorted(r["id"] for r in _rows(dataset)) == sorted(f"v2-r{i}" for i in range(20))
     assert len(_rows(ignored)) == 20  # ingested once (after the change), then the change policy held
 
 
-def test_corrupt_objects_are_quarantined_and_others_proceed(source) -> None:  # type: ignore[no-untyped-def]
+def test_corrupt_objects_are_dead_letters_and_others_proceed(source) -> None:  # type: ignore[no-untyped-def]
     client, bucket = source
     client.put_object(Bucket=bucket, Key="in/good.csv", Body=_csv(range(30)))
     client.put_object(Bucket=bucket, Key="in/bad-type.csv", Body=b"id,amount,n\nr1,lots,1\n")
@@ -88,12 +89,14 @@ def test_corrupt_objects_are_quarantined_and_others_proceed(source) -> None:  # 
     dataset = _dataset()
     result = _run(client, bucket, dataset)
     assert (result.rows, result.objects) == (30, ["in/good.csv"])
-    reasons = {q["key"]: q["reason"] for q in result.quarantined}
+    reasons = {q["key"]: q["reason"] for q in result.dead}
     assert set(reasons) == {"in/bad-type.csv", "in/missing.csv"}
     assert "(column 'amount')" in reasons["in/bad-type.csv"] and "'lots'" in reasons["in/bad-type.csv"]
     assert "missing column(s) amount" in reasons["in/missing.csv"]
-    # quarantined objects are not retried until they change
-    assert _run(client, bucket, dataset).manifest_uri is None
+    dead = committed_rows(dataset, "raw_dead_letters")
+    assert sorted(d["_object_key"] for d in dead) == ["in/bad-type.csv", "in/missing.csv"]
+    # objects with unreadable content are not retried until they change
+    assert _run(client, bucket, dataset).staged is None
     client.put_object(Bucket=bucket, Key="in/missing.csv", Body=_csv(range(500, 505)))
     assert _run(client, bucket, dataset).rows == 5
 
@@ -108,9 +111,55 @@ def test_parquet_and_jsonl_objects(source) -> None:  # type: ignore[no-untyped-d
     client.put_object(Bucket=bucket, Key="in/broken.parquet", Body=b"PAR1 definitely not parquet")
     dataset = _dataset()
     result = _run(client, bucket, dataset, format="parquet")
-    assert result.rows == 1000 and [q["key"] for q in result.quarantined] == ["in/broken.parquet"]
+    assert result.rows == 1000 and [q["key"] for q in result.dead] == ["in/broken.parquet"]
     lines = "".join(json.dumps({"id": f"j{i}", "amount": i, "n": i}) + "\n" for i in range(50)).encode()
     client.put_object(Bucket=bucket, Key="in/j.jsonl", Body=lines)
     jsonl = _dataset()
     assert _run(client, bucket, jsonl, format="jsonl").rows == 50
     assert sorted(r["n"] for r in _rows(jsonl)) == list(range(50))
+
+
+def test_transient_s3_errors_are_retried_then_fail_with_nothing_recorded(source, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from botocore.exceptions import EndpointConnectionError
+
+    from mlops_ops.exceptions import IngestError
+
+    client, bucket = source
+    client.put_object(Bucket=bucket, Key="in/a.csv", Body=_csv(range(40)))
+    tables = _dataset()
+    real_get = client.get_object
+    failures = {"left": 2}
+
+    def flaky(**kwargs):  # type: ignore[no-untyped-def]
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise EndpointConnectionError(endpoint_url="http://s3.down")
+        return real_get(**kwargs)
+
+    monkeypatch.setattr(client, "get_object", flaky)
+    result = _run(client, bucket, tables, backoff_s=0.05)  # two failures, then the read succeeds
+    assert result.rows == 40 and result.dead == []
+    client.put_object(Bucket=bucket, Key="in/b.csv", Body=_csv(range(40, 50)))
+    failures["left"] = 100  # S3 stays down
+    with pytest.raises(IngestError, match=r"failed 4 times with transient errors.*nothing was recorded"):
+        _run(client, bucket, tables, backoff_s=0.05)
+    assert committed_rows(tables, "raw_dead_letters") == []  # a network error never dead-letters an object
+    failures["left"] = 0
+    assert _run(client, bucket, tables).rows == 10  # the object was not marked as seen: read when S3 is back
+    assert sorted(r["id"] for r in _rows(tables)) == sorted(f"r{i}" for i in range(50))
+
+
+def test_an_outside_reader_sees_the_table_with_plain_pyiceberg(source) -> None:  # type: ignore[no-untyped-def]
+    """Only pyiceberg and the environment `mlops-ops stack env` exports: nothing of ours."""
+    import subprocess
+    import sys
+
+    client, bucket = source
+    client.put_object(Bucket=bucket, Key="in/a.csv", Body=_csv(range(25)))
+    tables = _dataset()
+    _run(client, bucket, tables)
+    code = ("from pyiceberg.catalog import load_catalog\n"
+            f"t = load_catalog().load_table('{tables.pipeline}.raw')\n"
+            "print(t.scan().to_arrow().num_rows, t.current_snapshot().summary['mlops.cursor.s3'][:5])\n")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["25", "s3://"]
