@@ -194,7 +194,7 @@ def build_features(
             KEY_COLUMN_KEY: build.key_column,
             "mlops.build-identity": transaction.json_value(build.identity())[:8000],
         }
-        expected = int(previous.snapshot_id) if previous is not None else None
+        expected = _expected_head(features, previous)
         sid = transaction.commit_files(
             features, build_id, paths_out, props, expected_head=expected, replace=mode == "full"
         )
@@ -211,19 +211,29 @@ def build_features(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _expected_head(features: Any, previous: Any) -> int | None:
+    """The head a build's commit must still find: the one it planned from, or the new table's empty first one."""
+    if previous is not None:
+        return int(previous.snapshot_id)
+    head = transaction.head(features.refresh())
+    if head is not None and RAW_SNAPSHOT_KEY in transaction.summary_of(head):
+        from mlops_ops.exceptions import LakeConflictError
+
+        raise LakeConflictError("another build created and filled the features table meanwhile; a retry starts again")
+    return int(head.snapshot_id) if head is not None else None
+
+
 def _ensure_features(tables: PipelineTables, features: Any, out: Any) -> Any:
     """The features table, created from (or evolved to) the transform's output schema."""
     import pyarrow as pa
 
     from mlops_ops.lake.tables import ensure_table
 
-    empty = pa.Table.from_pandas(out.limit(0).toPandas(), preserve_index=False).schema
-    schema = pa.schema(
-        [
-            f.with_type(pa.timestamp("us", tz="UTC")) if pa.types.is_timestamp(f.type) else f
-            for f in empty.remove_metadata()
-        ]
-    )
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    arrow = to_arrow_schema(out.schema)
+    schema = pa.schema([f.with_type(pa.timestamp("us", tz="UTC")) if pa.types.is_timestamp(f.type) else f
+                        for f in arrow.remove_metadata()])  # fmt: skip
     return ensure_table(tables.catalog, tables.ident(FEATURES), schema)
 
 

@@ -7,8 +7,9 @@ import random
 import uuid
 from typing import Any
 
+from mlops_ops.lake import batches, transaction
 from mlops_ops.lake.s3_ingest import S3BatchIngest, S3BatchSettings
-from mlops_ops.lake.store import Dataset, lake_path
+from mlops_ops.lake.tables import PipelineTables
 from mlops_ops.stack.services import s3_client
 
 SCHEMA = {"customer_id": "string", "tenure_months": "int", "monthly_charges": "float", "total_charges": "float",
@@ -41,8 +42,9 @@ def to_csv(rows: list[dict[str, Any]], columns: list[str] | None = None) -> byte
     return (",".join(columns) + "\n" + "".join(",".join(cell(r.get(c)) for c in columns) + "\n" for r in rows)).encode()
 
 
-def land_batch(stack: Any, raw: Dataset, body: bytes, *, schema: dict[str, str] | None = None) -> str:
-    """Upload one CSV object and ingest it into ``raw``; returns the batch's manifest URI.
+def land_batch(stack: Any, tables: PipelineTables, body: bytes, *, schema: dict[str, str] | None = None,
+               publish: bool = True) -> transaction.StagedBatch:  # fmt: skip
+    """Upload one CSV object and ingest it into ``<pipeline>.raw``: staged (for a gate to audit) or published.
 
     ``schema={}`` ingests without a schema (types inferred by Arrow)."""
     client = s3_client(stack.settings)
@@ -52,18 +54,19 @@ def land_batch(stack: Any, raw: Dataset, body: bytes, *, schema: dict[str, str] 
     settings = S3BatchSettings(
         bucket=bucket, prefix="in/", format="csv", schema=SCHEMA if schema is None else schema or None
     )
-    result = S3BatchIngest(client, lake_path(f"s3://{bucket}", "aws_default"), raw, settings).run()
-    assert result.manifest_uri is not None and not result.quarantined, result
-    return result.manifest_uri
+    result = S3BatchIngest(client, tables, settings).run()
+    assert result.staged is not None and not result.dead, result
+    if publish:
+        batches.publish(tables, tables.load("raw"), result.staged)
+    return result.staged
 
 
-def churn_feature_table(stack: Any, lake: str, rows: int = 2_000) -> str:
-    """Land ``rows`` clean churn rows in ``<lake>/churn/raw`` and build features with Spark; the manifest URI."""
+def churn_feature_table(stack: Any, tables: PipelineTables, rows: int = 2_000) -> str:
+    """Land ``rows`` clean churn rows in ``<pipeline>.raw``, build features with Spark; the snapshot reference."""
     from mlops_ops.hooks.spark import SparkHook
     from mlops_ops.lake.features import FeatureBuild, build_features
 
-    raw = Dataset.at(lake, "churn", "raw")
-    land_batch(stack, raw, to_csv(clean_rows(rows)))
+    land_batch(stack, tables, to_csv(clean_rows(rows)))
     spark = SparkHook(app_name="mlops-ops-tests").get_conn()
     build = FeatureBuild("customer_id", transform="tests.integration.feature_transforms:churn_features")
-    return build_features(spark, raw, Dataset.at(lake, "churn", "features"), build).manifest_uri
+    return build_features(spark, tables, build).ref

@@ -1,6 +1,7 @@
-"""Quality gate on real GX (file context copied from the repo), real Spark and the embedded S3, run through
-a factory-built DAG with dag.test(): clean data feeds preprocessing; defects quarantine the batch and stop
-everything downstream; a release re-admits it."""
+"""Quality gate (write-audit-publish) on real GX (file context copied from the repo), real Spark, the embedded
+S3 and Iceberg catalog, run through factory-built DAGs with dag.test(): clean data is published and feeds
+preprocessing; defects go to the quarantine table and nothing downstream sees them; a release publishes them;
+a gate that dies mid-way leaves the batch unpublished and the next attempt audits it."""
 
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ from pathlib import Path
 import pytest
 
 from mlops_ops.cli.main import main as cli
-from mlops_ops.lake import quarantine
-from mlops_ops.lake.catalog import committed_files
-from mlops_ops.lake.store import Dataset
+from mlops_ops.lake import batches, transaction
 from mlops_ops.stack.services import s3_client
 from tests.conftest import ROOT
 from tests.integration.churn_data import clean_rows, to_csv
+from tests.integration.lake_helpers import committed_rows, new_tables, pipeline_tables
 
 
 @pytest.fixture
@@ -46,31 +46,39 @@ def pipeline(stack, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     return {"name": name, "bucket": bucket, "lake": lake, "dags": dags, "gx_root": gx_root}
 
 
-def _run(pipeline) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _run(pipeline, dag: str = "ingest"):  # type: ignore[no-untyped-def]
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(pipeline["dags"]))
     assert bag.import_errors == {}
-    run = bag.dags[f"{pipeline['name']}__training"].test()
+    run = bag.dags[f"{pipeline['name']}__{dag}"].test()
     return {t.task_id: t.state for t in run.get_task_instances()}, run
 
 
-def test_gate_passes_clean_data_and_quarantines_defects(stack, pipeline) -> None:  # type: ignore[no-untyped-def]
+def _xcom(run, task_id: str, key: str = "return_value"):  # type: ignore[no-untyped-def]
+    ti = next(t for t in run.get_task_instances() if t.task_id == task_id)
+    return ti.xcom_pull(task_ids=task_id, key=key)
+
+
+def test_gate_publishes_clean_data_and_quarantines_defects(stack, pipeline) -> None:  # type: ignore[no-untyped-def]
     client = s3_client(stack.settings)
-    raw = Dataset.at(pipeline["lake"], pipeline["name"], "raw")
-    features = Dataset.at(pipeline["lake"], pipeline["name"], "features")
+    tables = pipeline_tables(pipeline["name"])
 
     client.put_object(Bucket=pipeline["bucket"], Key="in/a.csv", Body=to_csv(clean_rows(1500)))
     states, run = _run(pipeline)
-    assert states == {"ingest_s3": "success", "quality_gate": "success", "preprocess": "success"}
-    gate_ti = next(t for t in run.get_task_instances() if t.task_id == "quality_gate")
-    docs_url = gate_ti.xcom_pull(task_ids="quality_gate", key="data_docs_url")
+    assert states == {"ingest_s3": "success", "quality_gate": "success"}
+    assert _xcom(run, "ingest_s3")["published"] is False  # the source task only staged it
+    docs_url = _xcom(run, "quality_gate", "data_docs_url")
     assert docs_url.startswith(f"/mlops-ops/data-docs/{pipeline['name']}/validations/churn_raw/")
     page = Path(pipeline["lake"]) / pipeline["name"] / "_data_docs" / docs_url.split("/", 4)[4]
     assert (
         page.is_file() and "tenure_months" in page.read_text() and "Expectation Validation Result" in page.read_text()
     )
-    first_features = features.read_json("_state", "features.json")
+    assert len(committed_rows(tables)) == 1500
+    states, training = _run(pipeline, "training")
+    assert states == {"preprocess": "success"}
+    first_features = _xcom(training, "preprocess")
+    assert first_features["mode"] == "full" and sum(first_features["rows"].values()) == 1500
 
     # defects: nulls in the key, out-of-range tenure, an unknown contract, a missing total (warning only)
     bad = clean_rows(400, start=10_000, seed=3)
@@ -81,10 +89,9 @@ def test_gate_passes_clean_data_and_quarantines_defects(stack, pipeline) -> None
         row["total_charges"] = None
     client.put_object(Bucket=pipeline["bucket"], Key="in/b.csv", Body=to_csv(bad))
     states, run = _run(pipeline)
-    assert states == {"ingest_s3": "success", "quality_gate": "failed", "preprocess": "upstream_failed"}
-    gate_ti = next(t for t in run.get_task_instances() if t.task_id == "quality_gate")
-    verdicts = gate_ti.xcom_pull(task_ids="quality_gate", key="quality")
-    ((manifest_uri, verdict),) = verdicts.items()
+    assert states == {"ingest_s3": "success", "quality_gate": "failed"}
+    verdicts = _xcom(run, "quality_gate", "quality")
+    ((batch, verdict),) = verdicts.items()
     failed = {(f["expectation"], f["column"]) for f in verdict["blocking"]}
     assert failed == {("expect_column_values_to_not_be_null", "customer_id"),
                       ("expect_column_values_to_be_between", "tenure_months"),
@@ -94,87 +101,85 @@ def test_gate_passes_clean_data_and_quarantines_defects(stack, pipeline) -> None
     tenure = next(f for f in verdict["blocking"] if f["column"] == "tenure_months")
     assert tenure["observed"]["unexpected_count"] == 1 and tenure["observed"]["sample"] == [999]
 
-    record = quarantine.status(raw, manifest_uri)
-    assert record["state"] == "quarantined" and len(record["history"]) == 1
-    admitted = {f["uri"] for f in committed_files(raw, admitted_only=True)}
-    everything = {f["uri"] for f in committed_files(raw)}
-    assert admitted < everything, "the quarantined batch's files stay in the lake but are not admitted"
-    assert features.read_json("_state", "features.json") == first_features, "features must not change"
+    # fail-closed: raw's readers never see the batch; its rows are in the quarantine table with the verdict
+    assert len(committed_rows(tables)) == 1500
+    assert len(committed_rows(tables, "raw_quarantine")) == 400
+    (held,) = batches.quarantined(tables)
+    assert held["batch"] == batch and held["rows"] == 400 and held["docs"].startswith("validations/churn_raw/")
+    # the position moved past it: a re-run finds nothing new and decides nothing twice
+    states, _ = _run(pipeline)
+    assert states == {"ingest_s3": "skipped", "quality_gate": "skipped"}
+    # a manual training run builds from what raw publishes, which did not change: the snapshot is reused
+    states, rerun = _run(pipeline, "training")
+    assert states == {"preprocess": "success"} and _xcom(rerun, "preprocess")["reused"] is True
 
-    # a (manual) re-run finds nothing new: the quarantine stays as it was; preprocessing rebuilds from the admitted
-    # data, which is what the first build used, so it reuses that snapshot
-    states, rerun = _run(pipeline)
-    assert states == {"ingest_s3": "skipped", "quality_gate": "skipped", "preprocess": "success"}
-    pre = next(t for t in rerun.get_task_instances() if t.task_id == "preprocess")
-    assert pre.xcom_pull(task_ids="preprocess")["reused"] is True
-    assert features.read_json("_state", "features.json") == first_features
-    assert quarantine.status(raw, manifest_uri) == record
-
-    # release with who/why: the batch is admitted again and a gate over it passes without re-validation
-    batch = quarantine.batch_id(manifest_uri)
-    assert cli(["quality", "release", "--lake", pipeline["lake"], "--pipeline", pipeline["name"],
-                "--batch", batch, "--by", "dana", "--reason", "lifetime plan is new"]) == 0  # fmt: skip
-    released = quarantine.status(raw, manifest_uri)
-    assert released["state"] == "released" and released["released_by"] == "dana"
-    assert [h["event"] for h in released["history"]] == ["quarantined", "released"]
-    assert {f["uri"] for f in committed_files(raw, admitted_only=True)} == everything
-    assert cli(["quality", "release", "--lake", pipeline["lake"], "--pipeline", pipeline["name"],
-                "--batch", "no-such-batch", "--by", "dana", "--reason", "x"]) == 1  # fmt: skip
-
-    # the gate over the released batch (what clearing the failed task does) passes; preprocessing then uses it
-    (pipeline["dags"] / "regate.py").write_text(REGATE.format(name=pipeline["name"], lake=pipeline["lake"],
-                                                              uri=manifest_uri))  # fmt: skip
-    from airflow.dag_processing.dagbag import DagBag
-
-    run = DagBag(dag_folder=str(pipeline["dags"] / "regate.py")).dags["regate"].test()
-    states = {t.task_id: t.state for t in run.get_task_instances()}
-    assert states == {"quality_gate": "success", "preprocess": "success"}
-    rebuilt = features.read_json("_state", "features.json")
-    assert rebuilt["run_key"] != first_features["run_key"]
-    manifest = features.read_json("manifests", f"{rebuilt['run_key']}.json")
-    assert sum(manifest["rows"].values()) > sum(
-        features.read_json("manifests", f"{first_features['run_key']}.json")["rows"].values()
-    )
+    # release with who/why: published to raw with both in the snapshot summary
+    assert cli(["quality", "release", "--pipeline", pipeline["name"], "--batch", batch, "--by", "dana",
+                "--reason", "lifetime plan is new"]) == 0  # fmt: skip
+    summary = transaction.summary_of(transaction.head(tables.load("raw")))
+    assert summary["mlops.released-by"] == "dana" and summary["mlops.release-reason"] == "lifetime plan is new"
+    assert len(committed_rows(tables)) == 1900 and batches.quarantined(tables) == []
+    assert cli(["quality", "release", "--pipeline", pipeline["name"], "--batch", "no-such-batch", "--by", "dana",
+                "--reason", "x"]) == 1  # fmt: skip
+    # preprocessing now adds just the released rows (incremental)
+    states, after = _run(pipeline, "training")
+    built = _xcom(after, "preprocess")
+    assert built["mode"] == "incremental" and built["rows_in"] == 400
+    assert sum(built["rows"].values()) == 1900
 
 
-REGATE = """
-from datetime import datetime
+def test_a_gate_that_dies_leaves_the_batch_unpublished_and_the_next_attempt_audits_it(
+    stack, pipeline, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    client = s3_client(stack.settings)
+    tables = pipeline_tables(pipeline["name"])
+    client.put_object(Bucket=pipeline["bucket"], Key="in/a.csv", Body=to_csv(clean_rows(800)))
+    real = batches.publish
 
-from airflow.sdk import DAG
+    def killed_after_validation(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise SystemExit("gate process killed between validation and publish")
 
-from mlops_ops.operators.gx import QualityGateOperator
-from mlops_ops.operators.spark import SparkPreprocessOperator
-
-with DAG("regate", schedule=None, start_date=datetime(2026, 1, 1)):
-    gate = QualityGateOperator(task_id="quality_gate", pipeline="{name}", suite="churn_raw", lake="{lake}",
-                               manifest_uris=["{uri}"])
-    gate >> SparkPreprocessOperator(task_id="preprocess", pipeline="{name}", lake="{lake}", key_column="customer_id",
-                                    transform="tests.integration.feature_transforms:churn_features")
-"""
+    monkeypatch.setattr(batches, "publish", killed_after_validation)
+    states, _ = _run(pipeline)
+    assert states["quality_gate"] == "failed"
+    raw = tables.load("raw")
+    assert committed_rows(tables) == [] and transaction.pending(raw, "s3") is not None  # staged, not visible
+    monkeypatch.setattr(batches, "publish", real)
+    client.put_object(Bucket=pipeline["bucket"], Key="in/b.csv", Body=to_csv(clean_rows(100, start=5_000)))
+    states, run = _run(pipeline)  # the source task hands on the staged batch; the gate audits and publishes it
+    assert states == {"ingest_s3": "success", "quality_gate": "success"}
+    assert _xcom(run, "ingest_s3")["resumed"] is True
+    assert len(committed_rows(tables)) == 800
+    states, _ = _run(pipeline)  # the object that arrived meanwhile comes next
+    assert states == {"ingest_s3": "success", "quality_gate": "success"}
+    assert len({r["customer_id"] for r in committed_rows(tables)}) == len(committed_rows(tables)) == 900
 
 
 def test_spark_engine_names_the_same_failures(stack, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from mlops_ops.hooks.gx import GreatExpectationsHook
     from mlops_ops.hooks.spark import SparkHook
-    from mlops_ops.lake.catalog import manifest_files
     from mlops_ops.lake.quality import validate_files
     from tests.integration.churn_data import land_batch
 
     gx_root = tmp_path / "gx"
     shutil.copytree(ROOT / "great_expectations", gx_root)
-    raw = Dataset.at(f"s3://mlops-lake/q-{uuid.uuid4().hex[:8]}", "churn", "raw", conn_id="aws_default")
+    tables = new_tables("q")
     rows = clean_rows(300)
     rows[5]["monthly_charges"] = -4.0
-    uri = land_batch(stack, raw, to_csv(rows))
+    staged = land_batch(stack, tables, to_csv(rows), publish=False)
+    raw = tables.load("raw")
     hook = GreatExpectationsHook(gx_root)
-    outcome, _ = validate_files(hook, hook.get_conn(), "churn_raw", manifest_files(uri), engine="spark",
-                                spark=SparkHook(app_name="mlops-ops-tests").get_conn())  # fmt: skip
+    outcome, _ = validate_files(hook, hook.get_conn(), "churn_raw", raw.io, transaction.batch_files(raw, staged), 300,
+                                engine="spark", spark=SparkHook(app_name="mlops-ops-tests").get_conn())  # fmt: skip
     assert outcome.engine == "spark" and not outcome.passed
     assert [(f["expectation"], f["column"]) for f in outcome.blocking] == [
         ("expect_column_values_to_be_between", "monthly_charges")]  # fmt: skip
     # too few rows is a blocking failure too
-    small = land_batch(stack, raw, to_csv(clean_rows(20, start=50_000)))
-    outcome, _ = validate_files(hook, hook.get_conn(), "churn_raw", manifest_files(small), engine="pandas")
+    batches.publish(tables, raw, staged)
+    small = land_batch(stack, tables, to_csv(clean_rows(20, start=50_000)), publish=False)
+    raw = raw.refresh()
+    outcome, _ = validate_files(hook, hook.get_conn(), "churn_raw", raw.io, transaction.batch_files(raw, small), 20,
+                                engine="pandas")  # fmt: skip
     assert [f["expectation"] for f in outcome.blocking] == ["expect_table_row_count_to_be_between"]
     assert outcome.blocking[0]["observed"] == 20
 
@@ -195,20 +200,22 @@ def test_wrong_types_and_missing_column_fail_the_gate(stack, tmp_path, engine: s
     """A source without a schema keeps what the file holds: the gate, not the ingest, must catch it."""
     from mlops_ops.hooks.gx import GreatExpectationsHook
     from mlops_ops.hooks.spark import SparkHook
-    from mlops_ops.lake.catalog import manifest_files
     from mlops_ops.lake.quality import validate_files
     from tests.integration.churn_data import COLUMNS, land_batch
 
     gx_root = tmp_path / "gx"
     shutil.copytree(ROOT / "great_expectations", gx_root)
-    raw = Dataset.at(str(tmp_path / "lake"), "churn", "raw")
+    tables = new_tables("q")
     rows = clean_rows(300)
     for row in rows[:10]:
         row["tenure_months"] = "unknown"  # the column is inferred as text
-    uri = land_batch(stack, raw, to_csv(rows, [c for c in COLUMNS if c != "contract"]), schema={})
+    staged = land_batch(stack, tables, to_csv(rows, [c for c in COLUMNS if c != "contract"]), schema={},
+                        publish=False)  # fmt: skip
+    raw = tables.load("raw")
     hook = GreatExpectationsHook(gx_root)
     spark = SparkHook(app_name="mlops-ops-tests").get_conn() if engine == "spark" else None
-    outcome, _ = validate_files(hook, hook.get_conn(), "churn_raw", manifest_files(uri), engine=engine, spark=spark)
+    outcome, _ = validate_files(hook, hook.get_conn(), "churn_raw", raw.io, transaction.batch_files(raw, staged), 300,
+                                engine=engine, spark=spark)  # fmt: skip
     failed = {(f["expectation"], str(f["column"])) for f in outcome.blocking}
     assert ("expect_table_columns_to_match_set", "None") in failed
     assert ("expect_column_values_to_be_in_type_list", "tenure_months") in failed
