@@ -231,7 +231,7 @@ def _ensure_features(tables: PipelineTables, features: Any, out: Any) -> Any:
 
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    arrow = to_arrow_schema(out.schema)
+    arrow = to_arrow_schema(out.schema, timezone="UTC")
     schema = pa.schema([f.with_type(pa.timestamp("us", tz="UTC")) if pa.types.is_timestamp(f.type) else f
                         for f in arrow.remove_metadata()])  # fmt: skip
     return ensure_table(tables.catalog, tables.ident(FEATURES), schema)

@@ -404,9 +404,7 @@ def commit_group_offsets(consumer: Any, offsets: Mapping[str, int]) -> None:
     if not offsets:
         return
     try:
-        consumer.commit(
-            offsets=[TopicPartition(*_split_tp(k), end) for k, end in offsets.items()], asynchronous=False
-        )
+        consumer.commit(offsets=[TopicPartition(*_split_tp(k), end) for k, end in offsets.items()], asynchronous=False)
     except KafkaException as err:
         log.warning("Published to the lake but could not commit Kafka offsets (next run is still exact): %s", err)
 

@@ -94,7 +94,7 @@ def select_objects(
         relative = obj.key[len(settings.prefix) :].lstrip("/")
         if not fnmatch.fnmatch(relative, settings.glob) or obj.key.endswith("/"):
             continue
-        seen = known.get(obj.key)
+        seen = known.get(state_key(settings.bucket, obj.key))
         if seen is None:
             chosen.append(obj)
         elif seen["etag"] != obj.etag:
@@ -103,6 +103,11 @@ def select_objects(
             else:
                 skipped.append(obj)
     return chosen, [o.key for o in skipped]
+
+
+def state_key(bucket: str, key: str) -> str:
+    """Objects are known by bucket and key: a pipeline may read another bucket one day."""
+    return f"s3://{bucket}/{key}"
 
 
 def read_state(io: Any, cursor: str) -> dict[str, Any]:
@@ -177,11 +182,14 @@ class S3BatchIngest:
                 log.warning("dead letter s3://%s/%s: %s", self.settings.bucket, obj.key, reason)
                 dead.append({"key": obj.key, "etag": obj.etag, "reason": reason})
         objects = dict(state.get("objects", {}))
+        bucket = self.settings.bucket
         replaced_paths = {
-            p for key in [*written, *(d["key"] for d in dead)] for p in objects.get(key, {}).get("files", [])
+            p
+            for key in [*written, *(d["key"] for d in dead)]
+            for p in objects.get(state_key(bucket, key), {}).get("files", [])
         }
         for key, (obj, closed) in written.items():
-            objects[key] = {
+            objects[state_key(bucket, key)] = {
                 "etag": obj.etag,
                 "size": obj.size,
                 "rows": sum(f.rows for f in closed),
@@ -189,7 +197,12 @@ class S3BatchIngest:
                 "batch": batch_id,
             }
         for d in dead:
-            objects[d["key"]] = {"etag": d["etag"], "dead_letter": d["reason"], "files": [], "batch": batch_id}
+            objects[state_key(bucket, d["key"])] = {
+                "etag": d["etag"],
+                "dead_letter": d["reason"],
+                "files": [],
+                "batch": batch_id,
+            }
         dead_files = self._dead_letter_files(batch_id, dead)
         if columns is None and written:
             from mlops_ops.lake.tables import evolve

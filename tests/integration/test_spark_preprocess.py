@@ -1,17 +1,16 @@
-"""Spark preprocessing against a real local Spark session and a lake on local disk and on the embedded S3."""
+"""Spark preprocessing ``raw`` -> ``features`` against a real local Spark session, the Iceberg catalog and S3:
+deterministic splits, incremental builds, full rebuilds when needed, nothing committed on failure."""
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
-import pyarrow.parquet as pq
 import pytest
 
 from mlops_ops.exceptions import EmptyInputError
+from mlops_ops.lake import transaction
 from mlops_ops.lake.features import FeatureBuild, build_features
-from mlops_ops.lake.store import Dataset, lake_path
+from mlops_ops.lake.tables import PipelineTables
 from tests.integration.churn_data import clean_rows, land_batch, to_csv
+from tests.integration.lake_helpers import committed_rows, new_tables
 
 TRANSFORM = "tests.integration.feature_transforms:churn_features"
 EMPTY = "tests.integration.feature_transforms:nothing_left"
@@ -24,92 +23,123 @@ def spark(stack):  # type: ignore[no-untyped-def]
     return SparkHook("spark_default", app_name="mlops-ops-tests").get_conn()
 
 
-@pytest.fixture(params=["local", "s3"])
-def lake(request, tmp_path, stack) -> str:  # type: ignore[no-untyped-def]
-    return str(tmp_path / "lake") if request.param == "local" else f"s3://mlops-lake/t-{uuid.uuid4().hex[:8]}"
-
-
-def _split_of_each_key(manifest_uri: str) -> tuple[dict[str, str], dict[str, Any]]:
-    import json
-
-    manifest = json.loads(lake_path(manifest_uri, "aws_default").read_bytes())
+def _split_of_each_key(tables: PipelineTables) -> dict[str, str]:
     assignment: dict[str, str] = {}
-    for split, files in manifest["splits"].items():
-        for entry in files:
-            with lake_path(entry["uri"], "aws_default").open("rb") as fh:
-                table = pq.read_table(fh)
-            assert table.num_rows == entry["rows"]
-            for key in table.column("customer_id").to_pylist():
-                assert key not in assignment, f"{key} appears twice"
-                assignment[key] = split
-    return assignment, manifest
+    for row in committed_rows(tables, "features"):
+        assert row["customer_id"] not in assignment, f"{row['customer_id']} appears twice"
+        assignment[row["customer_id"]] = row["_split"]
+    return assignment
 
 
-def test_transform_builds_deterministic_splits(stack, spark, lake) -> None:  # type: ignore[no-untyped-def]
-    raw = Dataset.at(lake, "churn", "raw", conn_id="aws_default")
+def test_transform_builds_deterministic_splits(stack, spark) -> None:  # type: ignore[no-untyped-def]
     rows = clean_rows(3000)
-    land_batch(stack, raw, to_csv(rows))
+    first_tables, second_tables = new_tables("f"), new_tables("f")
     build = FeatureBuild("customer_id", transform=TRANSFORM, params={"min_tenure": 1})
-    first = build_features(spark, raw, Dataset.at(lake, "churn", "features_a", conn_id="aws_default"), build)
-    second = build_features(spark, raw, Dataset.at(lake, "churn", "features_b", conn_id="aws_default"), build)
-    a, manifest = _split_of_each_key(first.manifest_uri)
-    b, _ = _split_of_each_key(second.manifest_uri)
+    for tables in (first_tables, second_tables):
+        land_batch(stack, tables, to_csv(rows))
+    first = build_features(spark, first_tables, build)
+    build_features(spark, second_tables, build)
+    a, b = _split_of_each_key(first_tables), _split_of_each_key(second_tables)
     expected = {r["customer_id"] for r in rows if r["tenure_months"] >= 1}
     assert set(a) == expected
     assert a == b, "the same input must give the same split for every key"
     counts = {s: sum(1 for v in a.values() if v == s) for s in ("train", "validation", "test")}
-    assert counts == manifest["rows"] and first.rows == counts
+    assert (
+        first.rows == counts
+        and first.mode == "full"
+        and first.ref == f"{first_tables.pipeline}.features@{first.snapshot_id}"
+    )
     assert 0.75 < counts["train"] / len(a) < 0.85 and counts["test"] > 0 and counts["validation"] > 0
-    assert [f["name"] for f in manifest["schema"]["fields"]] == [
-        "customer_id", "tenure_months", "monthly_charges", "charges_per_month", "support_calls", "churned"]  # fmt: skip
-    again = build_features(spark, raw, Dataset.at(lake, "churn", "features_a", conn_id="aws_default"), build)
-    assert again.reused and again.manifest_uri == first.manifest_uri
+    columns = [f.name for f in first_tables.load("features").schema().fields]
+    assert columns == ["customer_id", "tenure_months", "monthly_charges", "charges_per_month", "support_calls",
+                       "churned", "_split"]  # fmt: skip
+    again = build_features(spark, first_tables, build)  # nothing new in raw: the same snapshot
+    assert again.reused and again.ref == first.ref
+
+
+def test_builds_are_incremental_and_rebuild_fully_when_they_must(stack, spark) -> None:  # type: ignore[no-untyped-def]
+    tables = new_tables("f")
+    build = FeatureBuild("customer_id", transform=TRANSFORM)
+    land_batch(stack, tables, to_csv(clean_rows(500)))
+    first = build_features(spark, tables, build)
+    land_batch(stack, tables, to_csv(clean_rows(200, start=1_000, seed=2)))
+    second = build_features(spark, tables, build)
+    assert second.mode == "incremental" and second.rows_in == 200 and sum(second.rows.values()) == 700
+    assert len(_split_of_each_key(tables)) == 700
+    summary = transaction.summary_of(tables.load("features").snapshot_by_id(second.snapshot_id))
+    assert summary["mlops.raw-from"] == str(first.raw_snapshot) and summary["mlops.raw-snapshot"] == str(
+        second.raw_snapshot
+    )
+    # the pinned snapshot of the first build still reads what it read (time travel)
+    from mlops_ops.training.data import open_features, read_split
+
+    old = open_features(first.ref, tables.catalog)
+    assert sum(len(read_split(old, s)) for s in ("train", "validation", "test")) == 500
+    # another transform (here: other params) changes every row: a full rebuild
+    changed = FeatureBuild("customer_id", transform=TRANSFORM, params={"min_tenure": 10})
+    third = build_features(spark, tables, changed)
+    assert third.mode == "full" and third.rows_in == 700
+    # a transform over all history says so: every build reads everything
+    full = FeatureBuild("customer_id", transform=TRANSFORM, params={"min_tenure": 10}, full_rebuild=True)
+    land_batch(stack, tables, to_csv(clean_rows(10, start=5_000, seed=3)))
+    assert build_features(spark, tables, full).mode == "full"
+
+
+def test_a_reingested_object_rebuilds_features_without_its_old_rows(stack, spark) -> None:  # type: ignore[no-untyped-def]
+    from mlops_ops.lake import batches
+    from mlops_ops.lake.s3_ingest import S3BatchIngest, S3BatchSettings
+    from mlops_ops.stack.services import s3_client
+    from tests.integration.churn_data import SCHEMA
+
+    tables = new_tables("f")
+    client = s3_client(stack.settings)
+    bucket = f"re-{tables.pipeline}".replace("_", "-")
+    client.create_bucket(Bucket=bucket)
+    settings = S3BatchSettings(bucket=bucket, prefix="in/", format="csv", schema=SCHEMA)
+    build = FeatureBuild("customer_id", transform=TRANSFORM)
+    for rows in (clean_rows(300), clean_rows(120, start=9_000, seed=5)):  # the same key, a new version
+        client.put_object(Bucket=bucket, Key="in/export.csv", Body=to_csv(rows))
+        staged = S3BatchIngest(client, tables, settings).run().staged
+        assert staged is not None
+        batches.publish(tables, tables.load("raw"), staged)
+        built = build_features(spark, tables, build)
+    latest = sorted(r["customer_id"] for r in clean_rows(120, start=9_000, seed=5) if r["tenure_months"] >= 0)
+    assert built.mode == "full" and sorted(_split_of_each_key(tables)) == latest
 
 
 def test_sql_with_parameters(stack, spark, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    raw = Dataset.at(str(tmp_path / "lake"), "churn", "raw")
-    land_batch(stack, raw, to_csv(clean_rows(500)))
+    tables = new_tables("f")
+    land_batch(stack, tables, to_csv(clean_rows(500)))
     sql = tmp_path / "features.sql"
     sql.write_text("SELECT customer_id, monthly_charges * 12 AS yearly FROM raw WHERE support_calls <= :max_calls")
-    out = build_features(spark, raw, Dataset.at(str(tmp_path / "lake"), "churn", "features"),
-                         FeatureBuild("customer_id", sql=str(sql), params={"max_calls": 3}))  # fmt: skip
+    out = build_features(spark, tables, FeatureBuild("customer_id", sql=str(sql), params={"max_calls": 3}))
     expected = sum(1 for r in clean_rows(500) if r["support_calls"] <= 3)
     assert sum(out.rows.values()) == expected
 
 
-def test_failing_transform_publishes_nothing(stack, spark, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    raw = Dataset.at(str(tmp_path / "lake"), "churn", "raw")
-    land_batch(stack, raw, to_csv(clean_rows(200)))
-    features = Dataset.at(str(tmp_path / "lake"), "churn", "features")
+def test_failing_transform_commits_nothing(stack, spark) -> None:  # type: ignore[no-untyped-def]
+    tables = new_tables("f")
+    land_batch(stack, tables, to_csv(clean_rows(200)))
     with pytest.raises(RuntimeError, match="feature code bug"):
-        build_features(
-            spark,
-            raw,
-            features,
-            FeatureBuild("customer_id", transform=f"{__name__.rsplit('.', 1)[0]}.feature_transforms:broken"),
-        )
-    assert not features.root.exists() or not any(features.root.rglob("*.parquet"))
-    assert features.read_json("_state", "features.json") is None
+        broken = f"{__name__.rsplit('.', 1)[0]}.feature_transforms:broken"
+        build_features(spark, tables, FeatureBuild("customer_id", transform=broken))
+    assert committed_rows(tables, "features") == []
 
 
-def test_empty_input_and_empty_output_are_reported(stack, spark, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    lake = str(tmp_path / "lake")
-    with pytest.raises(EmptyInputError, match="no admitted rows"):
-        build_features(spark, Dataset.at(lake, "churn", "raw"), Dataset.at(lake, "churn", "features"),
-                       FeatureBuild("customer_id", transform=TRANSFORM))  # fmt: skip
-    raw = Dataset.at(lake, "churn", "raw")
-    land_batch(stack, raw, to_csv(clean_rows(50)))
+def test_empty_input_and_empty_output_are_reported(stack, spark) -> None:  # type: ignore[no-untyped-def]
+    tables = new_tables("f")
+    with pytest.raises(EmptyInputError, match="does not exist yet"):
+        build_features(spark, tables, FeatureBuild("customer_id", transform=TRANSFORM))
+    land_batch(stack, tables, to_csv(clean_rows(50)))
     with pytest.raises(EmptyInputError, match="no rows"):
-        build_features(spark, raw, Dataset.at(lake, "churn", "features"),
-                       FeatureBuild("customer_id", transform=EMPTY))  # fmt: skip
+        build_features(spark, tables, FeatureBuild("customer_id", transform=EMPTY))
 
 
-def test_missing_key_column_names_the_columns(stack, spark, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    raw = Dataset.at(str(tmp_path / "lake"), "churn", "raw")
-    land_batch(stack, raw, to_csv(clean_rows(20)))
+def test_missing_key_column_names_the_columns(stack, spark) -> None:  # type: ignore[no-untyped-def]
+    tables = new_tables("f")
+    land_batch(stack, tables, to_csv(clean_rows(20)))
     with pytest.raises(ValueError, match=r"key_column 'account' is not a column .*customer_id"):
-        build_features(spark, raw, Dataset.at(str(tmp_path / "lake"), "churn", "features"),
-                       FeatureBuild("account", transform=TRANSFORM))  # fmt: skip
+        build_features(spark, tables, FeatureBuild("account", transform=TRANSFORM))
 
 
 EMPTY_DAG = """
@@ -121,7 +151,7 @@ from airflow.sdk import DAG
 from mlops_ops.operators.spark import SparkPreprocessOperator
 
 with DAG("empty_preprocess", schedule=None, start_date=datetime(2026, 1, 1)):
-    SparkPreprocessOperator(task_id="preprocess", pipeline="churn", lake={lake!r}, key_column="customer_id",
+    SparkPreprocessOperator(task_id="preprocess", pipeline={pipeline!r}, key_column="customer_id",
                             transform="tests.integration.feature_transforms:churn_features") >> EmptyOperator(
         task_id="train")
 """
@@ -135,9 +165,9 @@ def test_operator_skips_itself_and_downstream_on_empty_input(stack, tmp_path, mo
 
     dags = tmp_path / "dags"
     dags.mkdir()
-    (dags / "empty_preprocess.py").write_text(EMPTY_DAG.format(lake=str(tmp_path / "lake")))
+    (dags / "empty_preprocess.py").write_text(EMPTY_DAG.format(pipeline=new_tables("e").pipeline))
     monkeypatch.setattr(airflow.settings, "DAGS_FOLDER", str(dags))
     caplog.set_level(logging.INFO)
     run = DagBag(dag_folder=str(dags)).dags["empty_preprocess"].test()
     assert {t.task_id: t.state for t in run.get_task_instances()} == {"preprocess": "skipped", "train": "skipped"}
-    assert "skipping preprocessing and everything downstream: no admitted rows" in caplog.text
+    assert "skipping preprocessing and everything downstream" in caplog.text
