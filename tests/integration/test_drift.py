@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from mlops_ops.lake.features import FeatureBuild, build_features
-from mlops_ops.lake.store import Dataset, lake_path
+from mlops_ops.lake.store import lake_path
 from tests.integration.churn_data import clean_rows, land_batch, to_csv
+from tests.integration.lake_helpers import committed_rows, pipeline_tables
 
 DAG_FILE = """
 from datetime import datetime
@@ -53,13 +54,13 @@ def champion(stack, tmp_path_factory) -> dict[str, str]:  # type: ignore[no-unty
 
     lake = str(tmp_path_factory.mktemp("drift") / "lake")
     pipeline = f"churn_{uuid.uuid4().hex[:6]}"
-    raw = Dataset.at(lake, pipeline, "raw")
-    land_batch(stack, raw, to_csv(clean_rows(6_000, seed=11)))
+    tables = pipeline_tables(pipeline)
+    land_batch(stack, tables, to_csv(clean_rows(6_000, seed=11)))
     spark = SparkHook(app_name="mlops-ops-tests").get_conn()
     build = FeatureBuild("customer_id", transform="tests.integration.feature_transforms:churn_features")
-    manifest = build_features(spark, raw, Dataset.at(lake, pipeline, "features"), build).manifest_uri
+    manifest = build_features(spark, tables, build).ref
     name = f"churn-drift-{uuid.uuid4().hex[:6]}"
-    args = build_parser().parse_args(["--manifest", manifest, "--target", "churned", "--task", "classification",
+    args = build_parser().parse_args(["--features", manifest, "--target", "churned", "--task", "classification",
                                       "--trainer", "sklearn", "--params", '{"max_iter": 40}',
                                       "--model-name", name])  # fmt: skip
     result = train_and_register(args)
@@ -96,7 +97,7 @@ def test_drift_check_no_event_on_unshifted_data_then_event_with_the_drifted_colu
 ) -> None:
     import mlflow
 
-    raw = Dataset.at(champion["lake"], champion["pipeline"], "raw")
+    raw = pipeline_tables(champion["pipeline"])
     drift_asset = f"mlops_ops.{champion['pipeline']}.drift"
 
     # nothing arrived since the champion was trained: a skip that says so, no report, no event
@@ -111,7 +112,7 @@ def test_drift_check_no_event_on_unshifted_data_then_event_with_the_drifted_colu
     assert not summary["drifted"] and summary["drifted_columns"] == {} and not summary["schema_drift"]
     assert summary["columns_checked"] == 4 and summary["current_rows"] == 3_000
     assert summary["prediction_drift"] is not None and not summary["prediction_drift"]["drifted"]
-    assert summary["reference_manifest"] == champion["manifest"]
+    assert summary["reference"] == champion["manifest"]  # the champion's own features snapshot (time travel)
     report = lake_path(summary["report_uri"])
     assert report.is_file() and b"<html" in report.read_bytes()[:2000].lower()
     saved = json.loads(lake_path(summary["report_uri"].replace("drift.html", "drift.json")).read_bytes())
@@ -143,6 +144,10 @@ def test_drift_check_no_event_on_unshifted_data_then_event_with_the_drifted_colu
     assert cooling["drift_check"].state == "success" and cooling["drift_signal"].state == "skipped"
     assert cooling["drift_check"].xcom_pull(task_ids="drift_check")["drifted"]
     assert len(_asset_events(drift_asset)) == 1
+    # every check is a row of <pipeline>.drift_checks, with the raw snapshot it covered
+    checks = committed_rows(raw, "drift_checks")
+    assert [c["drifted"] for c in sorted(checks, key=lambda c: c["checked_at"])] == [False, True, True]
+    assert all(c["raw_snapshot"] and c["champion_version"] == "1" and not c["backfill"] for c in checks)
 
 
 def test_drift_check_skips_without_a_champion(stack, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

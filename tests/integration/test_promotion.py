@@ -8,9 +8,9 @@ import uuid
 import pytest
 
 from mlops_ops.lake.features import FeatureBuild, build_features
-from mlops_ops.lake.store import Dataset
 from mlops_ops.training.registry import PREVIOUS, NotBlessedError, alias_version, promote
 from tests.integration.churn_data import clean_rows, land_batch, to_csv
+from tests.integration.lake_helpers import new_tables
 
 DAG_FILE = """
 from datetime import datetime
@@ -24,7 +24,7 @@ with DAG("{dag_id}", schedule=None, start_date=datetime(2026, 1, 1),
          params={{"train_params": Param({{}}, type="object")}}):
     train = TrainModelOperator(task_id="train", pipeline="churn", model_name="{name}", target="churned",
                                task="classification", trainer="sklearn", trainer_params={{"max_iter": 60}},
-                               features_manifest="{manifest}", retries=0)
+                               features="{manifest}", retries=0)
     evaluate = EvaluateModelOperator(task_id="evaluate", model_name="{name}", target="churned",
                                      task="classification", metrics=["accuracy", "roc_auc", "log_loss", "f1"],
                                      thresholds={{"roc_auc": {{"min": 0.6}}}},
@@ -37,15 +37,14 @@ with DAG("{dag_id}", schedule=None, start_date=datetime(2026, 1, 1),
 
 
 @pytest.fixture(scope="module")
-def features_manifest(stack, tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
+def features_manifest(stack) -> str:  # type: ignore[no-untyped-def]
     from mlops_ops.hooks.spark import SparkHook
 
-    lake = str(tmp_path_factory.mktemp("promo") / "lake")
-    raw = Dataset.at(lake, "churn", "raw")
-    land_batch(stack, raw, to_csv(clean_rows(6_000, seed=11)))
+    tables = new_tables("promo")
+    land_batch(stack, tables, to_csv(clean_rows(6_000, seed=11)))
     spark = SparkHook(app_name="mlops-ops-tests").get_conn()
     build = FeatureBuild("customer_id", transform="tests.integration.feature_transforms:churn_features")
-    return build_features(spark, raw, Dataset.at(lake, "churn", "features"), build).manifest_uri
+    return build_features(spark, tables, build).ref
 
 
 def _pipeline(tmp_path, monkeypatch, name: str, manifest: str, conf: dict | None = None) -> dict[str, str]:  # type: ignore[no-untyped-def]

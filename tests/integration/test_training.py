@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.churn_data import churn_feature_table
+from tests.integration.lake_helpers import new_tables
 
 DAG_FILE = """
 from datetime import datetime
@@ -20,13 +21,14 @@ with DAG("train_{name}", schedule=None, start_date=datetime(2026, 1, 1),
          params={{"train_params": Param({{}}, type="object")}}):
     TrainModelOperator(task_id="train", pipeline="churn", model_name="{name}", target="churned",
                        task="classification", trainer="{trainer}", trainer_params={params},
-                       features_manifest="{manifest}", retries=0)
+                       features="{manifest}", retries=0)
 """
 
 
 @pytest.fixture(scope="module")
-def features_manifest(stack, tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
-    return churn_feature_table(stack, str(tmp_path_factory.mktemp("train") / "lake"))
+def features_manifest(stack) -> str:  # type: ignore[no-untyped-def]
+    """A pinned feature-table snapshot reference (``<pipeline>.features@<id>``)."""
+    return churn_feature_table(stack, new_tables("t"))
 
 
 def _run(tmp_path: Path, monkeypatch, trainer: str, manifest: str, params: dict, conf: dict | None = None):  # type: ignore[no-untyped-def]
@@ -57,7 +59,8 @@ def test_sklearn_model_is_logged_registered_and_servable(stack, features_manifes
     assert logged.data.params["hp.max_iter"] == "30" and logged.data.params["trainer"] == "sklearn"
     assert logged.data.tags["mlops_ops.pipeline"] == "churn"
     assert logged.data.tags["airflow.run_id"] == run.run_id
-    assert logged.data.tags["mlops_ops.features_manifest"] == features_manifest
+    assert logged.data.tags["mlops_ops.features_snapshot"] == features_manifest
+    assert version.tags["mlops_ops.features_snapshot"] == features_manifest and version.tags["mlops_ops.raw_snapshot"]
     assert version.tags["mlops_ops.run_id"] == result["run_id"]
     model = mlflow.pyfunc.load_model(f"models:/{name}@challenger")
     rows = pd.DataFrame([{"tenure_months": 2, "monthly_charges": 95.0, "charges_per_month": 95.0, "support_calls": 7},
