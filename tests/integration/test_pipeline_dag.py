@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from mlops_ops.demo import churn_event
-from mlops_ops.lake.store import Dataset
 from tests.conftest import ROOT
-from tests.integration.lake_helpers import committed_rows, produce
+from tests.integration.lake_helpers import committed_rows, pipeline_tables, produce
 
 
 @pytest.fixture
@@ -22,7 +21,7 @@ def fresh_lake(monkeypatch: pytest.MonkeyPatch) -> str:
     return lake
 
 
-def test_churn_training_dag_ingests_and_emits_asset_event(stack, bootstrap: str, fresh_lake: str) -> None:  # type: ignore[no-untyped-def]
+def test_churn_ingest_then_training_with_asset_events(stack, bootstrap: str, fresh_lake: str) -> None:  # type: ignore[no-untyped-def]
     import random
     from datetime import datetime
 
@@ -33,50 +32,54 @@ def test_churn_training_dag_ingests_and_emits_asset_event(stack, bootstrap: str,
 
     rng = random.Random(7)
     now = datetime.now(UTC)
-    events = [churn_event(rng, f"it-{i}", now) for i in range(3_000)]
+    events = [churn_event(rng, f"it-{uuid.uuid4().hex[:6]}-{i}", now) for i in range(3_000)]
     produce(bootstrap, "churn-events", [json.dumps(e).encode() for e in events] + [b"not json"] * 10)
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
-    run = bag.dags["churn__training"].test()
+    ingest = bag.dags["churn__ingest"].test()
+    assert ingest.state == "success"
+    tis = {t.task_id: t for t in ingest.get_task_instances()}
+    assert {k: t.state for k, t in tis.items()} == {"ingest_kafka": "success", "quality_gate": "success"}
+    result = tis["ingest_kafka"].xcom_pull(task_ids="ingest_kafka")
+    gate = tis["quality_gate"].xcom_pull(task_ids="quality_gate")
+    assert result["rows"] >= 3_000 and result["published"] is False and gate["batches"] == [result["batch"]]
+    rows = committed_rows(pipeline_tables("churn"))
+    assert {r["customer_id"] for r in rows} >= {e["customer_id"] for e in events}
+    assert len(rows) == len({(r["_partition"], r["_offset"]) for r in rows})  # no duplicates
+
+    run = bag.dags["churn__training"].test()  # what the raw Asset event starts under the scheduler
     assert run.state == "success"
     states = {t.task_id: t.state for t in run.get_task_instances()}
     assert {k: v for k, v in states.items() if k != "promote"} == {
-        "ingest_kafka": "success", "quality_gate": "success", "preprocess": "success", "train": "success",
-        "evaluate": "success"}  # fmt: skip
+        "preprocess": "success", "train": "success", "evaluate": "success"}  # fmt: skip
     # promoted when blessed; a re-run of the suite on a kept stack may meet a better champion and skip
     assert states["promote"] in ("success", "skipped")
     features = next(t for t in run.get_task_instances() if t.task_id == "preprocess").xcom_pull(task_ids="preprocess")
     assert sum(features["rows"].values()) >= 3_000  # one row per customer
-    ti = next(t for t in run.get_task_instances() if t.task_id == "ingest_kafka")
-    result = ti.xcom_pull(task_ids="ingest_kafka")
-    assert result["rows"] >= 3_000 and result["manifest_uri"].startswith("s3://aws_default@" + fresh_lake[5:])
-    rows = committed_rows(Dataset.at(fresh_lake, "churn", "raw", conn_id="aws_default"))
-    assert {r["customer_id"] for r in rows} >= {e["customer_id"] for e in events}
-    assert len(rows) == len({(r["_partition"], r["_offset"]) for r in rows})  # no duplicates
+    assert features["raw_snapshot"] == gate["snapshot_id"]
 
     with create_session() as session:
         event = session.scalars(
             select(AssetEvent).where(
-                AssetEvent.source_run_id == run.run_id, AssetEvent.source_task_id == "ingest_kafka"
+                AssetEvent.source_run_id == ingest.run_id, AssetEvent.source_task_id == "quality_gate"
             )
         ).first()
         features_event = session.scalars(
             select(AssetEvent).where(AssetEvent.source_run_id == run.run_id, AssetEvent.source_task_id == "preprocess")
         ).first()
     assert event is not None and features_event is not None
-    assert features_event.extra["manifest_uri"] == features["manifest_uri"]
-    assert event.extra["manifest_uri"] == result["manifest_uri"]
-    assert event.extra["rows"] == result["rows"]
+    assert event.extra["snapshot_id"] == gate["snapshot_id"] and event.extra["table"] == "churn.raw"
+    assert features_event.extra["features"] == features["features"]
 
-    # a second (manual) run with nothing new publishes no empty batch; it retrains from what the lake holds,
-    # reusing the feature snapshot (a scheduled run with nothing new stops at preprocess instead)
+    # nothing new: the ingest DAG skips (no Asset event); a manual training run retrains on the same snapshot
+    again = bag.dags["churn__ingest"].test()
+    assert {t.task_id: t.state for t in again.get_task_instances()} == {"ingest_kafka": "skipped",
+                                                                        "quality_gate": "skipped"}  # fmt: skip
     second = bag.dags["churn__training"].test()
     tis = {t.task_id: t for t in second.get_task_instances()}
-    states = {k: t.state for k, t in tis.items()}
-    assert states["ingest_kafka"] == states["quality_gate"] == "skipped" and second.state == "success"
-    assert states["preprocess"] == states["train"] == "success"
-    assert tis["preprocess"].xcom_pull(task_ids="preprocess") == {**features, "reused": True}
+    assert tis["preprocess"].state == tis["train"].state == "success" and second.state == "success"
+    assert tis["preprocess"].xcom_pull(task_ids="preprocess")["features"] == features["features"]
 
 
 def test_handwritten_taskflow_dag_runs(stack, bootstrap: str, fresh_lake: str, capfd) -> None:  # type: ignore[no-untyped-def]
@@ -92,4 +95,4 @@ def test_handwritten_taskflow_dag_runs(stack, bootstrap: str, fresh_lake: str, c
     run = bag.dags["example_taskflow_ingest"].test()
     assert run.state == "success"
     summary = next(t for t in run.get_task_instances() if t.task_id == "summarize").xcom_pull(task_ids="summarize")
-    assert summary["rows"] >= 100 and summary["files"] >= 1
+    assert summary["rows"] >= 100 and summary["snapshot_id"]
