@@ -61,9 +61,9 @@ def kafka_pending(*, pipeline: str, topics: list[str], kafka_config_id: str, ice
     cluster, offsets = (
         parse_cursor(transaction.cursor(transaction.head(raw), "kafka")) if raw is not None else (None, {})
     )
-    consumer = LakeConsumerHook(
-        topics=topics, group_id=f"mlops-ops.{pipeline}.watch", kafka_config_id=kafka_config_id
-    ).get_consumer()
+    # an unsubscribed consumer (no group membership): watermarks and one fetch are all it needs
+    consumer = LakeConsumerHook(topics=topics, group_id=f"mlops-ops.{pipeline}.watch",
+                                kafka_config_id=kafka_config_id).get_conn  # fmt: skip
     try:
         if cluster is not None and consumer.list_topics(timeout=10).cluster_id != cluster:
             offsets = {}
@@ -112,6 +112,8 @@ class _ArrivalsTrigger(BaseEventTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        self.log.info("watching %s for new data of pipeline %s every %ss", self.source,
+                      self.selection.get("pipeline"), self.poll_interval)  # fmt: skip
         fired: str | None = None
         while True:
             try:

@@ -1,11 +1,13 @@
 """Runs started by events, with Airflow's real scheduler, dag-processor, triggerer and API server.
 
-One factory-built pipeline (Kafka source, Spark features, sklearn, evaluation, promotion,
-drift stage, control topic) is served by real Airflow processes. The test checks:
-a REST trigger with bad ``conf`` is refused (HTTP 400) and with good ``conf`` runs to the
-end; a drift Asset event creates a retraining run; a Kafka control message creates a
-run through the ``AssetWatcher`` while messages for other pipelines or malformed ones do
-not; and every stage's figures reach a real UDP StatsD listener.
+One factory-built pipeline (watched Kafka and S3 sources, Spark features, sklearn, evaluation,
+promotion, drift stage, control topic) is served by real Airflow processes. The test checks: new
+messages on the topic and new objects under the prefix start ingest runs with nobody triggering them
+(AssetWatchers in the triggerer); each published batch's Asset event starts a training run; a REST
+trigger with bad ``conf`` is refused (HTTP 400) and with good ``conf`` runs to the end; a drift Asset
+event creates a retraining run; a Kafka control message creates a run through its ``AssetWatcher``
+while messages for other pipelines or malformed ones do not; the "Lake snapshot" link serves the
+snapshot; and every stage's figures reach a real UDP StatsD listener.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ source:
     topics: [{topic}]
     schema: {schema}
     poll_timeout_s: 2
+    watch: true
+    poll_interval_s: 5
+  s3: {{bucket: {bucket}, prefix: drops/, glob: '*.csv', format: csv, schema: {schema}, poll_interval_s: 5}}
 preprocess:
   transform: tests.integration.feature_transforms:churn_features
   key_column: customer_id
@@ -92,7 +97,10 @@ def scenario(stack, tmp_path_factory) -> Iterator[dict[str, Any]]:  # type: igno
     root = tmp_path_factory.mktemp("sched")
     names = {"pipeline": f"sched_{uuid.uuid4().hex[:6]}", "topic": f"events-{uuid.uuid4().hex[:6]}",
              "control": f"control-{uuid.uuid4().hex[:6]}", "model": f"sched-{uuid.uuid4().hex[:6]}",
-             "lake": str(root / "lake")}  # fmt: skip
+             "lake": str(root / "lake"), "bucket": f"sched-{uuid.uuid4().hex[:8]}"}  # fmt: skip
+    from mlops_ops.stack.services import s3_client
+
+    s3_client(stack.settings).create_bucket(Bucket=names["bucket"])
     bootstrap = f"127.0.0.1:{stack.settings.ports['kafka']}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for name in (names["topic"], names["control"]):
@@ -113,6 +121,7 @@ def scenario(stack, tmp_path_factory) -> Iterator[dict[str, Any]]:  # type: igno
             "statsd": statsd,
             "bootstrap": bootstrap,
             "mlflow_port": stack.settings.ports["mlflow"],
+            "s3": s3_client(stack.settings),
         }
     finally:
         services.stop()
@@ -147,26 +156,39 @@ def _new_run(services: AirflowServices, dag_id: str, known: set[str], timeout: f
     )
 
 
-def test_rest_trigger_is_validated_by_params_and_good_conf_runs_with_metrics(scenario) -> None:  # type: ignore[no-untyped-def]
-    services: AirflowServices = scenario["services"]
-    dag_id = f"{scenario['pipeline']}__training"
-    services.wait_for(f"{dag_id} to be parsed", lambda: services.request("GET", f"/api/v2/dags/{dag_id}")[0] == 200)
+def test_source_events_start_ingest_and_published_batches_start_training(scenario) -> None:  # type: ignore[no-untyped-def]
+    from tests.integration.churn_data import to_csv
 
-    status, body = services.request("POST", f"/api/v2/dags/{dag_id}/dagRuns",
+    services: AirflowServices = scenario["services"]
+    ingest_id, training_id = f"{scenario['pipeline']}__ingest", f"{scenario['pipeline']}__training"
+    for dag_id in (ingest_id, training_id):
+        services.wait_for(
+            f"{dag_id} to be parsed", lambda d=dag_id: services.request("GET", f"/api/v2/dags/{d}")[0] == 200
+        )
+
+    status, body = services.request("POST", f"/api/v2/dags/{training_id}/dagRuns",
                                     {"logical_date": None, "conf": {"train_params": "fast please"}})  # fmt: skip
     assert status == 400, body
     assert "train_params" in json.dumps(body) and "object" in json.dumps(body)
-    assert services.runs(dag_id) == []
+    assert services.runs(training_id) == []
 
+    # messages on the topic: nobody triggers anything, the Kafka watcher starts the ingest run
+    services.wait_for("the source watchers to start",
+                      lambda: "watching kafka for new data" in (services.home / "triggerer.log").read_text(errors="replace"),
+                      timeout=120)  # fmt: skip
     rows = clean_rows(3_000, seed=21)
     _produce(scenario["bootstrap"], scenario["topic"], [json.dumps(r).encode() for r in rows])
-    status, body = services.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {
-        "logical_date": None, "conf": {"train_params": {"max_iter": 20}, "reason": "first model"}})  # fmt: skip
-    assert status == 200, body
-    assert body["conf"]["train_params"] == {"max_iter": 20}
-    states = _wait_finished(services, dag_id, body["dag_run_id"])
-    assert states == {"ingest_kafka": "success", "preprocess": "success", "train": "success", "evaluate": "success",
-                      "promote": "success"}  # fmt: skip
+    run = _new_run(services, ingest_id, set(), timeout=180)
+    assert run["run_type"] == "asset_triggered"
+    states = _wait_finished(services, ingest_id, run["dag_run_id"])
+    assert states["ingest_kafka"] == "success"
+    known_ingest = {r["dag_run_id"] for r in services.runs(ingest_id)}
+
+    # the published batch's Asset event starts the training run
+    training = _new_run(services, training_id, set(), timeout=180)
+    assert training["run_type"] == "asset_triggered"
+    assert _wait_finished(services, training_id, training["dag_run_id"]) == {
+        "preprocess": "success", "train": "success", "evaluate": "success", "promote": "success"}  # fmt: skip
 
     statsd: StatsdListener = scenario["statsd"]
     prefix = f"airflow.mlops_ops.{scenario['pipeline']}"
@@ -178,17 +200,20 @@ def test_rest_trigger_is_validated_by_params_and_good_conf_runs_with_metrics(sce
     assert auc.endswith("|g") and 0.5 < float(auc.split("|")[0]) <= 1.0
     assert statsd.values(f"{prefix}.promote.champion_version") == ["1.0|g"]
 
-    # operator extra links (computed when each task ended) and the plugin's overview, through the API server
-    run_path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(body['dag_run_id'], safe='')}/taskInstances"
-    links = {t: services.request("GET", f"{run_path}/{t}/links")[1]["extra_links"] for t in ("ingest_kafka", "train")}
+    # operator extra links (computed when each task ended) and the plugin's pages, through the API server
+    ingest_path = f"/api/v2/dags/{ingest_id}/dagRuns/{quote(run['dag_run_id'], safe='')}/taskInstances"
+    snapshot_url = services.request("GET", f"{ingest_path}/ingest_kafka/links")[1]["extra_links"]["Lake snapshot"]
+    assert snapshot_url.startswith(f"/mlops-ops/lake/{scenario['pipeline']}/raw/")
+    status, snapshot = services.request("GET", snapshot_url)
+    assert status == 200 and snapshot["summary"]["mlops.rows"] == "3000" and "main" in snapshot["refs"]
+    assert sum(f["rows"] for f in snapshot["added_files"]) == 3_000
+    assert services.request("GET", f"/mlops-ops/lake/{scenario['pipeline']}/raw/123")[0] == 404
+    assert services.request("GET", f"/mlops-ops/lake/{scenario['pipeline']}/raw/..%2Fx")[0] == 404
+    train_path = f"/api/v2/dags/{training_id}/dagRuns/{quote(training['dag_run_id'], safe='')}/taskInstances"
+    links = services.request("GET", f"{train_path}/train/links")[1]["extra_links"]
     mlflow_ui = f"http://127.0.0.1:{scenario['mlflow_port']}"
-    assert links["train"]["Model version"] == f"{mlflow_ui}/#/models/{scenario['model']}/versions/1"
-    assert links["train"]["MLflow run"].startswith(f"{mlflow_ui}/#/runs/")
-    manifest_url = links["ingest_kafka"]["Lake manifest"]
-    assert manifest_url.startswith(f"/mlops-ops/lake/{scenario['pipeline']}/raw/manifests/")
-    status, manifest = services.request("GET", manifest_url)
-    assert status == 200 and sum(f["rows"] for f in manifest["files"]) == 3_000
-    assert services.request("GET", f"/mlops-ops/lake/{scenario['pipeline']}/_state/kafka.json")[0] == 404
+    assert links["Model version"] == f"{mlflow_ui}/#/models/{scenario['model']}/versions/1"
+    assert links["MLflow run"].startswith(f"{mlflow_ui}/#/runs/")
     status, overview = services.request("GET", "/mlops-ops/api/pipelines")
     assert status == 200, overview
     (row,) = [r for r in overview if r["pipeline"] == scenario["pipeline"]]
@@ -197,12 +222,30 @@ def test_rest_trigger_is_validated_by_params_and_good_conf_runs_with_metrics(sce
     assert abs(row["champion_metric"] - float(auc.split("|")[0])) < 1e-6
     assert [p["label"] for p in row["champion_history"]] == ["v1"]
 
+    # a good manual trigger with conf runs to the end (on the same raw snapshot)
+    status, body = services.request("POST", f"/api/v2/dags/{training_id}/dagRuns", {
+        "logical_date": None, "conf": {"train_params": {"max_iter": 20}, "reason": "manual"}})  # fmt: skip
+    assert status == 200, body
+    assert body["conf"]["train_params"] == {"max_iter": 20}
+    assert _wait_finished(services, training_id, body["dag_run_id"])["train"] == "success"
+
+    # objects under the prefix: the S3 watcher starts an ingest run
+    scenario["s3"].put_object(Bucket=scenario["bucket"], Key="drops/export-1.csv",
+                              Body=to_csv(clean_rows(200, seed=22, start=50_000)))  # fmt: skip
+    run = _new_run(services, ingest_id, known_ingest, timeout=180)
+    assert run["run_type"] == "asset_triggered"
+    states = _wait_finished(services, ingest_id, run["dag_run_id"])
+    assert states["ingest_s3"] == "success"
+    assert statsd.values(f"{prefix}.ingest_s3.rows") == ["200|c"]
+
 
 def test_drift_event_and_control_message_start_retraining_runs(scenario) -> None:  # type: ignore[no-untyped-def]
     services: AirflowServices = scenario["services"]
     pipeline = scenario["pipeline"]
     dag_id = f"{pipeline}__training"
     services.wait_for(f"{dag_id} to be parsed", lambda: services.request("GET", f"/api/v2/dags/{dag_id}")[0] == 200)
+    settled = lambda: all(r["state"] in ("success", "failed") for r in services.runs(dag_id))  # noqa: E731
+    services.wait_for("no training run in flight", settled, timeout=300)
     known = {r["dag_run_id"] for r in services.runs(dag_id)}
 
     # a drift signal (what drift_signal emits) creates an asset-triggered retraining run
@@ -214,8 +257,8 @@ def test_drift_event_and_control_message_start_retraining_runs(scenario) -> None
     run = _new_run(services, dag_id, known)
     assert run["run_type"] == "asset_triggered"
     states = _wait_finished(services, dag_id, run["dag_run_id"])
-    # nothing new in Kafka, yet the retraining run rebuilds features from the lake and trains
-    assert states["ingest_kafka"] == "skipped" and states["preprocess"] == states["train"] == "success"
+    # the training DAG never ingests: the retraining run builds from what raw holds and trains
+    assert "ingest_kafka" not in states and states["preprocess"] == states["train"] == "success"
     known.add(run["dag_run_id"])
 
     # control topic: a malformed message and one for another pipeline are ignored; the right one starts a run
@@ -233,8 +276,9 @@ def test_drift_event_and_control_message_start_retraining_runs(scenario) -> None
     _wait_finished(services, dag_id, run["dag_run_id"])
     known.add(run["dag_run_id"])
     _, events = services.request("GET", "/api/v2/assets/events?source_dag_id=&limit=100&order_by=-timestamp")
-    requests = [e for e in events["asset_events"] if e.get("extra", {}).get("payload", {}).get("pipeline") == pipeline]
-    assert [e["extra"]["payload"]["reason"] for e in requests] == ["new labels arrived"]
+    payloads = [e.get("extra", {}).get("payload", {}) for e in events["asset_events"]]
+    requests = [p for p in payloads if p.get("pipeline") == pipeline and "source" not in p]  # not the source watchers
+    assert [p["reason"] for p in requests] == ["new labels arrived"]
     log = (services.home / "triggerer.log").read_text(errors="replace")
     assert "ignored control message" in log and "someone_else" in log
     time.sleep(8)  # the ignored messages must not have started anything
