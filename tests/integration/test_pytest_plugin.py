@@ -22,7 +22,7 @@ def test_the_documented_example_passes_with_the_plugin_alone(stack, pytester: py
                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     shutil.copytree(EXAMPLE, pytester.path, dirs_exist_ok=True)
     for name in list(os.environ):  # what a user's shell would not have: the plugin sets it up
-        if name.startswith(("AIRFLOW", "MLOPS_OPS_", "MLFLOW_")):
+        if name.startswith(("AIRFLOW", "MLOPS_OPS_", "MLFLOW_", "PYICEBERG_")):
             monkeypatch.delenv(name)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", f"--mlops-home={TEST_HOME}",
                                            "--mlops-keep-stack", timeout=900)  # fmt: skip
@@ -40,7 +40,7 @@ def test_a_failing_pipeline_test_fails(stack, pytester: pytest.Pytester, monkeyp
             assert run.tasks["ingest_kafka"] == "success"
         """)  # fmt: skip
     for name in list(os.environ):
-        if name.startswith(("AIRFLOW", "MLOPS_OPS_", "MLFLOW_")):
+        if name.startswith(("AIRFLOW", "MLOPS_OPS_", "MLFLOW_", "PYICEBERG_")):
             monkeypatch.delenv(name)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", f"--mlops-home={TEST_HOME}",
                                            "--mlops-keep-stack", timeout=600)  # fmt: skip
