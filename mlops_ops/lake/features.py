@@ -226,10 +226,9 @@ def _expected_head(features: Any, previous: Any) -> int | None:
 def _ensure_features(tables: PipelineTables, features: Any, out: Any) -> Any:
     """The features table, created from (or evolved to) the transform's output schema."""
     import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
 
     from mlops_ops.lake.tables import ensure_table
-
-    from pyspark.sql.pandas.types import to_arrow_schema
 
     arrow = to_arrow_schema(out.schema, timezone="UTC")
     schema = pa.schema([f.with_type(pa.timestamp("us", tz="UTC")) if pa.types.is_timestamp(f.type) else f

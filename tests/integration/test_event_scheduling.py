@@ -173,8 +173,8 @@ def test_source_events_start_ingest_and_published_batches_start_training(scenari
     assert services.runs(training_id) == []
 
     # messages on the topic: nobody triggers anything, the Kafka watcher starts the ingest run
-    services.wait_for("the source watchers to start",
-                      lambda: "watching kafka for new data" in (services.home / "triggerer.log").read_text(errors="replace"),
+    log = services.home / "triggerer.log"
+    services.wait_for("the source watchers", lambda: "watching kafka for new data" in log.read_text(errors="replace"),
                       timeout=120)  # fmt: skip
     rows = clean_rows(3_000, seed=21)
     _produce(scenario["bootstrap"], scenario["topic"], [json.dumps(r).encode() for r in rows])

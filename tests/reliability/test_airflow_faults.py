@@ -1,7 +1,9 @@
 """With Airflow's real scheduler, dag-processor, triggerer and API server (LocalExecutor):
 
-* concurrency: a scheduled and a manual run of the same pipeline at once run one after the other
-  (``max_active_runs=1``), and the lake and the registry stay consistent;
+* concurrency: scheduled, manual and backfill runs writing the same ``raw`` table at once (the factory's
+  ingest DAG and a hand-written writer DAG that allows 4 active runs), with a producer still writing:
+  commits are conditional, losers retry from the winner's position, every produced row lands exactly once,
+  and the registry holds one version per successful training;
 * secrets: a sentinel secret in each connection never shows in task logs, XCom, rendered template
   fields, run conf, the plugin view, or the reports in the lake and MLflow;
 * a task process SIGKILLed mid-write is failed by Airflow, retried, and the retry lands every row once.
@@ -9,7 +11,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import sqlite3
 import uuid
@@ -21,13 +22,12 @@ from urllib.parse import quote
 
 import pytest
 
-from mlops_ops.lake.store import Dataset
 from mlops_ops.testing.airflow_services import AirflowServices
 from mlops_ops.testing.runner import LOADER
 from tests.conftest import ROOT
 from tests.integration.churn_data import SCHEMA, clean_rows
 from tests.integration.lake_helpers import SCHEMA as EVENT_SCHEMA
-from tests.integration.lake_helpers import checksum, committed_rows, event, produce
+from tests.integration.lake_helpers import checksum, committed_rows, event, pipeline_tables, produce
 
 pytestmark = pytest.mark.integration
 
@@ -86,8 +86,19 @@ class KilledOnFirstTry(KafkaToLakeOperator):
 
 
 with DAG("killed_ingest", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
-    KilledOnFirstTry(task_id="ingest", topics=["{topic}"], pipeline="killed", lake="{lake}", schema={schema},
+    KilledOnFirstTry(task_id="ingest", topics=["{topic}"], pipeline="{pipeline}", lake="{lake}", schema={schema},
                      rows_per_file=250, poll_timeout_s=2, retries=1, retry_delay=timedelta(seconds=2))
+"""
+WRITER_DAG = """# Airflow DAG file: a second writer of the pipeline's raw table, 4 runs at a time (tests/reliability)
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG
+
+from mlops_ops.operators.kafka import KafkaToLakeOperator
+
+with DAG("conc_writer", schedule="* * * * *", start_date=datetime(2026, 1, 1), catchup=False, max_active_runs=4):
+    KafkaToLakeOperator(task_id="ingest", topics=["{topic}"], pipeline="{pipeline}", lake="{lake}", schema={schema},
+                        poll_timeout_s=2, retries=6, retry_delay=timedelta(seconds=3))
 """
 
 
@@ -98,7 +109,7 @@ def airflow(stack, tmp_path_factory) -> Iterator[dict[str, Any]]:  # type: ignor
     root = tmp_path_factory.mktemp("airflow-faults")
     names = {"pipeline": f"conc_{uuid.uuid4().hex[:6]}", "topic": f"conc-{uuid.uuid4().hex[:6]}",
              "model": f"conc-{uuid.uuid4().hex[:6]}", "lake": str(root / "lake"),
-             "killed_topic": f"killed-{uuid.uuid4().hex[:6]}"}  # fmt: skip
+             "killed_topic": f"killed-{uuid.uuid4().hex[:6]}", "killed": f"killed_{uuid.uuid4().hex[:6]}"}  # fmt: skip
     ports = stack.settings.ports
     bootstrap = f"127.0.0.1:{ports['kafka']}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -110,8 +121,12 @@ def airflow(stack, tmp_path_factory) -> Iterator[dict[str, Any]]:  # type: ignor
     (dags / "pipelines").mkdir(parents=True)
     (dags / "pipelines" / f"{names['pipeline']}.yaml").write_text(SPEC.format(schema=json.dumps(SCHEMA), **names))
     (dags / "pipelines_dag.py").write_text(LOADER)
-    (dags / "killed_ingest.py").write_text(KILLED_DAG.format(topic=names["killed_topic"], lake=names["lake"],
-                                                             schema=repr(EVENT_SCHEMA)))  # fmt: skip
+    killed = KILLED_DAG.format(topic=names["killed_topic"], lake=names["lake"], schema=repr(EVENT_SCHEMA),
+                               pipeline=names["killed"])  # fmt: skip
+    (dags / "killed_ingest.py").write_text(killed)
+    writer = WRITER_DAG.format(topic=names["topic"], lake=names["lake"], schema=repr(SCHEMA),
+                               pipeline=names["pipeline"])  # fmt: skip
+    (dags / "conc_writer.py").write_text(writer)
     conns = {  # each with a sentinel secret the stack's services ignore
         "AIRFLOW_CONN_MLFLOW_DEFAULT": {"conn_type": "mlflow", "host": "127.0.0.1", "port": ports["mlflow"],
                                         "schema": "http", "login": "mlops", "password": SENTINELS["mlflow"]},
@@ -136,45 +151,99 @@ def _finished_runs(services: AirflowServices, dag_id: str) -> list[dict[str, Any
     return [r for r in services.runs(dag_id) if r["state"] in ("success", "failed")]
 
 
-def test_scheduled_and_manual_runs_at_once_keep_the_lake_and_registry_consistent(airflow) -> None:  # type: ignore[no-untyped-def]
+def test_scheduled_manual_and_backfill_writers_at_once_land_every_row_once(airflow) -> None:  # type: ignore[no-untyped-def]
+    import threading
+    from datetime import UTC, timedelta
+
     from mlflow import MlflowClient
 
     services: AirflowServices = airflow["services"]
-    dag_id = f"{airflow['pipeline']}__training"
-    # unpaused at creation with a per-minute schedule: the scheduler creates a scheduled run right away
-    services.wait_for("a scheduled run", lambda: [r for r in services.runs(dag_id) if r["run_type"] == "scheduled"])
-    status, manual = services.request("POST", f"/api/v2/dags/{dag_id}/dagRuns",
-                                      {"logical_date": None, "conf": {"reason": "manual while scheduled"}})  # fmt: skip
-    assert status == 200, manual
-    overlap = []
+    ingest_id, training_id = f"{airflow['pipeline']}__ingest", f"{airflow['pipeline']}__training"
+    for dag_id in (ingest_id, "conc_writer"):
+        services.wait_for(
+            f"{dag_id} to be parsed", lambda d=dag_id: services.request("GET", f"/api/v2/dags/{d}")[0] == 200
+        )
+        services.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+    # a producer keeps writing while every kind of run writes raw
+    produced = {"n": 2_000}
+    stop = threading.Event()
 
-    def both_done() -> bool:
-        runs = services.runs(dag_id)
-        overlap.append(sum(r["state"] == "running" for r in runs))
-        finished = {r["run_type"] for r in runs if r["state"] in ("success", "failed")}
-        return {"scheduled", "manual"} <= finished
+    def keep_producing() -> None:
+        while not stop.is_set():
+            start = produced["n"]
+            produce(airflow["bootstrap"], airflow["topic"],
+                    [json.dumps(r).encode() for r in clean_rows(100, seed=start, start=start)])  # fmt: skip
+            produced["n"] += 100
+            stop.wait(0.5)
 
-    services.wait_for("the scheduled and the manual run to finish", both_done, timeout=600, every=1)
-    services.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": True})  # no more per-minute runs
-    runs = _finished_runs(services, dag_id)
-    assert all(r["state"] == "success" for r in runs), [(r["dag_run_id"], r["state"]) for r in runs]
-    assert max(overlap) == 1  # never two runs of the pipeline at once
-    spans = sorted((datetime.fromisoformat(r["start_date"]), datetime.fromisoformat(r["end_date"])) for r in runs)
-    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
+    producer = threading.Thread(target=keep_producing, daemon=True)
+    producer.start()
+    try:
+        services.wait_for("a scheduled ingest run", lambda: [r for r in services.runs(ingest_id)
+                                                           if r["run_type"] == "scheduled"])  # fmt: skip
+        for dag_id in (ingest_id, "conc_writer"):
+            status, body = services.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})
+            assert status == 200, body
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        status, backfill = services.request("POST", "/api/v2/backfills", {
+            "dag_id": "conc_writer", "from_date": (now - timedelta(minutes=4)).isoformat(),
+            "to_date": now.isoformat(), "max_active_runs": 4, "reprocess_behavior": "completed"})  # fmt: skip
+        assert status == 200, backfill
+        services.wait_for("backfill runs", lambda: [r for r in services.runs("conc_writer")
+                                                    if r["run_type"] == "backfill"], timeout=120)  # fmt: skip
+        overlap: list[int] = []
 
-    raw = Dataset.at(airflow["lake"], airflow["pipeline"], "raw")
-    ids = [r["customer_id"] for r in committed_rows(raw)]
-    assert len(ids) == 2_000 and len(set(ids)) == 2_000  # ingested once, by whichever run came first
+        def settled() -> bool:
+            runs = services.runs(ingest_id) + services.runs("conc_writer")
+            overlap.append(sum(r["state"] == "running" for r in runs))
+            kinds = {r["run_type"] for r in runs if r["state"] in ("success", "failed")}
+            return {"scheduled", "manual", "backfill"} <= kinds and all(
+                r["state"] in ("success", "failed") for r in runs if r["run_type"] in ("manual", "backfill")
+            )
+
+        services.wait_for("the runs to finish", settled, timeout=600, every=1)
+    finally:
+        stop.set()
+        producer.join(timeout=30)
+    services.request("PATCH", "/api/v2/dags/conc_writer", {"is_paused": True})
+    assert max(overlap) >= 2, "the writers never overlapped: the test proved nothing"
+    services.wait_for("every writer run to end", lambda: all(
+        r["state"] in ("success", "failed") for r in services.runs("conc_writer")), timeout=600, every=2)  # fmt: skip
+    # one last run picks up whatever arrived after the others read (and decides anything left staged)
+    status, last = services.request("POST", f"/api/v2/dags/{ingest_id}/dagRuns", {"logical_date": None})
+    assert status == 200, last
+    services.wait_for("the last ingest run", lambda: next((r for r in services.runs(ingest_id)
+                      if r["dag_run_id"] == last["dag_run_id"] and r["state"] in ("success", "failed")), None),
+                      timeout=300, every=2)  # fmt: skip
+    services.request("PATCH", f"/api/v2/dags/{ingest_id}", {"is_paused": True})  # no more per-minute runs
+    tables = pipeline_tables(airflow["pipeline"])
+    ids = [r["customer_id"] for r in committed_rows(tables)]
+    assert len(ids) == len(set(ids)) == produced["n"]  # every produced row, once, whoever wrote it
+    assert checksum(ids) == checksum([f"c{i:07d}" for i in range(produced["n"])])
+    failed = [r for r in services.runs("conc_writer") + services.runs(ingest_id) if r["state"] == "failed"]
+    assert failed == [], [(r["dag_id"], r["dag_run_id"]) for r in failed]  # losers retried from the winner's end
+
+    # training ran on published batches; one version per successful training, none half-registered
+    services.wait_for("training runs to settle", lambda: services.runs(training_id) and all(
+        r["state"] in ("success", "failed") for r in services.runs(training_id)), timeout=600, every=2)  # fmt: skip
+    runs = _finished_runs(services, training_id)
     client = MlflowClient(airflow["mlflow"], airflow["mlflow"])
     versions = client.search_model_versions(f"name = '{airflow['model']}'")
-    trained = sum(services.task_states(dag_id, r["dag_run_id"]).get("train") == "success" for r in runs)
-    assert len(versions) == trained >= 2  # one version per training, no duplicates, none half-registered
+    trained = sum(services.task_states(training_id, r["dag_run_id"]).get("train") == "success" for r in runs)
+    assert len(versions) == trained >= 1
     champion = client.get_model_version_by_alias(airflow["model"], "champion")
     assert champion.tags["mlops_ops.blessed"] == "true"
 
-    # the drift DAG runs too, so its report is among what the secrets test scans
-    produce(airflow["bootstrap"], airflow["topic"], [json.dumps(r).encode() for r in clean_rows(1_000, seed=6,
-                                                                                           start=2_000)])  # fmt: skip
+    # the drift DAG runs too, so its report is among what the secrets test scans: new data is ingested first
+    fresh = clean_rows(1_000, seed=6, start=9_000_000)
+    produce(airflow["bootstrap"], airflow["topic"], [json.dumps(r).encode() for r in fresh])
+    services.request("PATCH", f"/api/v2/dags/{ingest_id}", {"is_paused": False})
+    status, more = services.request("POST", f"/api/v2/dags/{ingest_id}/dagRuns", {"logical_date": None})
+    assert status == 200, more
+    services.wait_for("the ingest of new data", lambda: next((r for r in services.runs(ingest_id)
+                      if r["dag_run_id"] == more["dag_run_id"] and r["state"] == "success"), None),
+                      timeout=300, every=2)  # fmt: skip
+    services.request("PATCH", f"/api/v2/dags/{ingest_id}", {"is_paused": True})
     drift_id = f"{airflow['pipeline']}__drift"
     status, drift_run = services.request("POST", f"/api/v2/dags/{drift_id}/dagRuns", {"logical_date": None})
     assert status == 200, drift_run
@@ -205,9 +274,9 @@ def test_no_secret_reaches_logs_xcom_rendered_fields_views_or_reports(airflow, t
         texts["run conf"] = "\n".join(str(v) for (v,) in db.execute("SELECT conf FROM dag_run"))
     finally:
         db.close()
-    assert "manifest_uri" in texts["xcom"] and texts["rendered fields"]
+    assert "snapshot_id" in texts["xcom"] and texts["rendered fields"]
     texts["plugin view"] = json.dumps(services.request("GET", "/mlops-ops/api/pipelines")[1])
-    for path in Path(airflow["lake"]).rglob("*"):  # manifests, Data Docs, drift reports
+    for path in Path(airflow["lake"]).rglob("*"):  # Data Docs, drift reports
         if path.is_file() and path.suffix in (".json", ".html"):
             texts[str(path)] = path.read_text(errors="replace")
     assert any(p.endswith("drift.html") for p in texts) and any("_data_docs" in p for p in texts)
@@ -242,6 +311,6 @@ def test_task_process_killed_mid_write_is_retried_and_lands_every_row_once(airfl
     assert done["state"] == "success" and ti["try_number"] == 2, (ti, services.logs())
     _, tries = services.request("GET", f"{path}/tries")
     assert [t["state"] for t in sorted(tries["task_instances"], key=lambda t: t["try_number"])] == ["failed", "success"]
-    rows = committed_rows(Dataset.at(airflow["lake"], "killed", "raw"))
+    rows = committed_rows(pipeline_tables(airflow["killed"]))
     assert len(rows) == 1_500
     assert checksum([r["id"] for r in rows]) == checksum([f"e{i}" for i in range(1_500)])

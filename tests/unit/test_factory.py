@@ -75,9 +75,9 @@ def test_s3_source_is_watched_by_default() -> None:
     assert isinstance(condition, Asset) and condition.name == "mlops_ops.p.s3_arrivals"
     (watcher,) = condition.watchers
     assert isinstance(watcher.trigger, S3ArrivalsTrigger)
-    assert watcher.trigger.serialize()[1] == {"poll_interval": 60, "pipeline": "p", "bucket": "raw-data",
-                                              "prefix": "in/", "glob": "*.csv", "on_change": "reingest",
-                                              "source_conn_id": "aws_default", "iceberg_conn_id": "iceberg_default"}  # fmt: skip
+    assert watcher.trigger.serialize()[1] == {
+        "poll_interval": 60, "pipeline": "p", "bucket": "raw-data", "prefix": "in/", "glob": "*.csv",
+        "on_change": "reingest", "source_conn_id": "aws_default", "iceberg_conn_id": "iceberg_default"}  # fmt: skip
     quiet = _dags(parse_spec(text.replace("format: csv", "format: csv, watch: false"), default_pipeline="p"))
     assert type(quiet["ingest"].timetable).__name__ == "NullTimetable"  # no schedule, no watcher: manual runs only
 
