@@ -1,7 +1,7 @@
 """Build a feature table in its own process (so its Spark JVM can be killed without harming the test session).
 
-usage: python -m tests.reliability.spark_job LAKE PIPELINE TRANSFORM
-Prints SPARK_READY once the session is up, then ``rows=N`` when the table is published.
+usage: python -m tests.reliability.spark_job PIPELINE TRANSFORM
+Prints SPARK_READY once the session is up, then ``rows=N`` when the table is committed.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 
 from mlops_ops.hooks.spark import SparkHook
 from mlops_ops.lake.features import FeatureBuild, build_features
-from mlops_ops.lake.store import Dataset
+from mlops_ops.lake.tables import PipelineTables, load_catalog
 
 
 def slow_features(df, spark):  # type: ignore[no-untyped-def]
@@ -30,13 +30,13 @@ def slow_features(df, spark):  # type: ignore[no-untyped-def]
     return churn_features(df, spark).withColumn("monthly_charges", slow(F.col("monthly_charges")))
 
 
-def main(lake: str, pipeline: str, transform: str) -> None:
+def main(pipeline: str, transform: str) -> None:
     spark = SparkHook(app_name="mlops-ops-fault").get_conn()
     print("SPARK_READY", flush=True)
     build = FeatureBuild("customer_id", transform=transform)
-    result = build_features(spark, Dataset.at(lake, pipeline, "raw"), Dataset.at(lake, pipeline, "features"), build)
+    result = build_features(spark, PipelineTables(load_catalog(None), pipeline), build)
     print(f"rows={result.rows}", flush=True)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:3])
