@@ -3,14 +3,14 @@
 * GX gate: the library's gate path (``validate_files`` on the Spark engine, then Data Docs
   published into the lake) versus the same GX checkpoint run directly on a DataFrame read
   from the same Parquet files. Ratio = library time / direct time (target ≤ 1.1).
-* Spark preprocessing: ``build_features`` (transform, hash splits, partitioned Parquet,
-  publish + manifest) versus a hand-written pyspark script doing the same transform and
-  split and writing the same partitioned Parquet. Ratio = library / hand-written (≤ 1.1).
+* Spark preprocessing: ``build_features`` (a full build: transform, hash splits, Parquet, one
+  Iceberg commit) versus a hand-written pyspark script doing the same transform and split and
+  writing the same Parquet. Ratio = library / hand-written (≤ 1.1).
 * Spark session start-up is timed on its own (first ``getOrCreate`` in the process).
 
 Median of 5, the two sides alternating, one process, one warm Spark session. The raw
-batch lands through the real S3 ingest into a local lake; results go to
-``bench/results/quality.json``.
+batch lands through the real S3 ingest into tables of a local catalog (warehouse on this disk);
+results go to ``bench/results/quality.json``.
 """
 
 from __future__ import annotations
@@ -38,11 +38,10 @@ def _stack_env() -> Any:
     return stack
 
 
-def land(stack: Any, lake: str, rows: int) -> str:
-    """Upload a churn CSV of ``rows`` rows and ingest it; returns the manifest URI."""
-    from bench.ingest import csv_object
+def land(stack: Any, out: Path, rows: int) -> tuple[Any, Any]:
+    """Upload a churn CSV of ``rows`` rows and stage it in ``bench.raw``; returns (tables, staged batch)."""
+    from bench.ingest import csv_object, local_tables
     from mlops_ops.lake.s3_ingest import S3BatchIngest, S3BatchSettings
-    from mlops_ops.lake.store import Dataset, lake_path
     from mlops_ops.stack.services import s3_client
 
     client = s3_client(stack.settings)
@@ -52,10 +51,10 @@ def land(stack: Any, lake: str, rows: int) -> str:
     schema = {"customer_id": "string", "tenure_months": "int", "monthly_charges": "float", "total_charges": "float",
               "contract": "string", "support_calls": "int", "churned": "bool"}  # fmt: skip
     settings = S3BatchSettings(bucket=bucket, prefix="in/", format="csv", schema=schema)
-    raw = Dataset.at(lake, "bench", "raw")
-    result = S3BatchIngest(client, lake_path(f"s3://{bucket}", "aws_default"), raw, settings).run()
-    assert result.manifest_uri is not None and result.rows == rows
-    return result.manifest_uri
+    tables = local_tables(out)
+    result = S3BatchIngest(client, tables, settings).run()
+    assert result.staged is not None and result.rows == rows
+    return tables, result.staged
 
 
 def bench_transform(df: Any, spark: Any) -> Any:
@@ -72,12 +71,14 @@ def bench_transform(df: Any, spark: Any) -> Any:
     )
 
 
-def library_preprocess(spark: Any, lake: str, out_name: str) -> int:
+def library_preprocess(spark: Any, tables: Any) -> int:
     from mlops_ops.lake.features import FeatureBuild, build_features
-    from mlops_ops.lake.store import Dataset
 
-    build = FeatureBuild("customer_id", transform="bench.quality:bench_transform")  # a fresh dataset per call
-    result = build_features(spark, Dataset.at(lake, "bench", "raw"), Dataset.at(lake, "bench", out_name), build)
+    if tables.load("features") is not None:  # a full build every time: the table starts empty
+        tables.catalog.drop_table(tables.ident("features"))
+    build = FeatureBuild("customer_id", transform="bench.quality:bench_transform")
+    result = build_features(spark, tables, build)
+    assert result.mode == "full"
     return sum(result.rows.values())
 
 
@@ -91,11 +92,11 @@ def raw_preprocess(spark: Any, files: list[str], out: Path) -> int:
     return -1
 
 
-def library_gate(hook: Any, context: Any, spark: Any, files: list[dict[str, Any]], lake: str) -> bool:
+def library_gate(hook: Any, context: Any, spark: Any, raw: Any, files: list[str], rows: int, lake: str) -> bool:
     from mlops_ops.lake.quality import publish_data_docs, validate_files
     from mlops_ops.lake.store import Dataset
 
-    outcome, result_id = validate_files(hook, context, "churn_raw", files, engine="spark", spark=spark)
+    outcome, result_id = validate_files(hook, context, "churn_raw", raw.io, files, rows, engine="spark", spark=spark)
     publish_data_docs(context, result_id, Dataset.at(lake, "bench", "_data_docs"))
     return outcome.passed
 
@@ -118,18 +119,19 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="mlops-bench-quality-"))
     try:
         lake = str(scratch / "lake")
-        manifest_uri = land(stack, lake, rows)
+        tables, staged = land(stack, scratch, rows)
 
         from mlops_ops.hooks.gx import GreatExpectationsHook
         from mlops_ops.hooks.spark import SparkHook
-        from mlops_ops.lake.catalog import manifest_files
+        from mlops_ops.lake import batches, transaction
 
         started = time.perf_counter()
         spark = SparkHook(app_name="mlops-ops-bench").get_conn()
         spark.range(1).count()
         results["spark_session_start_s"] = time.perf_counter() - started
-        files = manifest_files(manifest_uri)
-        paths = [f["uri"].removeprefix("file://") for f in files]
+        raw = tables.load("raw")
+        files = transaction.batch_files(raw, staged)  # exactly the staged batch, as the gate reads it
+        paths = [f.removeprefix("file://") for f in files]
 
         hook = GreatExpectationsHook()
         context = hook.get_conn()
@@ -139,7 +141,7 @@ def main() -> int:
             order = [("lib", library_gate), ("raw", direct_gate)][:: 1 - 2 * (i % 2)]
             for name, _fn in order:
                 if name == "lib":
-                    seconds, passed = _timed(library_gate, hook, context, spark, files, lake)
+                    seconds, passed = _timed(library_gate, hook, context, spark, raw, files, rows, lake)
                     lib_gate.append(seconds)
                 else:
                     seconds, passed = _timed(direct_gate, context, spark, paths)
@@ -151,14 +153,15 @@ def main() -> int:
         }
         results["gx_gate"]["ratio"] = results["gx_gate"]["library_s"] / results["gx_gate"]["direct_checkpoint_s"]
 
+        batches.publish(tables, raw, staged)
         raw_preprocess(spark, paths, scratch / "warm")  # warm-up
-        library_preprocess(spark, lake, "warm")
+        library_preprocess(spark, tables)
         lib_pre, raw_pre = [], []
         for i in range(REPEATS):  # Spark's run-to-run spread on 2 cores is ±20%: more repeats, alternating order
             pair = [("lib", lib_pre), ("raw", raw_pre)][:: 1 - 2 * (i % 2)]
             for name, times in pair:
                 if name == "lib":
-                    seconds, n = _timed(library_preprocess, spark, lake, f"features{i}")
+                    seconds, n = _timed(library_preprocess, spark, tables)
                     assert n == rows, n
                 else:
                     seconds, _ = _timed(raw_preprocess, spark, paths, scratch / f"raw{i}")

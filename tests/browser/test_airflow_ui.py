@@ -1,8 +1,9 @@
 """A user's path through the Airflow UI of `make ui`, in real headless Chromium.
 
-Log in; find the pipeline's DAGs; read the generated docs; trigger a training run through the Params
-form (a bad value is refused in the form); watch the run succeed; open the ingest task's "Lake
-manifest" extra link and check the train task's MLflow links; open the "ML pipelines" plugin view.
+Log in; find the pipeline's DAGs; read the generated docs; trigger the ingest DAG and see its published
+batch start a training run by itself; trigger a training run through the Params form (a bad value is
+refused in the form); watch the run succeed; open the ingest task's "Lake snapshot" extra link and check
+the train task's MLflow links; open the "ML pipelines" plugin view.
 Each step leaves a screenshot in test-artifacts/browser/.
 """
 
@@ -27,7 +28,7 @@ def test_pipeline_in_the_airflow_ui(ui: dict[str, Any], browser: Any, screenshot
 
     server: UiServer = ui["server"]
     pipeline, model = ui["spec"].pipeline, ui["spec"].promote.model_name
-    training = f"{pipeline}__training"
+    training, ingest = f"{pipeline}__training", f"{pipeline}__ingest"
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(30_000)
     page = context.new_page()
@@ -48,9 +49,25 @@ def test_pipeline_in_the_airflow_ui(ui: dict[str, Any], browser: Any, screenshot
         page.goto(server.url + "/dags")
         expect(page.get_by_role("link", name=training, exact=True)).to_be_visible()
         expect(page.get_by_role("link", name=f"{pipeline}__drift", exact=True)).to_be_visible()
+        expect(page.get_by_role("link", name=ingest, exact=True)).to_be_visible()
         _shot(page, screenshots, "02-dags")
 
+        # the ingest DAG (the only writer of raw) runs; its published batch starts a training run by itself
+        page.goto(f"{server.url}/dags/{ingest}")
+        page.get_by_role("button", name="Trigger Dag").click()
+        page.get_by_role("dialog").get_by_role("button", name="Trigger", exact=True).click()
+        page.wait_for_url(re.compile(rf".*/dags/{ingest}/runs/manual__.*"))
+        ingest_run = page.url.rsplit("/runs/", 1)[1].split("/")[0].replace("%3A", ":").replace("%2B", "+")
+        _wait_run(context, server, ingest, ingest_run)
+        deadline = time.monotonic() + 120
+        while not (auto := _api(context, server, f"/api/v2/dags/{training}/dagRuns")[1]["dag_runs"]):
+            assert time.monotonic() < deadline, f"no training run after the publish\n{server.log()}"
+            time.sleep(2)
+        assert auto[0]["run_type"] == "asset_triggered"
+        _wait_run(context, server, training, auto[0]["dag_run_id"])
+
         # generated docs: what the pipeline does, its source, thresholds and model name
+        page.goto(server.url + "/dags")
         page.get_by_role("link", name=training, exact=True).click()
         page.get_by_role("button", name="Dag Docs").click()
         docs = page.get_by_role("dialog")
@@ -84,7 +101,8 @@ def test_pipeline_in_the_airflow_ui(ui: dict[str, Any], browser: Any, screenshot
         submit.click()
         expect(form).to_contain_text(re.compile(r"is not of type 'object'|train_params"))
         _shot(page, screenshots, "04-trigger-form-refused")
-        assert _api(context, server, f"/api/v2/dags/{training}/dagRuns")[1]["dag_runs"] == []  # no run
+        runs = _api(context, server, f"/api/v2/dags/{training}/dagRuns")[1]["dag_runs"]
+        assert [r["run_type"] for r in runs] == ["asset_triggered"]  # no manual run
         set_editor('{"epochs": 4}')
         form.locator("#element_reason").fill("browser test")
         expect(submit).to_be_enabled()
@@ -97,29 +115,24 @@ def test_pipeline_in_the_airflow_ui(ui: dict[str, Any], browser: Any, screenshot
         # the run was created with the form's conf, and succeeds; the run page shows it
         status, run = _api(context, server, f"/api/v2/dags/{training}/dagRuns/{quote(run_id, safe='')}")
         assert status == 200 and run["conf"] == {"train_params": {"epochs": 4}, "reason": "browser test"}, run
-        deadline = time.monotonic() + 420
-        while run["state"] not in ("success", "failed"):
-            assert time.monotonic() < deadline, f"run {run_id} still {run['state']}\n{server.log()}"
-            time.sleep(3)
-            run = _api(context, server, f"/api/v2/dags/{training}/dagRuns/{quote(run_id, safe='')}")[1]
-        assert run["state"] == "success", server.log()
+        _wait_run(context, server, training, run_id)
         page.reload()
         expect(page.get_by_text("Success").first).to_be_visible()
-        for task in ("ingest_kafka", "quality_gate", "preprocess", "train", "evaluate", "promote"):
+        for task in ("preprocess", "train", "evaluate", "promote"):
             expect(page.get_by_role("link", name=task, exact=True).first).to_be_visible()
         _shot(page, screenshots, "06-run-succeeded")
 
-        # extra links: the ingest task's lake manifest opens (served by the plugin from the lake)
-        base = f"{server.url}/dags/{training}/runs/{quote(run_id, safe='')}/tasks"
-        page.goto(f"{base}/ingest_kafka/details")
-        manifest_link = page.get_by_role("link", name="Lake manifest")
-        expect(manifest_link).to_be_visible()
+        # extra links: the ingest task's lake snapshot opens (served by the plugin from the catalog)
+        page.goto(f"{server.url}/dags/{ingest}/runs/{quote(ingest_run, safe='')}/tasks/ingest_kafka/details")
+        snapshot_link = page.get_by_role("link", name="Lake snapshot")
+        expect(snapshot_link).to_be_visible()
         _shot(page, screenshots, "07-extra-links")
-        manifest_link.click()
-        page.wait_for_url(re.compile(rf".*/mlops-ops/lake/{pipeline}/raw/manifests/.*\.json"))
-        manifest = json.loads(page.locator("body").inner_text())
-        assert sum(f["rows"] for f in manifest["files"]) == 3_000
-        _shot(page, screenshots, "08-lake-manifest")
+        snapshot_link.click()
+        page.wait_for_url(re.compile(rf".*/mlops-ops/lake/{pipeline}/raw/-?\d+$"))
+        snapshot = json.loads(page.locator("body").inner_text())
+        assert snapshot["summary"]["mlops.rows"] == "3000" and snapshot["refs"] == ["main"]  # audited = published
+        _shot(page, screenshots, "08-lake-snapshot")
+        base = f"{server.url}/dags/{training}/runs/{quote(run_id, safe='')}/tasks"
         # the train task links to its MLflow run and the registered version
         page.goto(f"{base}/train/details")
         version_link = page.get_by_role("link", name="Model version")
@@ -141,6 +154,17 @@ def test_pipeline_in_the_airflow_ui(ui: dict[str, Any], browser: Any, screenshot
         _shot(page, screenshots, "09-ml-pipelines-view")
     finally:
         context.close()
+
+
+def _wait_run(context: Any, server: UiServer, dag_id: str, run_id: str, timeout: float = 420) -> None:
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
+    deadline = time.monotonic() + timeout
+    run = _api(context, server, path)[1]
+    while run["state"] not in ("success", "failed"):
+        assert time.monotonic() < deadline, f"run {run_id} of {dag_id} still {run['state']}\n{server.log()}"
+        time.sleep(3)
+        run = _api(context, server, path)[1]
+    assert run["state"] == "success", server.log()
 
 
 def _api(context: Any, server: UiServer, path: str) -> tuple[int, Any]:
