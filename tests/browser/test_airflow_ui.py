@@ -72,7 +72,7 @@ def test_pipeline_in_the_airflow_ui(ui: dict[str, Any], browser: Any, screenshot
         page.get_by_role("button", name="Dag Docs").click()
         docs = page.get_by_role("dialog")
         expect(docs).to_contain_text("Predict which subscribers will cancel")
-        expect(docs).to_contain_text("churn.yaml")
+        expect(docs).to_contain_text(f"{pipeline}.yaml")  # the isolated copy of churn.yaml
         expect(docs).to_contain_text("roc_auc")
         expect(docs).to_contain_text(model)
         _shot(page, screenshots, "03-dag-docs")
