@@ -110,7 +110,8 @@ def _model(args: argparse.Namespace) -> int:
     from mlops_ops.training.registry import rollback
 
     try:
-        result = rollback(MlflowHook(args.mlflow_conn_id).get_conn(), args.name, by=args.by, reason=args.reason)
+        result = rollback(MlflowHook(args.mlflow_conn_id).get_conn(), args.name, by=args.by, reason=args.reason,
+                          to=args.to)  # fmt: skip
     except LookupError as err:
         print(f"mlops-ops: error: {err}", file=sys.stderr)
         return 1
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--name", required=True, help="registered model name")
     model.add_argument("--by", required=True, help="who rolls back (recorded on the version)")
     model.add_argument("--reason", required=True, help="why (recorded on the version)")
+    model.add_argument("--to", default=None, help="the version to make champion (default: previous)")
     model.add_argument("--mlflow-conn-id", default="mlflow_default")
     model.set_defaults(func=_model)
     gx = sub.add_parser("gx", help="Great Expectations context helpers")

@@ -1,15 +1,24 @@
 """Promotion and rollback through MLflow registry aliases, serialised by a registry lock.
 
-``champion`` moves in one alias update (what consumers of ``models:/<name>@champion``
-see); ``previous`` then records the version it replaced. Two promotions of the same model
-must not interleave their two updates, so both hold a lock: a registered model named
-``<name>.promotion-lock``, whose creation the registry's unique-name constraint makes atomic
-across processes and machines. A lock older than ``STALE_AFTER_S`` (its holder died) is broken.
+``champion`` moves in one alias update (what consumers of ``models:/<name>@champion`` see). The two alias
+updates are ordered so that a crash at any point retries into the right end state: ``previous`` is set to
+the current champion *first*, then ``champion`` to the new version. A crash in between leaves ``previous``
+equal to ``champion`` (the old one), and the retry, finding the champion not yet moved, sets both again.
+
+A rollback names its target (``to``), or goes to ``previous`` unless ``previous`` is itself a version that was
+rolled back from: running the same rollback twice never puts the bad model back.
+
+Two promotions of the same model must not interleave, so both hold a lock: a registered model named
+``<name>.promotion-lock``, whose creation the registry's unique-name constraint makes atomic across processes
+and machines. The lock carries its holder's token; releasing deletes it only if the token is still ours. A lock
+older than ``STALE_AFTER_S`` (its holder died) is taken over: re-read just before it is deleted, so a lock that a
+live holder took meanwhile is left alone.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -40,34 +49,47 @@ def registry_lock(client: Any, name: str, owner: str, timeout_s: float = 120.0) 
     from mlflow.exceptions import MlflowException
 
     lock = name + LOCK_SUFFIX
+    token = uuid.uuid4().hex
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            client.create_registered_model(lock, tags={"owner": owner, "since": str(time.time())},
+            client.create_registered_model(lock, tags={"owner": owner, "token": token, "since": str(time.time())},
                                            description=f"held while {owner} changes the aliases of {name}")  # fmt: skip
             break
         except MlflowException as err:
             if getattr(err, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
                 raise
-            try:
-                since = float(client.get_registered_model(lock).tags.get("since", "0"))
-            except MlflowException:
+            held = _lock_tags(client, lock)
+            if held is None:
                 continue  # released between our two calls
-            if time.time() - since > STALE_AFTER_S:
-                _delete(client, lock)
+            if time.time() - float(held.get("since", "0")) > STALE_AFTER_S:
+                _delete_if_token(client, lock, held.get("token"))  # a dead holder's lock: take it over
                 continue
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{lock} is held by another promotion; gave up after {timeout_s:.0f} s") from err
+                raise TimeoutError(f"{lock} is held by {held.get('owner')}; gave up after {timeout_s:.0f} s") from err
             time.sleep(0.2)
     try:
         yield
     finally:
-        _delete(client, lock)
+        _delete_if_token(client, lock, token)
 
 
-def _delete(client: Any, lock: str) -> None:
+def _lock_tags(client: Any, lock: str) -> dict[str, str] | None:
     from mlflow.exceptions import MlflowException
 
+    try:
+        return dict(client.get_registered_model(lock).tags)
+    except MlflowException:
+        return None
+
+
+def _delete_if_token(client: Any, lock: str, token: str | None) -> None:
+    """Delete the lock only if it still carries ``token`` (never another holder's lock)."""
+    from mlflow.exceptions import MlflowException
+
+    held = _lock_tags(client, lock)
+    if held is None or token is None or held.get("token") != token:
+        return
     try:
         client.delete_registered_model(lock)
     except MlflowException:
@@ -85,24 +107,35 @@ def promote(client: Any, name: str, version: str, *, by: str) -> dict[str, Any]:
         if current == version:
             return {"model_name": name, "champion": version, "previous": alias_version(client, name, PREVIOUS),
                     "changed": False}  # fmt: skip
-        client.set_registered_model_alias(name, CHAMPION, version)  # the switch consumers see
         if current is not None:
-            client.set_registered_model_alias(name, PREVIOUS, current)
+            client.set_registered_model_alias(name, PREVIOUS, current)  # first: a crash after it retries right
+        client.set_registered_model_alias(name, CHAMPION, version)  # the switch consumers see
         now = datetime.now(UTC).isoformat()
         client.set_model_version_tag(name, version, "mlops_ops.promoted_by", by)
         client.set_model_version_tag(name, version, "mlops_ops.promoted_at", now)
         return {"model_name": name, "champion": version, "previous": current, "changed": True}
 
 
-def rollback(client: Any, name: str, *, by: str, reason: str) -> dict[str, Any]:
-    """Move ``champion`` back to ``previous`` (and ``previous`` to the version rolled back from)."""
+def rollback(client: Any, name: str, *, by: str, reason: str, to: str | None = None) -> dict[str, Any]:
+    """Move ``champion`` to version ``to`` (default: ``previous``); ``previous`` records the version rolled back
+    from. Idempotent: with ``to``, a champion already at ``to`` changes nothing; without it, a ``previous`` that was
+    itself rolled back from is refused (a second run would put it back)."""
     with registry_lock(client, name, by):
         current, previous = alias_version(client, name, CHAMPION), alias_version(client, name, PREVIOUS)
-        if previous is None:
+        target = to or previous
+        if target is None:
             raise LookupError(f"{name} has no '{PREVIOUS}' version to roll back to (champion: {current})")
-        client.set_registered_model_alias(name, CHAMPION, previous)
+        if target == current:
+            return {"model_name": name, "champion": current, "previous": previous, "changed": False}
+        if to is None and client.get_model_version(name, target).tags.get("mlops_ops.rolled_back"):
+            raise LookupError(
+                f"{name}: '{PREVIOUS}' is version {target}, which was rolled back from before; name the version to "
+                f"roll back to (--to VERSION) instead of rolling back again"
+            )
         if current is not None:
             client.set_registered_model_alias(name, PREVIOUS, current)
+        client.set_registered_model_alias(name, CHAMPION, target)
+        if current is not None:
             client.set_model_version_tag(name, current, "mlops_ops.rolled_back",
                                          f"{datetime.now(UTC).isoformat()} by {by}: {reason}")  # fmt: skip
-        return {"model_name": name, "champion": previous, "previous": current, "changed": True}
+        return {"model_name": name, "champion": target, "previous": current, "changed": True}

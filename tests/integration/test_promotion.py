@@ -112,6 +112,12 @@ def test_train_evaluate_promote_then_a_worse_model_is_refused_and_rollback(  # t
     assert cli(["model", "rollback", "--name", name, "--by", "dana", "--reason", "complaints from support"]) == 0
     assert alias_version(client, name, "champion") == "1" and alias_version(client, name, PREVIOUS) == "3"
     assert "dana: complaints from support" in client.get_model_version(name, "3").tags["mlops_ops.rolled_back"]
+    # the same rollback again must not put the bad model back: refused, names the way out
+    assert cli(["model", "rollback", "--name", name, "--by", "dana", "--reason", "again"]) == 1
+    assert alias_version(client, name, "champion") == "1"
+    # a rollback naming its target is idempotent
+    assert cli(["model", "rollback", "--name", name, "--to", "1", "--by", "dana", "--reason", "again"]) == 0
+    assert alias_version(client, name, "champion") == "1" and alias_version(client, name, PREVIOUS) == "3"
 
 
 def test_concurrent_promotions_keep_the_aliases_consistent(stack) -> None:  # type: ignore[no-untyped-def]
@@ -145,3 +151,69 @@ def test_concurrent_promotions_keep_the_aliases_consistent(stack) -> None:  # ty
     assert alias_version(client, name, "champion") == order[-1]
     assert alias_version(client, name, PREVIOUS) == order[-2], "previous must be the champion it replaced"
     assert client.search_registered_models(f"name = '{name}.promotion-lock'") == []
+
+
+def _blessed_versions(client, name: str, n: int) -> list[str]:  # type: ignore[no-untyped-def]
+    import mlflow
+
+    client.create_registered_model(name)
+    with mlflow.start_run() as run:
+        mlflow.log_text("x", "model/placeholder.txt")
+    out = []
+    for _ in range(n):
+        v = client.create_model_version(name, f"runs:/{run.info.run_id}/model", run.info.run_id)
+        client.set_model_version_tag(name, v.version, "mlops_ops.blessed", "true")
+        out.append(str(v.version))
+    return out
+
+
+def test_a_crash_between_the_two_alias_updates_retries_into_the_right_aliases(stack, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    name = f"crash-{uuid.uuid4().hex[:6]}"
+    v1, v2 = _blessed_versions(client, name, 2)
+    promote(client, name, v1, by="first")
+    real = client.set_registered_model_alias
+    calls = {"n": 0}
+
+    def dies_after_the_first_update(model: str, alias: str, version: str) -> None:
+        calls["n"] += 1
+        real(model, alias, version)
+        if calls["n"] == 1:
+            raise SystemExit("killed between the two alias updates")
+
+    monkeypatch.setattr(client, "set_registered_model_alias", dies_after_the_first_update)
+    with pytest.raises(SystemExit):
+        promote(client, name, v2, by="second")
+    monkeypatch.setattr(client, "set_registered_model_alias", real)
+    # consumers still see the old champion
+    assert alias_version(client, name, "champion") == v1
+    result = promote(client, name, v2, by="retry")  # the retry
+    assert result["changed"] and alias_version(client, name, "champion") == v2
+    assert alias_version(client, name, PREVIOUS) == v1, "previous must be the champion it replaced"
+
+
+def test_a_dead_holders_lock_is_taken_over_and_a_live_one_is_never_deleted(stack, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    import mlflow
+
+    from mlops_ops.training import registry
+
+    client = mlflow.MlflowClient()
+    name = f"lock-{uuid.uuid4().hex[:6]}"
+    (v1,) = _blessed_versions(client, name, 1)
+    lock = name + registry.LOCK_SUFFIX
+    client.create_registered_model(lock, tags={"owner": "dead", "token": "t-dead", "since": str(time.time() - 3600)})
+    promote(client, name, v1, by="alive")  # takes the stale lock over
+    assert alias_version(client, name, "champion") == v1
+    assert client.search_registered_models(f"name = '{lock}'") == []
+    # a live holder's lock: a release with another token leaves it alone
+    client.create_registered_model(lock, tags={"owner": "live", "token": "t-live", "since": str(time.time())})
+    registry._delete_if_token(client, lock, "t-someone-else")
+    assert client.get_registered_model(lock).tags["token"] == "t-live"
+    with pytest.raises(TimeoutError, match="held by live"):
+        with registry.registry_lock(client, name, "waiter", timeout_s=1):
+            pass
+    registry._delete_if_token(client, lock, "t-live")
