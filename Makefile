@@ -62,7 +62,7 @@ ui: up
 	  $(BIN)/airflow standalone
 
 bench: up
-	$(ENV); $(BIN)/python -m bench.parse_time && $(BIN)/python -m bench.ingest && $(BIN)/python -m bench.quality && $(BIN)/python -m bench.training && $(BIN)/python -m bench.drift && $(BIN)/python -m bench.control_latency
+	$(ENV); $(BIN)/python -m bench.parse_time && $(BIN)/python -m bench.ingest && $(BIN)/python -m bench.quality && $(BIN)/python -m bench.incremental && $(BIN)/python -m bench.training && $(BIN)/python -m bench.drift && $(BIN)/python -m bench.control_latency
 
 lock:
 	rm -rf /tmp/mlops-lock-venv && $(PYTHON) -m venv /tmp/mlops-lock-venv

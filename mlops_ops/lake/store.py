@@ -1,15 +1,8 @@
-"""The lake: a URI (local path or ``s3://bucket/prefix``) laid out per pipeline and dataset.
+"""The lake folder: a URI (local path or ``s3://bucket/prefix``) for what is not a table.
 
-Layout of one dataset (``<lake>/<pipeline>/<dataset>/``)::
-
-    data/...            published Parquet files, named after what they hold (e.g. partition + offset range)
-    quarantine/...      records that could not be decoded, with their original bytes and the reason
-    manifests/*.json    one per successful ingest run: files, row counts, offsets/keys, schema
-    _state/*.json       the committed position (offsets, ETags) and the list of committed manifests
-    _staging/<run>/...  files being written; never read by anyone but the run that writes them
-
-Readers use the manifests listed in ``_state``, never a directory listing, so a run that
-died half-way leaves nothing visible.
+Tables live in the Iceberg catalog (:mod:`mlops_ops.lake.tables`). This folder, laid out per pipeline, holds
+the files people open in a browser: GX Data Docs (``<pipeline>/_data_docs/``) and drift reports
+(``<pipeline>/monitoring/reports/``), written whole (an S3 PUT, or a sibling file and a rename on disk).
 """
 
 from __future__ import annotations
@@ -34,7 +27,7 @@ def lake_path(uri: str, conn_id: str | None = None) -> ObjectStoragePath:
 
 @dataclass(frozen=True)
 class Dataset:
-    """One dataset of one pipeline in the lake."""
+    """One folder of one pipeline in the lake folder (Data Docs, monitoring reports)."""
 
     root: ObjectStoragePath
 
@@ -47,13 +40,6 @@ class Dataset:
         for part in parts:
             out = out / part
         return out
-
-    def read_json(self, *parts: str) -> Any | None:
-        target = self.path(*parts)
-        if not target.exists():
-            return None
-        with target.open("rb") as fh:
-            return json.loads(fh.read())
 
     def write_json(self, obj: Any, *parts: str) -> ObjectStoragePath:
         """Write JSON so readers see the old or the new document, never a torn one."""
@@ -72,19 +58,6 @@ class Dataset:
             with target.open("wb") as fh:
                 fh.write(data)
         return target
-
-    def publish(self, staged: ObjectStoragePath, *final: str) -> ObjectStoragePath:
-        """Move a staged file to its final name (a rename on disk, copy + delete on S3)."""
-        target = self.path(*final)
-        if target.protocol in ("file", "local"):
-            target.parent.mkdir(parents=True, exist_ok=True)
-        staged.rename(target)
-        return target
-
-    def remove_tree(self, *parts: str) -> None:
-        target = self.path(*parts)
-        if target.exists():
-            target.fs.rm(target.path, recursive=True)
 
     def uri(self, *parts: str) -> str:
         return str(self.path(*parts))

@@ -40,7 +40,12 @@ def test_a_new_column_evolves_the_table_and_a_type_change_is_refused(tables: Pip
 
 
 def test_pyiceberg_env_is_what_pyiceberg_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
     from pyiceberg.utils.config import Config
+
+    for name in [n for n in os.environ if n.upper().startswith("PYICEBERG_")]:  # e.g. the session stack's
+        monkeypatch.delenv(name)
 
     env = pyiceberg_env("mlops", {"type": "sql", "uri": "sqlite:///x.db", "s3.access-key-id": "k",
                                   "s3.endpoint": "http://127.0.0.1:1"})  # fmt: skip
