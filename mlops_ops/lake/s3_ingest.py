@@ -240,6 +240,7 @@ class S3BatchIngest:
     # ---------------------------------------------------------------- one object
     def _write_object(self, raw: Any, opener: Any, obj: S3Object, schema: Any, batch_id: str) -> list[ClosedFile]:
         pa = require("pyarrow", "lake")
+        np = require("numpy", "lake")
         folder = data_folder(
             raw, batch_id, "object=" + hashlib.sha256(f"{obj.key}\0{obj.etag}".encode()).hexdigest()[:16]
         )
@@ -249,11 +250,11 @@ class S3BatchIngest:
             for batch in read_ahead(self._batches(obj, schema)):
                 n = batch.num_rows
                 meta = {
-                    "_source": pa.array([SOURCE] * n, pa.string()),
-                    "_object_key": pa.array([obj.key] * n, pa.string()),
-                    "_object_etag": pa.array([obj.etag] * n, pa.string()),
-                    "_row": pa.array(range(position, position + n), pa.int64()),
-                    "_batch": pa.array([batch_id] * n, pa.string()),
+                    "_source": pa.repeat(pa.scalar(SOURCE, pa.string()), n),
+                    "_object_key": pa.repeat(pa.scalar(obj.key, pa.string()), n),
+                    "_object_etag": pa.repeat(pa.scalar(obj.etag, pa.string()), n),
+                    "_row": pa.array(np.arange(position, position + n, dtype=np.int64)),
+                    "_batch": pa.repeat(pa.scalar(batch_id, pa.string()), n),
                 }
                 batch = _with_meta(pa, batch, meta, schema)
                 writer.add_batch(batch, position, position + n - 1)
