@@ -439,7 +439,7 @@ def _known_kinds(raw: Any) -> dict[str, str]:
 
 
 def _inferred_schema(inferred: Any) -> Callable[[], Any]:
-    return lambda: arrow_schema({**{k: v for k, v in inferred.kinds.items()}, **SOURCE_COLUMNS})
+    return lambda: arrow_schema({**inferred.kinds, **SOURCE_COLUMNS})
 
 
 def _batch_id(plan: Mapping[tuple[str, int], tuple[int, int]], cluster_id: str | None) -> str:
