@@ -195,11 +195,9 @@ class KafkaBatchIngest:
 
         columns = raw_columns(self.settings.schema)
         raw = self.tables.raw(columns)
-        staged = transaction.pending(raw, SOURCE)
+        staged, start_cursor = transaction.begin(raw, SOURCE)
         if staged is not None:
-            log.warning("batch %s is staged and not yet decided: handing it on, reading nothing new", staged.batch_id)
             return result_of(staged, resumed=True)
-        start_cursor = transaction.cursor(transaction.head(raw), SOURCE)
         plan, gaps = self._plan(start_cursor)
         if start_cursor and parse_cursor(start_cursor)[0] == self.cluster_id:
             # the consumer group mirrors what raw holds (batches the gate published since the last run included)

@@ -149,11 +149,9 @@ class S3BatchIngest:
     def run(self) -> S3IngestResult:
         columns = raw_columns(self.settings.schema)
         raw = self.tables.raw(columns)
-        staged = transaction.pending(raw, SOURCE)
+        staged, start_cursor = transaction.begin(raw, SOURCE)
         if staged is not None:
-            log.warning("batch %s is staged and not yet decided: handing it on, reading nothing new", staged.batch_id)
             return result_of(staged, resumed=True)
-        start_cursor = transaction.cursor(transaction.head(raw), SOURCE)
         state = read_state(raw.io, start_cursor)
         listing = self._retrying(
             "listing", lambda: list_objects(self.client, self.settings.bucket, self.settings.prefix)

@@ -102,6 +102,26 @@ def pending(table: Any, source: str) -> StagedBatch | None:
     )
 
 
+def _snapshot(tx: Any, summary: Mapping[str, str], branch: str, removed: list[Any], added: list[Any]) -> None:
+    """Stage one snapshot on ``branch`` in ``tx``: an append, or an overwrite when files are removed."""
+    producer = tx.update_snapshot(snapshot_properties=dict(summary), branch=branch)
+    with producer.overwrite() if removed else producer.fast_append() as update:
+        for entry in removed:
+            update.delete_data_file(entry)
+        for entry in added:
+            update.append_data_file(entry)
+
+
+def begin(table: Any, source: str) -> tuple[StagedBatch | None, str]:
+    """Where a source's run starts: a batch still staged for it (to hand on to its gate, reading nothing new), or
+    ``None`` and the position committed on ``main``."""
+    staged = pending(table, source)
+    if staged is not None:
+        log.warning("batch %s is staged and not yet decided: handing it on, reading nothing new", staged.batch_id)
+        return staged, staged.start_cursor
+    return None, cursor(head(table), source)
+
+
 def _commit(tx: Any, what: str) -> None:
     from pyiceberg.exceptions import CommitFailedException
 
@@ -161,12 +181,7 @@ def stage(
         from pyiceberg.table.update.snapshot import ManageSnapshots
 
         ManageSnapshots(tx).create_branch(main.snapshot_id, branch).commit()  # asserts: branch absent
-    producer = tx.update_snapshot(snapshot_properties=summary, branch=branch)
-    with producer.overwrite() if replaced else producer.fast_append() as update:
-        for entry in replaced or []:
-            update.delete_data_file(entry)
-        for entry in entries:
-            update.append_data_file(entry)
+    _snapshot(tx, summary, branch, list(replaced or []), entries)
     _commit(tx, f"staging batch {batch_id} in {_table_name(table)}")
     staged = pending(table.refresh(), source)
     assert staged is not None and staged.batch_id == batch_id
@@ -226,12 +241,7 @@ def publish(table: Any, staged: StagedBatch) -> int:
     added, removed = added_and_removed(table, staged.snapshot_id)
     own = {k: v for k, v in staged.summary.items() if k.startswith("mlops.")}
     summary = {**own, **carried_cursors(main), CURSOR_PREFIX + staged.source: staged.end_cursor}
-    producer = tx.update_snapshot(snapshot_properties=summary, branch=MAIN)
-    with producer.overwrite() if removed else producer.fast_append() as update:
-        for entry in removed:
-            update.delete_data_file(entry)
-        for entry in added:
-            update.append_data_file(entry)
+    _snapshot(tx, summary, MAIN, removed, added)
     ManageSnapshots(tx).remove_branch(audit_branch(staged.source)).commit()
     _commit(tx, f"publishing batch {staged.batch_id}")
     new_head = head(table.refresh())
@@ -350,13 +360,7 @@ def _write(
 ) -> int:
     entries = data_files(table, files)
     tx = table.transaction()
-    summary = {**carried_cursors(main), **properties, BATCH_KEY: batch_id}
-    producer = tx.update_snapshot(snapshot_properties=summary, branch=MAIN)
-    with producer.overwrite() if removed else producer.fast_append() as update:
-        for entry in removed:
-            update.delete_data_file(entry)
-        for entry in entries:
-            update.append_data_file(entry)
+    _snapshot(tx, {**carried_cursors(main), **properties, BATCH_KEY: batch_id}, MAIN, removed, entries)
     _commit(tx, f"committing batch {batch_id} to {_table_name(table)}")
     return int(head(table.refresh()).snapshot_id)
 
