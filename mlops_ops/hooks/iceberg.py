@@ -36,28 +36,29 @@ class IcebergCatalogHook(BaseHook):
         }
 
     def catalog_name(self) -> str:
-        props = self._connection_properties()
-        return str((props or {}).get("name", DEFAULT_CATALOG_NAME))
+        return self._catalog()[0]
 
-    def _connection_properties(self) -> dict[str, str] | None:
+    def catalog_properties(self) -> dict[str, str]:
+        """The catalog's properties (from the connection, else pyiceberg's own configuration)."""
+        return self._catalog()[1]
+
+    def _catalog(self) -> tuple[str, dict[str, str]]:
+        """The catalog's name and properties, from one look-up of the connection."""
         from airflow.sdk.exceptions import AirflowNotFoundException
 
         try:
             conn = self.get_connection(self.iceberg_conn_id)
         except AirflowNotFoundException:
-            return None
+            return DEFAULT_CATALOG_NAME, self._pyiceberg_config()
         props = {str(k): str(v) for k, v in conn.extra_dejson.items()}
         if conn.login:
             props.setdefault("s3.access-key-id", conn.login)
         if conn.password:
             props.setdefault("s3.secret-access-key", conn.password)
-        return props
+        name = props.pop("name", DEFAULT_CATALOG_NAME)
+        return name, props
 
-    def catalog_properties(self) -> dict[str, str]:
-        """The catalog's properties (from the connection, else pyiceberg's own configuration)."""
-        props = self._connection_properties()
-        if props is not None:
-            return {k: v for k, v in props.items() if k != "name"}
+    def _pyiceberg_config(self) -> dict[str, str]:
         from pyiceberg.utils.config import Config
 
         found = Config().get_catalog_config(DEFAULT_CATALOG_NAME)
@@ -72,7 +73,7 @@ class IcebergCatalogHook(BaseHook):
         """A pyiceberg ``Catalog``."""
         from mlops_ops.lake.tables import load_catalog
 
-        return load_catalog(self.catalog_name(), self.catalog_properties())
+        return load_catalog(*self._catalog())
 
     def test_connection(self) -> tuple[bool, str]:
         try:
@@ -85,4 +86,4 @@ class IcebergCatalogHook(BaseHook):
         """pyiceberg's own variables for this catalog, for a process that loads it without Airflow."""
         from mlops_ops.lake.tables import pyiceberg_env
 
-        return pyiceberg_env(self.catalog_name(), self.catalog_properties())
+        return pyiceberg_env(*self._catalog())

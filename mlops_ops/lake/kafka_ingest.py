@@ -199,9 +199,10 @@ class KafkaBatchIngest:
         if staged is not None:
             return result_of(staged, resumed=True)
         plan, gaps = self._plan(start_cursor)
-        if start_cursor and parse_cursor(start_cursor)[0] == self.cluster_id:
+        start_cluster, start_offsets = parse_cursor(start_cursor)
+        if start_offsets and start_cluster == self.cluster_id:
             # the consumer group mirrors what raw holds (batches the gate published since the last run included)
-            commit_group_offsets(self.consumer, parse_cursor(start_cursor)[1])
+            commit_group_offsets(self.consumer, start_offsets)
         if gaps:
             lost = sum(gaps.values())
             text = (
@@ -326,7 +327,7 @@ class KafkaBatchIngest:
             raw = evolve(raw, _inferred_schema(inferred)())
         offsets = {_tp_key(*k): list(v) for k, v in sorted(covered.items())}
         # every partition's next position (a gap's start moves to the low watermark even when nothing was read)
-        next_offsets = {**parse_cursor(start_cursor)[1], **{_tp_key(*k): nxt[k] for k in plan}}
+        next_offsets = {**start_offsets, **{_tp_key(*k): nxt[k] for k in plan}}
         end_cursor = transaction.json_value({"cluster": self.cluster_id, "offsets": next_offsets})
         props = {
             "mlops.rows": str(total - bad),
