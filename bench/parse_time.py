@@ -74,14 +74,14 @@ with DAG(dag_id="{name}__training", description="d", start_date=START, catchup=F
                                   splits={{"train": 0.8, "validation": 0.1, "test": 0.1}}, full_rebuild=False,
                                   outlets=[Asset(name="mlops_ops.{name}.features", group="mlops-ops")])
     train = TrainModelOperator(task_id="train", pipeline="{name}", model_name="churn", target="churned",
-                               task="classification", trainer="torch_mlp",
+                               task="binary", trainer="torch_mlp",
                                trainer_params={{"hidden": [64, 32], "epochs": 8, "batch_size": 512, "lr": 0.002}},
                                run_in="local", container=None)
     evaluate = EvaluateModelOperator(task_id="evaluate", model_name="churn", target="churned",
-                                     task="classification", metrics=["roc_auc", "accuracy", "f1", "log_loss"],
+                                     task="binary", metrics=["roc_auc", "accuracy", "f1", "log_loss"],
                                      thresholds={{"roc_auc": {{"min": 0.65, "max": None}}}},
                                      max_regression={{"roc_auc": 0.02, "accuracy": 0.02}},
-                                     slice_column="is_month_to_month")
+                                     slice_column="contract")
     promote = PromoteModelOperator(task_id="promote", model_name="churn",
                                    outlets=[Asset(name="mlops_ops.{name}.model", group="mlops-ops")])
     pre >> train >> evaluate >> promote

@@ -3,9 +3,9 @@
 Each measurement runs in a fresh process (so peak RSS is that side's own), alternating
 library and raw, 3 times each; samples/s = rows x epochs / fit time (data already in
 memory, model built, the same seed). The library side is ``fit_mlp`` as the training
-entrypoint calls it (metric logging to a no-op); the raw side is the loop an engineer
-would write: the same ``TabularMLP`` module, DataLoader, AdamW and loss. On CPU here; on a
-GPU machine the same command measures CUDA with mixed precision (both sides use the
+entrypoint calls it on the encoded matrix (metric logging to a no-op); the raw side is the loop an
+engineer would write by hand, importing nothing from the library: the same layer sizes, DataLoader,
+AdamW, loss. On CPU here; on a GPU machine the same command measures CUDA with mixed precision (both sides use the
 device torch picks). Results go to ``bench/results/training.json``.
 """
 
@@ -27,48 +27,47 @@ PARAMS = {"hidden": [64, 32], "epochs": 3, "batch_size": 512, "lr": 1e-3, "seed"
 
 
 def _data() -> Any:
+    """The encoded matrix and 0/1 targets (what the library's trainers receive after its feature encoding)."""
     import numpy as np
-    import pandas as pd
-
-    from mlops_ops.training.data import SplitData
 
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(ROWS, FEATURES))
+    x = rng.normal(size=(ROWS, FEATURES)).astype("float32")
     logit = x @ rng.normal(size=FEATURES) + 0.3 * rng.normal(size=ROWS)
-    y = (logit > 0).astype("int64")
-    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(FEATURES)])
-    return SplitData(features=frame, target=y, keys=None, frame=frame)
+    return x, (logit > 0).astype("int64")
 
 
 def library(data: Any) -> float:
     from mlops_ops.training.torch_mlp import fit_mlp
+    from mlops_ops.training.trainers import TrainingData
 
+    x, y = data
     started = time.perf_counter()
-    fit_mlp(data, None, task="classification", params=dict(PARAMS), log_metric=lambda *_: None)
+    fit_mlp(TrainingData("binary", x, y, None, None, [0, 1]), params=dict(PARAMS), log_metric=lambda *_: None)
     return time.perf_counter() - started
 
 
 def raw(data: Any) -> float:
+    """The loop an engineer writes by hand for the same network (no code of the library)."""
     import torch
+    from torch import nn
 
-    from mlops_ops.training.torch_mlp import build_module
-
+    x_np, y_np = data
     torch.manual_seed(PARAMS["seed"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     started = time.perf_counter()
-    x = torch.as_tensor(data.features.to_numpy(), dtype=torch.float32)
-    y = torch.as_tensor(data.target.astype("float32"))
-    model = build_module(FEATURES, PARAMS["hidden"], 0.0, "classification", x.mean(0), x.std(0)).to(device)
+    x = torch.from_numpy(x_np)
+    y = torch.from_numpy(y_np.astype("float32"))
+    model = nn.Sequential(nn.Linear(FEATURES, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 1)).to(device)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=PARAMS["batch_size"],
                                          shuffle=True, pin_memory=device.type == "cuda")  # fmt: skip
     optimizer = torch.optim.AdamW(model.parameters(), lr=PARAMS["lr"])
-    loss_fn = torch.nn.BCEWithLogitsLoss()
+    loss_fn = nn.BCEWithLogitsLoss()
     for _ in range(PARAMS["epochs"]):
         for xb, yb in loader:
             xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-                loss = loss_fn(model.logits(xb), yb)
+                loss = loss_fn(model(xb).squeeze(-1), yb)
             loss.backward()
             optimizer.step()
     return time.perf_counter() - started

@@ -141,11 +141,71 @@ class ResourcesSpec(_Model):
     gpus: int = Field(default=0, ge=0, le=16)
 
 
-class TrainSpec(_Model):
+FeatureKind = Literal["numeric", "categorical", "boolean", "timestamp"]
+
+
+class ImputeSpec(_Model):
+    """How missing values are filled inside the saved model (so serving fills them the same way)."""
+
+    numeric: Literal["median", "mean", "zero"] = "median"
+    categorical: Literal["missing", "most_frequent"] = "missing"  # "missing": its own category
+
+
+class FeaturesSpec(_Model):
+    """Which feature-table columns the model takes and how each is encoded (inside the saved model)."""
+
+    include: list[str] | None = None  # None: every column but the target, the key and the split
+    exclude: list[str] = []
+    types: dict[str, FeatureKind] = {}  # otherwise inferred: numbers, booleans, strings (categorical), timestamps
+    impute: ImputeSpec = Field(default_factory=ImputeSpec)
+    max_categories: int = Field(default=50, ge=2, le=10_000)  # rarer categories share one "infrequent" column
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> FeaturesSpec:
+        both = sorted(set(self.include or []) & set(self.exclude))
+        if both:
+            raise ValueError(f"column(s) {', '.join(both)} are both included and excluded")
+        return self
+
+
+class TuneThreshold(_Model):
+    """Tune a binary decision threshold on the validation split for one metric."""
+
+    tune: str = Field(min_length=1)
+
+
+ESTIMATOR_PATH = r"^sklearn(\.[a-z_][a-z0-9_]*)+\.[A-Z][A-Za-z0-9_]*$"
+
+
+class ModelSpec(_Model):
+    """What the model is asked to learn and from which columns: the part of ``train`` the training runtime reads."""
+
+    task: Literal["binary", "multiclass", "regression"]
+    target: str
+    positive_class: str | int | bool | None = None  # binary: default True, 1 or "1"/"true"/"yes" when present
+    threshold: float | TuneThreshold = 0.5  # binary: fixed, or {tune: <metric>} on the validation split
+    estimator: str | None = Field(default=None, pattern=ESTIMATOR_PATH)  # trainer sklearn: the estimator class
+    features: FeaturesSpec = Field(default_factory=FeaturesSpec)
+    max_rows: int | None = Field(default=None, gt=0)  # sample the train split down to this many rows (in memory)
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _task(cls, value: Any) -> Any:
+        if value == "classification":
+            raise ValueError("'classification' is now two tasks: use 'binary' (two classes) or 'multiclass'")
+        return value
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, value: float | TuneThreshold) -> float | TuneThreshold:
+        if isinstance(value, float | int) and not 0.0 < float(value) < 1.0:
+            raise ValueError("a fixed threshold must be strictly between 0 and 1")
+        return value
+
+
+class TrainSpec(ModelSpec):
     executor: Literal["local", "docker", "kubernetes"] = "local"
     trainer: str = Field(min_length=1, description="'torch_mlp', 'sklearn' or module.path:function")
-    task: Literal["classification", "regression"]
-    target: str
     params: dict[str, Any] = {}
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     image: str | None = None
@@ -173,15 +233,22 @@ class Threshold(_Model):
         return self
 
 
-METRICS = ("accuracy", "f1", "roc_auc", "log_loss", "rmse", "mae", "r2")
-Metric = Literal["accuracy", "f1", "roc_auc", "log_loss", "rmse", "mae", "r2"]
+class CustomMetricSpec(_Model):
+    """A metric computed by ``function(y_true, y_pred)``: labels (classification) or values (regression), or
+    with ``uses: probabilities`` the positive-class probability (binary) / the probability matrix (multiclass)."""
+
+    function: str = Field(pattern=DOTTED_PATH)
+    higher_is_better: bool = True
+    uses: Literal["predictions", "probabilities"] = "predictions"
 
 
 class EvaluateSpec(_Model):
-    metrics: list[Metric] = Field(min_length=1)
-    thresholds: dict[Metric, Threshold] = {}
-    max_regression: dict[Metric, Annotated[float, Field(ge=0)]] = {}
+    metrics: list[Annotated[str, Field(pattern=IDENTIFIER)]] = Field(min_length=1)
+    thresholds: dict[str, Threshold] = {}
+    max_regression: dict[str, Annotated[float, Field(ge=0)]] = {}
+    custom_metrics: dict[Annotated[str, Field(pattern=IDENTIFIER)], CustomMetricSpec] = {}
     slice_column: str | None = None
+    beat_baseline: bool = True  # a challenger must beat the majority-class / mean predictor on the first metric
 
 
 class PromoteSpec(_Model):
@@ -268,3 +335,59 @@ class PipelineSpec(_Model):
         stages = ("quality", "preprocess", "train", "evaluate", "promote", "drift", "retrain")
         out += [s for s in stages if getattr(self, s)]
         return out
+
+
+def cross_checks(spec: PipelineSpec) -> list[tuple[tuple[str | int, ...], str, Any]]:
+    """Problems between stages (where a metric fits the task, a threshold names a computed metric, ...):
+    ``(location, message, given)`` each, so the loader can name the file, line and field."""
+    from mlops_ops.training.tasks import TUNABLE, estimator_problem, metric_problem
+
+    out: list[tuple[tuple[str | int, ...], str, Any]] = []
+    train, ev = spec.train, spec.evaluate
+    if train is not None:
+        binary = train.task == "binary"
+        if train.positive_class is not None and not binary:
+            out.append((("train", "positive_class"), f"applies to task 'binary' only, not '{train.task}'",
+                        train.positive_class))  # fmt: skip
+        if isinstance(train.threshold, TuneThreshold):
+            if not binary:
+                out.append((("train", "threshold"), f"applies to task 'binary' only, not '{train.task}'", None))
+            elif train.threshold.tune not in TUNABLE:
+                out.append((("train", "threshold", "tune"), f"a threshold can be tuned for {', '.join(TUNABLE)}",
+                            train.threshold.tune))  # fmt: skip
+        elif train.threshold != 0.5 and not binary:
+            out.append((("train", "threshold"), f"applies to task 'binary' only, not '{train.task}'", train.threshold))
+        if train.estimator is not None:
+            if train.trainer != "sklearn":
+                out.append((("train", "estimator"), f"applies to trainer 'sklearn' only, not '{train.trainer}'",
+                            train.estimator))  # fmt: skip
+            else:
+                problem = estimator_problem(train.task, train.estimator)
+                if problem:
+                    out.append((("train", "estimator"), problem, None))
+        if train.max_rows is not None and train.trainer == "torch_mlp":
+            out.append((("train", "max_rows"), "torch_mlp streams the whole split in batches; max_rows samples "
+                        "for trainers that hold the data in memory (sklearn, your own)", train.max_rows))  # fmt: skip
+        key = spec.preprocess.key_column if spec.preprocess is not None else None
+        for field_name in ("include", "exclude"):
+            for i, column in enumerate(getattr(train.features, field_name) or []):
+                if column in (train.target, key):
+                    what = "the target" if column == train.target else "the key column"
+                    out.append((("train", "features", field_name, i), f"'{column}' is {what}, not a feature", None))
+    if ev is not None and train is not None:
+        custom = frozenset(ev.custom_metrics)
+        for i, name in enumerate(ev.metrics):
+            problem = metric_problem(train.task, name, custom)
+            if problem:
+                out.append((("evaluate", "metrics", i), problem, None))
+        for section in ("thresholds", "max_regression"):
+            for name in getattr(ev, section):
+                if name not in ev.metrics:
+                    out.append(((("evaluate", section, name)), f"names metric '{name}', which evaluate.metrics does "
+                                f"not compute (computed: {', '.join(ev.metrics)}); add it there or remove this",
+                                None))  # fmt: skip
+        for name in custom:
+            if name not in ev.metrics:
+                out.append((("evaluate", "custom_metrics", name), "is defined but not listed in evaluate.metrics",
+                            None))  # fmt: skip
+    return out

@@ -9,7 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from mlops_ops.exceptions import SpecError, SpecProblem
-from mlops_ops.spec import PipelineSpec
+from mlops_ops.spec import PipelineSpec, cross_checks
 from mlops_ops.spec_files import SPEC_SUFFIXES, find_spec_files
 
 __all__ = ["SPEC_SUFFIXES", "find_spec_files", "load_spec", "parse_spec"]
@@ -67,6 +67,8 @@ def parse_spec(text: str, *, source: str = "<string>", default_pipeline: str | N
     except ValidationError as err:
         problems += [_problem(e, root) for e in err.errors(include_url=False)]
         raise SpecError(source, problems) from err
+    problems += [SpecProblem(".".join(str(p) for p in loc), message, given, _line_of(root, loc))
+                 for loc, message, given in cross_checks(spec)]  # fmt: skip
     if problems:
         raise SpecError(source, problems)
     return spec

@@ -27,7 +27,6 @@ def churn_features(df: Any, spark: Any, *, max_support_calls: int = 50) -> Any:
         "total_charges",
         (F.col("total_charges") / F.greatest(F.col("tenure_months"), F.lit(1))).alias("avg_monthly_spend"),
         F.col("support_calls").cast("double").alias("support_calls"),
-        (F.col("contract") == "month-to-month").cast("double").alias("is_month_to_month"),
-        (F.col("contract") == "two-year").cast("double").alias("is_two_year"),
+        "contract",  # a string: the model one-hot encodes it itself (and so does its saved copy, when serving)
         F.col("churned").cast("int").alias("churned"),
     )

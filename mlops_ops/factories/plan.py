@@ -299,6 +299,9 @@ def _train_evaluate_promote(spec: PipelineSpec) -> list[TaskPlan]:
                 "model_name": model_name,
                 "target": train.target,
                 "task": train.task,
+                "model_options": train.model_dump(
+                    mode="json", include={"positive_class", "threshold", "estimator", "features", "max_rows"}
+                ),
                 "trainer": train.trainer,
                 "trainer_params": dict(train.params),
                 "run_in": train.executor,
@@ -321,7 +324,9 @@ def _train_evaluate_promote(spec: PipelineSpec) -> list[TaskPlan]:
                     "metrics": list(ev.metrics),
                     "thresholds": {k: v.model_dump() for k, v in ev.thresholds.items()},
                     "max_regression": dict(ev.max_regression),
+                    "custom_metrics": {k: v.model_dump() for k, v in ev.custom_metrics.items()},
                     "slice_column": ev.slice_column,
+                    "beat_baseline": ev.beat_baseline,
                 },
             }
         )

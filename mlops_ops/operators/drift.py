@@ -176,14 +176,14 @@ class DriftCheckOperator(LakeOperator):
     def _score(self, version: str, reference: Any, current: Any) -> list[str]:
         """Add the champion's predictions to both frames; return the model's input columns (the ones compared)."""
         from mlops_ops.monitoring.drift import PREDICTION
-        from mlops_ops.training.evaluation import scorer
+        from mlops_ops.training.evaluation import ModelScorer
 
-        score, columns = scorer(f"models:/{self.model_name}/{version}")
-        if not columns:
-            columns = [c for c in reference.columns if c not in (self.key_column, self.target)]
+        champion = ModelScorer(f"models:/{self.model_name}/{version}")
+        columns = champion.columns or [c for c in reference.columns if c not in (self.key_column, self.target)]
         if all(c in current.columns for c in columns):
+            # the prediction signal: the value (regression), P(positive) (binary) or the predicted label (multiclass)
             for frame in (reference, current):
-                frame[PREDICTION] = _as_1d(score(frame[columns].astype("float64").fillna(0.0)))
+                frame[PREDICTION] = champion.signal(frame)
         else:
             log.warning("current data lacks model input(s) %s: no prediction drift",
                         [c for c in columns if c not in current.columns])  # fmt: skip
@@ -270,10 +270,3 @@ def parse_duration(text: str) -> timedelta:
 def _sample(frame: Any, max_rows: int) -> Any:
     """At most ``max_rows`` rows, the same ones every time for the same data."""
     return frame.sample(n=max_rows, random_state=0).reset_index(drop=True) if len(frame) > max_rows else frame
-
-
-def _as_1d(scores: Any) -> Any:
-    import numpy as np
-
-    array = np.asarray(scores)
-    return array.reshape(len(array), -1)[:, -1] if array.ndim > 1 else array

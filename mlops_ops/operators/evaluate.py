@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from mlops_ops.training.tasks import Task
 from mlops_ops.ui.links import ModelVersionLink
 
 if TYPE_CHECKING:
@@ -25,11 +26,12 @@ def _pipeline(context: Context) -> str:
 
 
 class EvaluateModelOperator(BaseOperator):
-    """Score the challenger and the current champion on the same held-out split and record a verdict.
+    """Score the challenger, the current champion and a trivial baseline on the same held-out split; record a
+    verdict.
 
-    The verdict (blessed or not, with reasons) is written to the challenger's model
-    version tags, which :class:`PromoteModelOperator` reads; the full report goes to its
-    MLflow run as ``evaluation/report.json`` and ``evaluation/report.html``.
+    The verdict (blessed or not, with reasons) is written to the challenger's model version tags, which
+    :class:`PromoteModelOperator` reads; the report goes to its MLflow run as ``evaluation/report.json``,
+    ``evaluation/report.html`` and pictures (confusion matrix or residuals, slices).
     """
 
     template_fields: Sequence[str] = ("model_name", "features", "version")
@@ -40,11 +42,13 @@ class EvaluateModelOperator(BaseOperator):
         *,
         model_name: str,
         target: str,
-        task: Literal["classification", "regression"],
+        task: Task,
         metrics: Sequence[str],
         thresholds: Mapping[str, Mapping[str, float | None]] | None = None,
         max_regression: Mapping[str, float] | None = None,
+        custom_metrics: Mapping[str, Mapping[str, Any]] | None = None,
         slice_column: str | None = None,
+        beat_baseline: bool = True,
         split: str = "test",
         version: str | None = None,
         features: str | None = None,
@@ -54,6 +58,14 @@ class EvaluateModelOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        from mlops_ops.training.tasks import metric_problem
+
+        self.custom_metrics = {k: dict(v) for k, v in (custom_metrics or {}).items()}
+        problems = [metric_problem(task, m, frozenset(self.custom_metrics)) for m in metrics]
+        problems += [f"'{m}' has a threshold or max_regression but is not in metrics"
+                     for m in {*(thresholds or {}), *(max_regression or {})} if m not in metrics]  # fmt: skip
+        if any(problems):
+            raise ValueError(f"{self.task_id}: " + "; ".join(p for p in problems if p))
         self.model_name = model_name
         self.target = target
         self.task = task
@@ -61,6 +73,7 @@ class EvaluateModelOperator(BaseOperator):
         self.thresholds = {k: dict(v) for k, v in (thresholds or {}).items()}
         self.max_regression = dict(max_regression or {})
         self.slice_column = slice_column
+        self.beat_baseline = beat_baseline
         self.split = split
         self.version = version
         self.features = features
@@ -71,13 +84,11 @@ class EvaluateModelOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import os
 
-        import numpy as np
-
         from mlops_ops import metrics
         from mlops_ops.hooks.iceberg import IcebergCatalogHook
         from mlops_ops.hooks.mlflow import MlflowHook
         from mlops_ops.training.data import load_split, open_features
-        from mlops_ops.training.evaluation import CHAMPION, compute_metrics, judge, report_html, scorer
+        from mlops_ops.training.evaluation import CHAMPION, ModelScorer, judge
         from mlops_ops.training.registry import alias_version
 
         trained = context["ti"].xcom_pull(task_ids=self.train_task_id) or {}
@@ -91,42 +102,43 @@ class EvaluateModelOperator(BaseOperator):
         challenger_version = client.get_model_version(self.model_name, version)
         champion = alias_version(client, self.model_name, CHAMPION)
         features = open_features(features_ref, IcebergCatalogHook(self.iceberg_conn_id).get_conn())
-        data = load_split(features, self.split, self.target)
-        score, _ = scorer(f"models:/{self.model_name}/{version}")
-        scores = score(data.features)
-        challenger_metrics = compute_metrics(self.task, data.target, scores, self.metrics)
-        report: dict[str, Any] = {"model_name": self.model_name, "split": self.split, "rows": len(data.target),
-                                  "metrics": self.metrics, "features": features_ref,
-                                  "challenger": {"version": version, "metrics": challenger_metrics}}  # fmt: skip
+        frame = load_split(features, self.split, self.target)
+        challenger = ModelScorer(f"models:/{self.model_name}/{version}")
+        if not challenger.ours or challenger.meta["task"] != self.task:  # type: ignore[index]
+            task = challenger.meta["task"] if challenger.meta else "unknown"
+            raise ValueError(f"{self.model_name} v{version} was trained for task '{task}', evaluated as "
+                             f"'{self.task}': train and evaluate must name the same task")  # fmt: skip
+        scored = self._score(challenger, frame)
+        report: dict[str, Any] = {"model_name": self.model_name, "task": self.task, "split": self.split,
+                                  "rows": len(frame), "metrics": self.metrics, "features": features_ref,
+                                  "challenger": {"version": version, "metrics": scored["metrics"]}}  # fmt: skip
+        if self.beat_baseline:
+            report["baseline"] = {"metrics": self._baseline(features, challenger, scored)}
         champion_metrics = None
         if champion is not None and champion != version:
-            champion_score, _ = scorer(f"models:/{self.model_name}/{champion}")
-            champion_metrics = compute_metrics(self.task, data.target, champion_score(data.features), self.metrics)
-            report["champion"] = {"version": champion, "metrics": champion_metrics}
-        if self.slice_column:
-            if self.slice_column not in data.frame.columns:
-                raise ValueError(f"slice_column '{self.slice_column}' is not a column of the feature table")
-            values = data.frame[self.slice_column].to_numpy()
-            report["slice_column"] = self.slice_column
-            report["slices"] = {
-                str(v): {"rows": int((values == v).sum()),
-                         **compute_metrics(self.task, data.target[values == v], np.asarray(scores)[values == v],
-                                           [m for m in self.metrics if m != "roc_auc"] or self.metrics)}
-                for v in sorted(set(values.tolist()), key=str)[:50]
-            }  # fmt: skip
-        verdict = judge(report["challenger"]["metrics"], champion_metrics, self.thresholds, self.max_regression)
+            incumbent = ModelScorer(f"models:/{self.model_name}/{champion}")
+            if incumbent.ours:
+                champion_metrics = self._score(incumbent, frame)["metrics"]
+                report["champion"] = {"version": champion, "metrics": champion_metrics}
+            else:
+                report["champion_skipped"] = (f"champion v{champion} was saved by an earlier mlops-ops model "
+                                              "format and cannot be scored the same way; compared on thresholds "
+                                              "only")  # fmt: skip
+                log.warning("%s", report["champion_skipped"])
+        pictures = self._pictures(challenger, frame, scored, report)
+        directions = {k: bool(v.get("higher_is_better", True)) for k, v in self.custom_metrics.items()}
+        verdict = judge(report["challenger"]["metrics"], champion_metrics, self.thresholds, self.max_regression,
+                        baseline=(report.get("baseline") or {}).get("metrics"), key_metric=self.metrics[0],
+                        directions=directions)  # fmt: skip
         report["verdict"] = {"blessed": verdict.blessed, "reasons": verdict.reasons}
-        run_id = challenger_version.run_id
-        client.log_dict(run_id, report, "evaluation/report.json")
-        client.log_text(run_id, report_html(report), "evaluation/report.html")
-        for name, value in report["challenger"]["metrics"].items():
-            client.log_metric(run_id, f"{self.split}_{name}", value)
+        self._log_report(client, challenger_version.run_id, report, pictures)
         client.set_model_version_tag(self.model_name, version, "mlops_ops.blessed", str(verdict.blessed).lower())
         client.set_model_version_tag(self.model_name, version, "mlops_ops.verdict",
                                      "; ".join(verdict.reasons) or "all checks passed")  # fmt: skip
         (log.info if verdict.blessed else log.warning)(
-            "%s v%s %s: %s (champion %s)", self.model_name, version,
-            "blessed" if verdict.blessed else "NOT blessed", report["challenger"]["metrics"], champion_metrics
+            "%s v%s %s: %s (champion %s, baseline %s)", self.model_name, version,
+            "blessed" if verdict.blessed else "NOT blessed", report["challenger"]["metrics"], champion_metrics,
+            (report.get("baseline") or {}).get("metrics"),
         )  # fmt: skip
         for reason in verdict.reasons:
             log.warning("not blessed: %s", reason)
@@ -138,6 +150,86 @@ class EvaluateModelOperator(BaseOperator):
         return {"version": version, "champion_version": champion, "blessed": verdict.blessed,
                 "reasons": verdict.reasons, "metrics": report["challenger"]["metrics"],
                 "key_metric": self.metrics[0]}  # fmt: skip
+
+    def _custom(self) -> dict[str, Any]:
+        from mlops_ops.training.evaluation import CustomMetric
+
+        return {name: CustomMetric(**spec) for name, spec in self.custom_metrics.items()}
+
+    def _labels(self, scorer: Any) -> Any:
+        from mlops_ops.training.data import Labels
+
+        meta = scorer.meta
+        return Labels(meta["task"], meta.get("classes"), meta.get("positive_class"))
+
+    def _score(self, scorer: Any, frame: Any) -> dict[str, Any]:
+        """Metrics of one model: the target encoded with *its* classes (a champion may know other classes)."""
+        from mlops_ops.training.evaluation import compute_metrics
+
+        labels = self._labels(scorer)
+        y = labels.encode(frame[self.target])
+        predictions = scorer.predictions(frame)
+        return {"y": y, "predictions": predictions, "labels": labels,
+                "metrics": compute_metrics(y, predictions, self.metrics, classes=labels.classes,
+                                           custom=self._custom())}  # fmt: skip
+
+    def _baseline(self, features: Any, scorer: Any, scored: dict[str, Any]) -> dict[str, float]:
+        from mlops_ops.training.data import read_column
+        from mlops_ops.training.evaluation import baseline_predictions, compute_metrics
+
+        labels = scored["labels"]
+        train_y = labels.encode(read_column(features, "train", self.target))
+        trivial = baseline_predictions(self.task, train_y, len(scored["y"]), len(labels.classes or []),
+                                       scored["predictions"].threshold)  # fmt: skip
+        return compute_metrics(scored["y"], trivial, self.metrics, classes=labels.classes, custom=self._custom())
+
+    def _pictures(self, scorer: Any, frame: Any, scored: dict[str, Any], report: dict[str, Any]) -> dict[str, bytes]:
+        import numpy as np
+
+        from mlops_ops.training.evaluation import (
+            Predictions,
+            compute_metrics,
+            confusion_png,
+            residuals_png,
+            slices_png,
+        )
+
+        y, predictions, labels = scored["y"], scored["predictions"], scored["labels"]
+        pictures: dict[str, bytes] = {}
+        if self.task == "regression":
+            pictures["residuals.png"] = residuals_png(y, predictions.scores)
+        else:
+            pictures["confusion_matrix.png"] = confusion_png(y, predictions.labels(), labels.classes)
+        if self.slice_column:
+            if self.slice_column not in frame.columns:
+                raise ValueError(f"slice_column '{self.slice_column}' is not a column of the feature table")
+            values = frame[self.slice_column].to_numpy()
+            scores = np.asarray(predictions.scores)
+            report["slice_column"] = self.slice_column
+            report["slices"] = {
+                str(v): {"rows": int((values == v).sum()),
+                         **compute_metrics(y[values == v], Predictions(self.task, scores[values == v],
+                                                                       predictions.threshold),
+                                           self.metrics, classes=labels.classes, custom=self._custom())}
+                for v in sorted(set(values.tolist()), key=str)[:50]
+            }  # fmt: skip
+            pictures["slices.png"] = slices_png(report["slices"], self.metrics[0])
+        return pictures
+
+    def _log_report(self, client: Any, run_id: str, report: dict[str, Any], pictures: dict[str, bytes]) -> None:
+        import tempfile
+        from pathlib import Path
+
+        from mlops_ops.training.evaluation import report_html
+
+        client.log_dict(run_id, report, "evaluation/report.json")
+        client.log_text(run_id, report_html(report, pictures), "evaluation/report.html")
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, png in pictures.items():
+                (Path(tmp) / name).write_bytes(png)
+            client.log_artifacts(run_id, tmp, "evaluation")
+        for name, value in report["challenger"]["metrics"].items():
+            client.log_metric(run_id, f"{self.split}_{name}", value)
 
 
 class PromoteModelOperator(BaseOperator):

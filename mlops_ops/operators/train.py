@@ -34,6 +34,9 @@ class TrainModelOperator(BaseOperator):
     """Train on a feature table, log to MLflow and register a version with alias ``challenger``.
 
     :param features: feature-table snapshot ``<pipeline>.features@<id>``; default: what ``features_task_id`` returned.
+    :param task: ``binary``, ``multiclass`` or ``regression``.
+    :param model_options: the rest of the spec's model settings (``positive_class``, ``threshold``, ``estimator``,
+        ``features``, ``max_rows``; see :class:`mlops_ops.spec.ModelSpec`), validated when the task runs.
     :param trainer: ``sklearn``, ``torch_mlp`` or ``module.path:function``.
     :param run_in: ``local`` (a subprocess of the worker), ``docker`` or ``kubernetes`` (with ``container``).
     :param trainer_params: hyper-parameters; the DAG Param ``train_params`` (a JSON object given
@@ -52,7 +55,8 @@ class TrainModelOperator(BaseOperator):
         pipeline: str,
         model_name: str,
         target: str,
-        task: Literal["classification", "regression"],
+        task: Literal["binary", "multiclass", "regression"],
+        model_options: Mapping[str, Any] | None = None,
         trainer: str = "sklearn",
         trainer_params: Mapping[str, Any] | None = None,
         features: str | None = None,
@@ -69,6 +73,7 @@ class TrainModelOperator(BaseOperator):
         self.model_name = model_name
         self.target = target
         self.task = task
+        self.model_options = dict(model_options or {})
         self.trainer = trainer
         self.trainer_params = dict(trainer_params or {})
         self.features = features
@@ -107,7 +112,8 @@ class TrainModelOperator(BaseOperator):
 
     def command(self, features: str, params: dict[str, Any], tags: dict[str, str]) -> list[str]:
         """The entrypoint's arguments after ``python -m mlops_ops.training`` (shared by every executor)."""
-        return ["--features", features, "--target", self.target, "--task", self.task, "--trainer", self.trainer,
+        model = json.dumps({**self.model_options, "task": self.task, "target": self.target}, sort_keys=True)
+        return ["--features", features, "--model", model, "--trainer", self.trainer,
                 "--params", json.dumps(params, sort_keys=True), "--model-name", self.model_name,
                 "--experiment", self.experiment or self.model_name,
                 "--tags", json.dumps(tags, sort_keys=True)]  # fmt: skip

@@ -16,14 +16,6 @@ NUMERIC_KINDS = "biuf"  # numpy kinds: bool, int, unsigned, float
 
 
 @dataclass
-class SplitData:
-    features: Any  # pandas DataFrame of the feature columns, float64
-    target: Any  # numpy array
-    keys: Any  # numpy array of the key column (for slices and joins), or None
-    frame: Any = None  # every column of the split, for slice metrics
-
-
-@dataclass
 class FeatureSnapshot:
     ref: str
     table: Any
@@ -63,32 +55,82 @@ def read_split(features: FeatureSnapshot, split: str) -> Any:
     return frame.drop(columns=[SPLIT_COLUMN])
 
 
-def load_split(
-    features: FeatureSnapshot,
-    split: str,
-    target: str,
-    *,
-    feature_columns: list[str] | None = None,
-) -> SplitData:
-    """All rows of ``split`` as float features + target; non-numeric feature columns are an error."""
+def read_column(features: FeatureSnapshot, split: str, column: str) -> Any:
+    """One column of one split (e.g. the train target for the trivial baseline) without reading the others."""
+    scan = features.table.scan(snapshot_id=features.snapshot_id, row_filter=f"{SPLIT_COLUMN} == '{split}'",
+                               selected_fields=(column,))  # fmt: skip
+    return scan.to_pandas()[column]
+
+
+def load_split(features: FeatureSnapshot, split: str, target: str) -> Any:
+    """Every column of ``split`` as pandas; an empty split or a missing target is an error naming the table."""
     frame = read_split(features, split)
     if frame.empty:
         raise ValueError(f"split '{split}' of the feature table {features.ref} has no rows")
-    key = features.key_column
     if target not in frame.columns:
         raise ValueError(
             f"target '{target}' is not a column of the feature table (columns: {', '.join(frame.columns)})"
         )
-    columns = feature_columns or [c for c in frame.columns if c not in (target, key)]
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"feature column(s) {', '.join(missing)} missing from split '{split}'")
-    bad = [c for c in columns if frame[c].dtype.kind not in NUMERIC_KINDS]
-    if bad:
-        raise ValueError(
-            f"feature column(s) {', '.join(bad)} are not numeric: encode them in the preprocess transform "
-            "(the trainers take numeric features only)"
-        )
-    features_frame = frame[columns].astype("float64").fillna(0.0)
-    keys = frame[key].to_numpy() if key in frame.columns else None
-    return SplitData(features=features_frame, target=frame[target].to_numpy(), keys=keys, frame=frame)
+    return frame
+
+
+def python_value(value: Any) -> Any:
+    """A numpy scalar as the Python value (JSON-able, comparable with the spec's ``positive_class``)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The classes of a classification target, in code order (binary: ``[negative, positive]``)."""
+
+    task: str
+    classes: list[Any] | None
+    positive_class: Any = None
+
+    @classmethod
+    def infer(cls, task: str, target: Any, positive_class: Any = None) -> Labels:
+        import numpy as np
+
+        if task == "regression":
+            if target.dtype.kind not in NUMERIC_KINDS or target.dtype.kind == "b":
+                raise ValueError(f"task 'regression' needs a numeric target; '{target.name}' is {target.dtype}")
+            return cls(task, None)
+        present = target.dropna()
+        if len(present) < len(target):
+            raise ValueError(f"target '{target.name}' has {len(target) - len(present)} missing value(s) in the "
+                             "train split: drop or label them in the preprocess transform")  # fmt: skip
+        classes = sorted((python_value(v) for v in np.unique(present.to_numpy())), key=lambda v: (str(type(v)), v))
+        if task == "multiclass":
+            if len(classes) < 2:
+                raise ValueError(f"target '{target.name}' has one class ({classes}) in the train split")
+            return cls(task, classes)
+        if len(classes) != 2:
+            raise ValueError(f"task 'binary' needs exactly two classes in target '{target.name}', found "
+                             f"{len(classes)}: {classes[:10]}; use task 'multiclass'")  # fmt: skip
+        if positive_class is None:
+            positive_class = next((c for c in (True, 1, "1", "true", "yes") if c in classes), None)
+            if positive_class is None:
+                raise ValueError(f"give train.positive_class: one of {classes} (the class the model predicts "
+                                 "probabilities of)")  # fmt: skip
+        match = [c for c in classes if c == positive_class or str(c) == str(positive_class)]
+        if not match:
+            raise ValueError(f"train.positive_class {positive_class!r} is not a class of '{target.name}' "
+                             f"(classes: {classes})")  # fmt: skip
+        positive = match[0]
+        return cls(task, [next(c for c in classes if c != positive), positive], positive)
+
+    def encode(self, target: Any) -> Any:
+        """Class codes (int64; -1 for a label the model does not know) or float64 values."""
+        import numpy as np
+
+        values = target.to_numpy() if hasattr(target, "to_numpy") else np.asarray(target)
+        if self.classes is None:
+            return values.astype("float64")
+        codes = np.full(len(values), -1, dtype="int64")
+        for i, label in enumerate(self.classes):
+            codes[values == label] = i
+        return codes
+
+    def decode(self, codes: Any) -> list[Any]:
+        assert self.classes is not None
+        return [self.classes[int(c)] for c in codes]

@@ -1,18 +1,20 @@
 """The training entrypoint every executor runs: ``python -m mlops_ops.training ...``.
 
-Reads a pinned feature-table snapshot (``<pipeline>.features@<id>``), trains on ``train`` (``validation`` for per-epoch
-validation loss), logs params, metrics, the model (native flavor, signature, input
-example) and lineage tags to MLflow, then registers a model version with alias
-``challenger``. Registration is the last step, so a run killed before it registers nothing.
-The result (run id, version, model URI) is printed as the last line of stdout and, with
-``--result-file``, written there.
+Reads a pinned feature-table snapshot (``<pipeline>.features@<id>``), encodes the spec's feature columns, trains on
+``train`` (``validation`` for early stopping, per-epoch validation loss and a tuned threshold), logs params, metrics,
+the model (the pyfunc of :mod:`mlops_ops.training.serving`: encoding + estimator, with a signature on raw columns and
+an input example) and lineage tags to MLflow, then registers a model version with alias ``challenger``. Registration
+is the last step, so a run killed before it registers nothing. The result (run id, version, model URI) is printed as
+the last line of stdout and, with ``--result-file``, written there.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from mlops_ops import __version__
 from mlops_ops._extras import require
 from mlops_ops.training.evaluation import CHALLENGER
 
+log = logging.getLogger(__name__)
 RESULT_PREFIX = "MLOPS_OPS_RESULT "
 FEATURES_TAG = "mlops_ops.features_snapshot"  # the exact data a version learned from (drift's reference)
 RAW_SNAPSHOT_TAG = "mlops_ops.raw_snapshot"
@@ -28,8 +31,7 @@ RAW_SNAPSHOT_TAG = "mlops_ops.raw_snapshot"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlops_ops.training", description=__doc__)
     parser.add_argument("--features", required=True, help="feature-table snapshot: <pipeline>.features@<snapshot id>")
-    parser.add_argument("--target", required=True)
-    parser.add_argument("--task", required=True, choices=["classification", "regression"])
+    parser.add_argument("--model", required=True, help="JSON of the spec's model settings (task, target, features...)")
     parser.add_argument("--trainer", default="sklearn", help="sklearn, torch_mlp or module.path:function")
     parser.add_argument("--params", default="{}", help="JSON object of hyper-parameters")
     parser.add_argument("--model-name", required=True, help="registered model name")
@@ -39,42 +41,107 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@dataclass
+class PreparedSplits:
+    data: Any  # TrainingData
+    preprocessor: Any
+    columns: Any  # FeatureColumns
+    labels: Any  # Labels
+    example: Any  # a few raw rows (the signature's input example)
+    valid_frame: Any | None
+    sampled_from: int | None = None
+
+
+def prepare_splits(features: Any, settings: Any) -> PreparedSplits:
+    """Read train (and validation), choose and encode the feature columns, encode the target."""
+    import numpy as np
+
+    from mlops_ops.lake.tables import SPLIT_COLUMN
+    from mlops_ops.training.data import Labels, load_split
+    from mlops_ops.training.features import build_preprocessor, select_columns
+    from mlops_ops.training.serving import prepare
+    from mlops_ops.training.trainers import TrainingData
+
+    train = load_split(features, "train", settings.target)
+    sampled_from = None
+    if settings.max_rows is not None and len(train) > settings.max_rows:
+        sampled_from = len(train)
+        log.warning("train split has %d rows; sampling %d (train.max_rows)", len(train), settings.max_rows)
+        train = train.sample(n=settings.max_rows, random_state=0).sort_index()
+    columns = select_columns(train, settings.features, target=settings.target,
+                             excluded=(features.key_column, SPLIT_COLUMN))  # fmt: skip
+    labels = Labels.infer(settings.task, train[settings.target], settings.positive_class)
+    preprocessor = build_preprocessor(columns, settings.features, scale=True)
+    x = np.asarray(preprocessor.fit_transform(prepare(train, columns.kinds)), dtype="float32")
+    valid = load_split(features, "validation", settings.target) if features.split_rows("validation") else None
+    x_valid = y_valid = None
+    if valid is not None:
+        x_valid = np.asarray(preprocessor.transform(prepare(valid, columns.kinds)), dtype="float32")
+        y_valid = labels.encode(valid[settings.target])
+        if labels.classes is not None:  # a label the train split never had cannot be learned or scored
+            known = y_valid >= 0
+            x_valid, y_valid = x_valid[known], y_valid[known]
+    data = TrainingData(settings.task, x, labels.encode(train[settings.target]), x_valid, y_valid, labels.classes,
+                        [str(n) for n in preprocessor.get_feature_names_out()])  # fmt: skip
+    return PreparedSplits(data, preprocessor, columns, labels, train[columns.names].head(5), valid, sampled_from)
+
+
+def tune_threshold(metric: str, y: Any, positive: Any) -> float:
+    """The threshold in (0, 1) that maximises ``metric`` on (validation) labels ``y`` and probabilities."""
+    import numpy as np
+    from sklearn import metrics as m
+
+    scorers = {"f1": m.f1_score, "precision": m.precision_score, "recall": m.recall_score,
+               "accuracy": m.accuracy_score}  # fmt: skip
+    candidates = np.unique(np.clip(np.quantile(positive, np.linspace(0.01, 0.99, 99)), 1e-6, 1 - 1e-6))
+    best, best_score = 0.5, -1.0
+    for t in candidates:
+        kwargs = {} if metric == "accuracy" else {"zero_division": 0}
+        score = float(scorers[metric](y, (positive >= t).astype(int), **kwargs))
+        if score > best_score:
+            best, best_score = float(t), score
+    return best
+
+
 def train_and_register(args: argparse.Namespace) -> dict[str, Any]:
     mlflow = require("mlflow", "mlflow")
-    from mlflow.models import infer_signature
 
-    from mlops_ops.training.data import load_split, open_features
+    from mlops_ops.spec import ModelSpec
+    from mlops_ops.training.data import open_features
+    from mlops_ops.training.packaging import log_tabular_model
     from mlops_ops.training.trainers import resolve
 
+    settings = ModelSpec.model_validate_json(args.model)
     params = json.loads(args.params)
     tags = {str(k): str(v) for k, v in json.loads(args.tags).items()}
+    trainer = resolve(args.trainer, settings.task)
+    if settings.estimator is not None:
+        params.setdefault("estimator", settings.estimator)
     features = open_features(args.features)
-    train = load_split(features, "train", args.target)
-    columns = list(train.features.columns)
-    validation = (
-        load_split(features, "validation", args.target, feature_columns=columns)
-        if features.split_rows("validation")
-        else None
-    )
-    trainer = resolve(args.trainer)
+    prepared = prepare_splits(features, settings)
+    data = prepared.data
     mlflow.set_experiment(args.experiment or args.model_name)
     lineage = {**tags, "mlops_ops.version": __version__, FEATURES_TAG: args.features,
-               RAW_SNAPSHOT_TAG: features.raw_snapshot or "", "mlops_ops.trainer": args.trainer}  # fmt: skip
+               RAW_SNAPSHOT_TAG: features.raw_snapshot or "", "mlops_ops.trainer": args.trainer,
+               "mlops_ops.task": settings.task}  # fmt: skip
     with mlflow.start_run(tags=lineage) as run:
-        mlflow.log_params({"trainer": args.trainer, "task": args.task, "target": args.target,
-                           "n_features": len(columns), "train_rows": len(train.target),
+        mlflow.log_params({"trainer": args.trainer, "task": settings.task, "target": settings.target,
+                           "n_features": len(prepared.columns.names), "n_encoded": data.x.shape[1],
+                           "train_rows": len(data.y), **({"sampled_from": prepared.sampled_from}
+                                                          if prepared.sampled_from else {}),
                            **{f"hp.{k}": v for k, v in params.items()}})  # fmt: skip
-        trained = trainer(train, validation, task=args.task, params=dict(params),
+        trained = trainer(data, params=dict(params),
                           log_metric=lambda name, value, step: mlflow.log_metric(name, value, step=step))  # fmt: skip
-        example = (validation or train).features.head(5)
-        signature = infer_signature(example, trained.predict(example))
-        flavor = getattr(mlflow, trained.flavor)
-        extra: dict[str, Any] = {"skops_trusted_types": trained.trusted_types} if trained.trusted_types else {}
-        if trained.flavor == "pytorch":
-            # "pt2" traces a fixed-shape graph from the example; pickle keeps DataFrame rows of any batch size
-            extra["serialization_format"] = "pickle"
-        info = flavor.log_model(trained.model, name="model", signature=signature, input_example=example, **extra)
-        mlflow.log_dict({"feature_columns": columns, "target": args.target, "task": args.task}, "features.json")
+        meta: dict[str, Any] = {"task": settings.task, "target": settings.target, "kinds": prepared.columns.kinds,
+                                "classes": prepared.labels.classes, "positive_class": prepared.labels.positive_class,
+                                "positive_index": 1, "threshold": 0.5}  # fmt: skip
+        if settings.task == "binary":
+            meta["threshold"] = _threshold(settings.threshold, trained, prepared, meta)
+            mlflow.log_metric("decision_threshold", meta["threshold"])
+        info = log_tabular_model(mlflow, trained, prepared.preprocessor, meta, prepared.example)
+        mlflow.log_dict({"feature_columns": prepared.columns.kinds, "encoded_columns": data.feature_names,
+                         "target": settings.target, "task": settings.task,
+                         "classes": prepared.labels.classes}, "features.json")  # fmt: skip
         client = mlflow.MlflowClient()
         version = mlflow.register_model(info.model_uri, args.model_name, tags=lineage)
         client.set_model_version_tag(args.model_name, version.version, "mlops_ops.run_id", run.info.run_id)
@@ -82,6 +149,26 @@ def train_and_register(args: argparse.Namespace) -> dict[str, Any]:
     return {"run_id": run.info.run_id, "model_name": args.model_name, "version": str(version.version),
             "model_uri": f"models:/{args.model_name}/{version.version}", "alias": CHALLENGER,
             "features": args.features}  # fmt: skip
+
+
+def _threshold(setting: Any, trained: Any, prepared: PreparedSplits, meta: dict[str, Any]) -> float:
+    """The binary decision threshold: the spec's number, or tuned on the validation split."""
+    from mlops_ops.spec import TuneThreshold
+    from mlops_ops.training import serving
+
+    if not isinstance(setting, TuneThreshold):
+        return float(setting)
+    data = prepared.data
+    if data.x_valid is None or not len(data.y_valid):
+        raise ValueError("train.threshold.tune needs a validation split (preprocess.splits.validation > 0)")
+    assert prepared.valid_frame is not None
+    model = serving.TabularModel()
+    model.meta = {**meta, "estimator_kind": trained.kind}
+    model.preprocessor = prepared.preprocessor
+    model.module = model.estimator = trained.model
+    positive = model.scores(prepared.valid_frame)
+    known = prepared.labels.encode(prepared.valid_frame[meta["target"]]) >= 0
+    return tune_threshold(setting.tune, data.y_valid, positive[known])
 
 
 def parse_result(line: str) -> dict[str, Any] | None:

@@ -1,103 +1,135 @@
-"""A tabular MLP in PyTorch: CUDA with mixed precision when a GPU is there, CPU otherwise.
+"""A tabular MLP in PyTorch for binary, multi-class and regression tasks: CUDA with mixed precision when a GPU is
+there, CPU otherwise.
 
-The logged module standardises its input itself and takes any float dtype, so
-``mlflow.pyfunc`` consumers can pass raw feature rows; for classification it returns the
-positive-class probability. Seeds are fixed and deterministic algorithms requested, so
-two CPU runs with the same data and parameters give the same weights.
+Input is the library's encoded matrix (imputed, one-hot, standardised). Loss: BCE on one logit (binary),
+cross-entropy on K logits (multiclass), MSE or Huber (``loss: huber``) on a standardised target (regression; the
+saved module maps back to the target's units). With a validation split, training stops after ``patience`` epochs
+without a better validation loss and keeps the best epoch's weights. The saved module is a plain
+``torch.nn.Sequential`` (loading it needs torch only). Seeds are fixed and deterministic algorithms requested, so two
+CPU runs with the same data and parameters give the same weights.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from mlops_ops._extras import require
-from mlops_ops.training.trainers import LogMetric, Task, TrainedModel
+from mlops_ops.training.trainers import LogMetric, TrainedModel, TrainingData
 
 DEFAULTS: dict[str, Any] = {"hidden": [64, 32], "epochs": 10, "batch_size": 512, "lr": 1e-3, "weight_decay": 0.0,
-                            "dropout": 0.0, "seed": 42}  # fmt: skip
+                            "dropout": 0.0, "seed": 42, "patience": 5, "loss": "mse"}  # fmt: skip
 
 
-def build_module(n_features: int, hidden: list[int], dropout: float, task: Task, mean: Any, std: Any) -> Any:
-    torch = require("torch", "torch")
-    nn = torch.nn
-
-    class TabularMLP(nn.Module):  # type: ignore[misc, name-defined]
-        def __init__(self) -> None:
-            super().__init__()
-            self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
-            self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
-            layers: list[Any] = []
-            width = n_features
-            for size in hidden:
-                layers += [nn.Linear(width, size), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
-                width = size
-            layers.append(nn.Linear(width, 1))
-            self.body = nn.Sequential(*layers)
-            self.classify = task == "classification"
-
-        def logits(self, x: Any) -> Any:
-            return self.body((x.float() - self.mean) / self.std).squeeze(-1)
-
-        def forward(self, x: Any) -> Any:
-            out = self.logits(x)
-            return torch.sigmoid(out) if self.classify else out
-
-    return TabularMLP()
+def build_body(n_features: int, hidden: list[int], dropout: float, n_outputs: int) -> Any:
+    nn = require("torch", "torch").nn
+    layers: list[Any] = []
+    width = n_features
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
+        width = size
+    layers.append(nn.Linear(width, n_outputs))
+    return nn.Sequential(*layers)
 
 
-def fit_mlp(train: Any, validation: Any, *, task: Task, params: dict[str, Any], log_metric: LogMetric) -> TrainedModel:
+def fit_mlp(data: TrainingData, *, params: dict[str, Any], log_metric: LogMetric) -> TrainedModel:
     torch = require("torch", "torch")
     import numpy as np
 
+    unknown = sorted(set(params) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"torch_mlp does not take train.params {', '.join(unknown)} (it takes {', '.join(DEFAULTS)})")
     p = {**DEFAULTS, **params}
-    torch.manual_seed(int(p["seed"]))
-    np.random.seed(int(p["seed"]))
+    seed = int(p["seed"])
+    torch.manual_seed(seed)
+    np.random.seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    x = torch.as_tensor(train.features.to_numpy(), dtype=torch.float32)
-    y = torch.as_tensor(train.target.astype("float32"))
-    mean = x.mean(0)
-    std = x.std(0).clamp_min(1e-6)
-    module = build_module(x.shape[1], list(p["hidden"]), float(p["dropout"]), task, mean, std).to(device)
+    task = data.task
+    y_mean, y_std = 0.0, 1.0
+    if task == "regression":
+        y_mean, y_std = float(np.mean(data.y)), float(np.std(data.y)) or 1.0
+
+    def targets(y: Any) -> Any:
+        if task == "multiclass":
+            return torch.as_tensor(np.asarray(y), dtype=torch.long)
+        if task == "binary":
+            return torch.as_tensor(np.asarray(y), dtype=torch.float32)
+        return torch.as_tensor((np.asarray(y, dtype="float64") - y_mean) / y_std, dtype=torch.float32)
+
+    x = torch.as_tensor(np.asarray(data.x, dtype="float32"))
+    y = targets(data.y)
+    body = build_body(x.shape[1], list(p["hidden"]), float(p["dropout"]), data.n_outputs).to(device)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(x, y),
         batch_size=int(p["batch_size"]),
         shuffle=True,
         pin_memory=device.type == "cuda",
-        generator=torch.Generator().manual_seed(int(p["seed"])),
+        generator=torch.Generator().manual_seed(seed),
     )
-    optimizer = torch.optim.AdamW(module.parameters(), lr=float(p["lr"]), weight_decay=float(p["weight_decay"]))
-    loss_fn = torch.nn.BCEWithLogitsLoss() if task == "classification" else torch.nn.MSELoss()
+    optimizer = torch.optim.AdamW(body.parameters(), lr=float(p["lr"]), weight_decay=float(p["weight_decay"]))
+    loss_fn = _loss_fn(torch, task, str(p["loss"]))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    valid = None
+    if data.x_valid is not None and len(data.x_valid):
+        valid = (torch.as_tensor(np.asarray(data.x_valid, dtype="float32")), targets(data.y_valid))
+    best, best_state, stale = float("inf"), None, 0
     for epoch in range(int(p["epochs"])):
-        module.train()
+        body.train()
         total, seen = 0.0, 0
         for xb, yb in loader:
             xb = xb.to(device, non_blocking=True)
             yb = yb.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-                loss = loss_fn(module.logits(xb), yb)
+                loss = loss_fn(_head(body(xb), task), yb)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             total += float(loss.detach()) * len(xb)
             seen += len(xb)
         log_metric("train_loss", total / max(seen, 1), epoch)
-        if validation is not None:
-            log_metric("val_loss", _loss(torch, module, loss_fn, validation, device), epoch)
-    module = module.to("cpu").eval()
-
-    def predict(features: Any) -> Any:
+        if valid is None:
+            continue
+        val_loss = _evaluate(torch, body, loss_fn, valid, task, device)
+        log_metric("val_loss", val_loss, epoch)
+        if val_loss < best - 1e-6:
+            best, best_state, stale = val_loss, copy.deepcopy(body.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= int(p["patience"]):
+                log_metric("stopped_epoch", float(epoch), epoch)
+                break
+    if best_state is not None:
+        body.load_state_dict(best_state)
+        log_metric("best_val_loss", best, 0)
+    module = body.to("cpu").eval()
+    if task == "regression":  # back to the target's units inside the saved module
+        unscale = torch.nn.Linear(1, 1)
         with torch.no_grad():
-            return module(torch.as_tensor(features.to_numpy(), dtype=torch.float32)).numpy()
+            unscale.weight.fill_(y_std)
+            unscale.bias.fill_(y_mean)
+        module = torch.nn.Sequential(*module, unscale).eval()
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    return TrainedModel(module, "torch")
 
-    return TrainedModel(module, "pytorch", predict)
+
+def _head(out: Any, task: str) -> Any:
+    return out if task == "multiclass" else out.squeeze(-1)
 
 
-def _loss(torch: Any, module: Any, loss_fn: Any, data: Any, device: Any) -> float:
-    module.eval()
+def _loss_fn(torch: Any, task: str, loss: str) -> Any:
+    if task == "binary":
+        return torch.nn.BCEWithLogitsLoss()
+    if task == "multiclass":
+        return torch.nn.CrossEntropyLoss()
+    if loss not in ("mse", "huber"):
+        raise ValueError(f"torch_mlp regression loss must be 'mse' or 'huber', not {loss!r}")
+    return torch.nn.HuberLoss() if loss == "huber" else torch.nn.MSELoss()
+
+
+def _evaluate(torch: Any, body: Any, loss_fn: Any, valid: tuple[Any, Any], task: str, device: Any) -> float:
+    body.eval()
     with torch.no_grad():
-        x = torch.as_tensor(data.features.to_numpy(), dtype=torch.float32, device=device)
-        y = torch.as_tensor(data.target.astype("float32"), device=device)
-        return float(loss_fn(module.logits(x), y))
+        return float(loss_fn(_head(body(valid[0].to(device)), task), valid[1].to(device)))

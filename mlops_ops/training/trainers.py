@@ -1,61 +1,126 @@
-"""Trainers: ``sklearn``, ``torch_mlp`` and user trainers given as ``module:function``.
+"""Trainers: ``sklearn`` (any scikit-learn estimator by class path), ``torch_mlp`` and your own ``module:function``.
 
-A trainer is ``fn(train, validation, *, task, params, log_metric) -> TrainedModel``:
-``train``/``validation`` are :class:`~mlops_ops.training.data.SplitData`, ``log_metric(name,
-value, step)`` records a metric, and the result names the MLflow flavor that logs the model.
+The contract (typed, the same for the built-ins)::
+
+    def my_trainer(data: TrainingData, *, params: dict[str, Any], log_metric: LogMetric) -> TrainedModel
+
+``data`` holds the *encoded* train split (a float32 matrix: imputation, one-hot encoding and scaling already done by
+the library, which saves the same encoding inside the model) and the targets: class codes ``0..K-1`` for
+``binary`` (1 = the positive class) and ``multiclass`` (index into ``data.classes``), floats for ``regression``;
+the validation split likewise, or ``None`` when the spec has no validation share. ``params`` are the spec's
+``train.params`` merged with the run's ``train_params``. ``log_metric(name, value, step)`` records a metric.
+
+Return ``TrainedModel(model, kind)`` where ``model`` is either
+
+* ``kind="sklearn"``: an object with scikit-learn's API on the encoded matrix: ``predict_proba`` for
+  classification (columns in code order), ``predict`` for regression; saved with skops, and the types it needs are
+  listed for loading; or
+* ``kind="torch"``: a ``torch.nn.Module`` mapping the encoded matrix to logits (one column for binary, K for
+  multiclass) or values (regression); saved whole, so its class must be importable where the model is served.
+
+Declare the tasks a trainer supports with ``my_trainer.tasks = ("binary", "multiclass")``; a run of another task
+is refused before training. See docs/training.md for a worked example.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Task = Literal["classification", "regression"]
+from mlops_ops.training.tasks import BUILT_IN_TRAINERS, TASKS
+
+log = logging.getLogger(__name__)
+
 LogMetric = Callable[[str, float, int], None]
+
+
+@dataclass
+class TrainingData:
+    task: str  # binary | multiclass | regression
+    x: Any  # float32 numpy matrix of the encoded train split
+    y: Any  # int64 class codes (classification) or float64 values (regression)
+    x_valid: Any | None
+    y_valid: Any | None
+    classes: list[Any] | None  # labels in code order (binary: [negative, positive]); None for regression
+    feature_names: list[str] = field(default_factory=list)  # columns of the encoded matrix
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes) if self.task == "multiclass" and self.classes else 1
 
 
 @dataclass
 class TrainedModel:
     model: Any
-    flavor: Literal["sklearn", "pytorch"]
-    predict: Callable[[Any], Any]  # features DataFrame -> class probabilities (classification) or values
-    trusted_types: list[str] | None = None  # sklearn types MLflow's skops format must be told are safe
+    kind: Literal["sklearn", "torch"]
+    trusted_types: list[str] = field(default_factory=list)  # extra types skops must be told are safe to load
 
 
-def sklearn_trainer(
-    train: Any, validation: Any, *, task: Task, params: dict[str, Any], log_metric: LogMetric
-) -> TrainedModel:
-    """Histogram gradient boosting (fast, handles unscaled features); ``params`` go to the estimator."""
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+Trainer = Callable[..., TrainedModel]
 
-    defaults: dict[str, Any] = {"max_iter": 200, "learning_rate": 0.1, "random_state": int(params.pop("seed", 42))}
-    estimator_cls = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
-    model = estimator_cls(**{**defaults, **params})
-    model.fit(train.features, train.target)
+
+def estimator_class(path: str | None, task: str) -> Any:
+    """The scikit-learn estimator class ``path`` names (default: histogram gradient boosting for the task)."""
+    from sklearn.base import BaseEstimator, is_classifier, is_regressor
+
+    if path is None:
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+        return HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+    module_name, _, name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"train.estimator '{path}' cannot be imported: {err}") from err
+    if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
+        raise ValueError(f"train.estimator '{path}' is not a scikit-learn estimator class")
+    probe = cls()
+    if task == "regression" and not is_regressor(probe):
+        raise ValueError(f"train.estimator '{path}' is not a regressor; task 'regression' needs one")
+    if task != "regression" and not is_classifier(probe):
+        raise ValueError(f"train.estimator '{path}' is not a classifier; task '{task}' needs one")
+    return cls
+
+
+def sklearn_trainer(data: TrainingData, *, params: dict[str, Any], log_metric: LogMetric) -> TrainedModel:
+    """Any scikit-learn estimator (``params["estimator"]``, a class path; set from ``train.estimator``)."""
+    import inspect
+
+    p = dict(params)
+    cls = estimator_class(p.pop("estimator", None), data.task)
+    seed = p.pop("seed", 42)
+    if "random_state" in inspect.signature(cls).parameters:
+        p.setdefault("random_state", seed)
+    try:
+        model = cls(**p)
+    except TypeError as err:
+        raise ValueError(f"train.params do not fit {cls.__name__}: {err}") from err
+    model.fit(data.x, data.y)
+    if data.task != "regression" and not hasattr(model, "predict_proba"):
+        raise ValueError(f"{cls.__name__} has no predict_proba: the library needs class probabilities "
+                         "(e.g. SVC needs probability: true in train.params)")  # fmt: skip
     for step, score in enumerate(getattr(model, "train_score_", [])):
         log_metric("train_score", float(score), step)
-    # we built this model in this process: its tree predictor type is safe to load back
-    trusted = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
-    if task == "classification":
-        return TrainedModel(model, "sklearn", lambda x: model.predict_proba(x)[:, 1], trusted)
-    return TrainedModel(model, "sklearn", model.predict, trusted)
+    return TrainedModel(model, "sklearn")
 
 
-def torch_mlp_trainer(
-    train: Any, validation: Any, *, task: Task, params: dict[str, Any], log_metric: LogMetric
-) -> TrainedModel:
+def torch_mlp_trainer(data: TrainingData, *, params: dict[str, Any], log_metric: LogMetric) -> TrainedModel:
     from mlops_ops.training.torch_mlp import fit_mlp
 
-    return fit_mlp(train, validation, task=task, params=params, log_metric=log_metric)
+    return fit_mlp(data, params=params, log_metric=log_metric)
 
 
-BUILT_IN: dict[str, Callable[..., TrainedModel]] = {"sklearn": sklearn_trainer, "torch_mlp": torch_mlp_trainer}
+BUILT_IN: dict[str, Trainer] = {"sklearn": sklearn_trainer, "torch_mlp": torch_mlp_trainer}
 
 
-def resolve(trainer: str) -> Callable[..., TrainedModel]:
+def resolve(trainer: str, task: str) -> Trainer:
+    """The trainer function; a trainer that does not support ``task`` is refused here, before any training."""
     if trainer in BUILT_IN:
+        if task not in BUILT_IN_TRAINERS[trainer]:
+            raise ValueError(f"trainer '{trainer}' does not support task '{task}'")
         return BUILT_IN[trainer]
     module_name, sep, attr = trainer.partition(":")
     if not sep:
@@ -64,4 +129,7 @@ def resolve(trainer: str) -> Callable[..., TrainedModel]:
         fn = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as err:
         raise ValueError(f"trainer '{trainer}' cannot be imported: {err}") from err
+    supported = tuple(getattr(fn, "tasks", TASKS))
+    if task not in supported:
+        raise ValueError(f"trainer '{trainer}' supports task(s) {', '.join(supported)}, not '{task}'")
     return fn  # type: ignore[no-any-return]

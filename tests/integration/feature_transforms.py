@@ -23,7 +23,7 @@ def nothing_left(df: Any, spark: Any) -> Any:
     return df.where("1 = 0")
 
 
-def crash_after_first_epoch(train: Any, validation: Any, *, task: str, params: dict, log_metric: Any) -> Any:
+def crash_after_first_epoch(data: Any, *, params: dict, log_metric: Any) -> Any:
     """A trainer killed by the kernel mid-training (as by the OOM killer): SIGKILL, no cleanup."""
     import os
     import signal

@@ -60,7 +60,7 @@ def champion(stack, tmp_path_factory) -> dict[str, str]:  # type: ignore[no-unty
     build = FeatureBuild("customer_id", transform="tests.integration.feature_transforms:churn_features")
     manifest = build_features(spark, tables, build).ref
     name = f"churn-drift-{uuid.uuid4().hex[:6]}"
-    args = build_parser().parse_args(["--features", manifest, "--target", "churned", "--task", "classification",
+    args = build_parser().parse_args(["--features", manifest, "--model", '{"task": "binary", "target": "churned"}',
                                       "--trainer", "sklearn", "--params", '{"max_iter": 40}',
                                       "--model-name", name])  # fmt: skip
     result = train_and_register(args)

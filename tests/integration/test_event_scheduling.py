@@ -45,7 +45,7 @@ preprocess:
   key_column: customer_id
 train:
   trainer: sklearn
-  task: classification
+  task: binary
   target: churned
   params: {{max_iter: 30}}
 evaluate:

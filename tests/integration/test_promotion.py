@@ -23,10 +23,10 @@ from mlops_ops.operators.train import TrainModelOperator
 with DAG("{dag_id}", schedule=None, start_date=datetime(2026, 1, 1),
          params={{"train_params": Param({{}}, type="object")}}):
     train = TrainModelOperator(task_id="train", pipeline="churn", model_name="{name}", target="churned",
-                               task="classification", trainer="sklearn", trainer_params={{"max_iter": 60}},
+                               task="binary", trainer="sklearn", trainer_params={{"max_iter": 60}},
                                features="{manifest}", retries=0)
     evaluate = EvaluateModelOperator(task_id="evaluate", model_name="{name}", target="churned",
-                                     task="classification", metrics=["accuracy", "roc_auc", "log_loss", "f1"],
+                                     task="binary", metrics=["accuracy", "roc_auc", "log_loss", "f1"],
                                      thresholds={{"roc_auc": {{"min": 0.6}}}},
                                      max_regression={{"accuracy": 0.01, "log_loss": 0.02}},
                                      slice_column="support_calls", retries=0)

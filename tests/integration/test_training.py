@@ -20,7 +20,7 @@ from mlops_ops.operators.train import TrainModelOperator
 with DAG("train_{name}", schedule=None, start_date=datetime(2026, 1, 1),
          params={{"train_params": Param({{}}, type="object")}}):
     TrainModelOperator(task_id="train", pipeline="churn", model_name="{name}", target="churned",
-                       task="classification", trainer="{trainer}", trainer_params={params},
+                       task="binary", trainer="{trainer}", trainer_params={params},
                        features="{manifest}", retries=0)
 """
 

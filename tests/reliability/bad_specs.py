@@ -17,7 +17,7 @@ preprocess:
   key_column: customer_id
 train:
   trainer: sklearn
-  task: classification
+  task: binary
   target: churned
 evaluate:
   metrics: [roc_auc]
@@ -124,7 +124,7 @@ CASES: list[tuple[str, str | bytes, list[str]]] = [
     ),
     (
         "evaluate_without_train",
-        spec("p", a=_r("train:\n  trainer: sklearn\n  task: classification\n  target: churned\n", "")),
+        spec("p", a=_r("train:\n  trainer: sklearn\n  task: binary\n  target: churned\n", "")),
         ["evaluate", "train"],
     ),
     (

@@ -48,7 +48,7 @@ preprocess:
   key_column: customer_id
 train:
   trainer: sklearn
-  task: classification
+  task: binary
   target: churned
   params: {{max_iter: 30}}
 evaluate:

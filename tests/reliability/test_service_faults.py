@@ -84,8 +84,8 @@ def features_manifest(stack) -> str:  # type: ignore[no-untyped-def]
 def _train(stack: Any, manifest: str, name: str, *, epochs: int) -> subprocess.Popen[str]:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{stack.settings.ports['mlflow']}",
            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}  # fmt: skip
-    argv = [sys.executable, "-m", "mlops_ops.training", "--features", manifest, "--target", "churned",
-            "--task", "classification", "--trainer", "torch_mlp", "--model-name", name,
+    argv = [sys.executable, "-m", "mlops_ops.training", "--features", manifest,
+            "--model", '{"task": "binary", "target": "churned"}', "--trainer", "torch_mlp", "--model-name", name,
             "--params", f'{{"epochs": {epochs}, "hidden": [16], "batch_size": 64}}']  # fmt: skip
     return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

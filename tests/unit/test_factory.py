@@ -189,7 +189,7 @@ def test_preprocess_starts_the_training_dag(tmp_path: Path) -> None:
 
 TRAINING = (
     "preprocess: {transform: 'm.mod:f', key_column: id}\n"
-    "train: {trainer: torch_mlp, task: classification, target: churned, params: {epochs: 3},\n"
+    "train: {trainer: torch_mlp, task: binary, target: churned, params: {epochs: 3},\n"
     "        executor: kubernetes, image: reg/trainer:1, resources: {gpus: 1, memory: 8Gi},\n"
     "        node_selector: {pool: gpu}, tolerations: [{key: nvidia.com/gpu, operator: Exists}]}\n"
     "evaluate: {metrics: [roc_auc, accuracy], thresholds: {roc_auc: {min: 0.7}}, max_regression: {accuracy: 0.01},\n"

@@ -53,7 +53,7 @@ source:
     schema: {id: strng}
 train:
   executor: gpu-cluster
-  task: classification
+  task: binary
   target: y
   trainer: torch_mlp
 """
@@ -122,3 +122,107 @@ def test_huge_file_is_refused(tmp_path: Path) -> None:
     path.write_text("# " + "x" * 1_100_000)
     with pytest.raises(SpecError, match="at most"):
         load_spec(path)
+
+
+ML_SPEC = """pipeline: homes
+source:
+  s3: {{bucket: homes-data, format: parquet}}
+preprocess:
+  transform: pkg.features:homes
+  key_column: house_id
+train:
+  trainer: {trainer}
+  task: {task}
+  target: price
+{train_extra}
+evaluate:
+  metrics: {metrics}
+{evaluate_extra}
+"""
+
+
+def _ml(task: str = "regression", trainer: str = "sklearn", metrics: str = "[rmse, r2]", train_extra: str = "",
+        evaluate_extra: str = "") -> str:  # fmt: skip
+    return ML_SPEC.format(task=task, trainer=trainer, metrics=metrics, train_extra=train_extra,
+                          evaluate_extra=evaluate_extra)  # fmt: skip
+
+
+def _problems(text: str) -> dict[str, object]:
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, source="dags/pipelines/homes.yaml", default_pipeline="homes")
+    assert "dags/pipelines/homes.yaml" in str(info.value)
+    return {p.field: p for p in info.value.problems}
+
+
+def test_a_regression_spec_with_an_estimator_by_class_path_loads() -> None:
+    extra = (
+        "  estimator: sklearn.ensemble.RandomForestRegressor\n  max_rows: 100000\n"
+        "  features: {exclude: [listing_url], types: {zip: categorical}}"
+    )
+    spec = parse_spec(_ml(train_extra=extra), default_pipeline="homes")
+    assert spec.train is not None and spec.train.estimator == "sklearn.ensemble.RandomForestRegressor"
+    assert spec.train.features.types == {"zip": "categorical"} and spec.train.features.impute.numeric == "median"
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "line", "fragment"),
+    [
+        (_ml(metrics="[roc_auc, f1]"), "evaluate.metrics.0", 13, "binary metric, not a regression one"),
+        (_ml(metrics="[rmse, accuracy]"), "evaluate.metrics.1", 13, "regression metrics: rmse, mae, mape, r2"),
+        (_ml(task="multiclass", metrics="[f1]"), "evaluate.metrics.0", 13, "f1_macro"),
+        (
+            _ml(metrics="[rmse]", evaluate_extra="  thresholds: {r2: {min: 0.5}}"),
+            "evaluate.thresholds.r2",
+            14,
+            "evaluate.metrics does not compute",
+        ),
+        (
+            _ml(metrics="[rmse]", evaluate_extra="  max_regression: {mae: 0.1}"),
+            "evaluate.max_regression.mae",
+            14,
+            "evaluate.metrics does not compute",
+        ),
+        (_ml(task="classification"), "train.task", 9, "'binary' (two classes) or 'multiclass'"),
+        (
+            _ml(train_extra="  estimator: sklearn.linear_model.LogisticRegression"),
+            "train.estimator",
+            11,
+            "is a classifier",
+        ),
+        (
+            _ml(trainer="torch_mlp", train_extra="  estimator: sklearn.svm.SVR"),
+            "train.estimator",
+            11,
+            "trainer 'sklearn' only",
+        ),
+        (_ml(train_extra="  positive_class: 'yes'"), "train.positive_class", 11, "task 'binary' only"),
+        (
+            _ml(task="binary", metrics="[f1]", train_extra="  threshold: {tune: roc_auc}"),
+            "train.threshold.tune",
+            11,
+            "can be tuned for f1",
+        ),
+        (_ml(trainer="torch_mlp", train_extra="  max_rows: 10"), "train.max_rows", 11, "streams"),
+        (_ml(train_extra="  features: {include: [price]}"), "train.features.include.0", 11, "is the target"),
+        (
+            _ml(metrics="[rmse]", evaluate_extra="  custom_metrics: {pinball: {function: 'pkg.m:pinball'}}"),
+            "evaluate.custom_metrics.pinball",
+            14,
+            "not listed in evaluate.metrics",
+        ),
+    ],
+)
+def test_ml_settings_that_do_not_fit_are_refused_at_parse_time(text: str, field: str, line: int,
+                                                                fragment: str) -> None:  # fmt: skip
+    problems = _problems(text)
+    assert field in problems, problems
+    problem = problems[field]
+    assert fragment in problem.message, problem.message  # type: ignore[attr-defined]
+    assert problem.line == line, (problem.line, text.splitlines()[line - 1])  # type: ignore[attr-defined]
+
+
+def test_a_custom_metric_listed_in_metrics_is_accepted() -> None:
+    spec = parse_spec(_ml(metrics="[pinball, rmse]", evaluate_extra="  custom_metrics: {pinball: {function: "
+                          "'pkg.m:pinball', higher_is_better: false}}\n  thresholds: {pinball: {max: 3}}"),
+                      default_pipeline="homes")  # fmt: skip
+    assert spec.evaluate is not None and not spec.evaluate.custom_metrics["pinball"].higher_is_better

@@ -26,11 +26,11 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> None:
 def _operator(executor: str, **container: object) -> TrainModelOperator:
     settings = {"image": "registry.example/mlops-ops-trainer:0.1.0", **container}
     return TrainModelOperator(task_id="train", pipeline="churn", model_name="churn", target="churned",
-                              task="classification", trainer="torch_mlp", run_in=executor,  # type: ignore[arg-type]
+                              task="binary", trainer="torch_mlp", run_in=executor,  # type: ignore[arg-type]
                               container=settings)  # fmt: skip
 
 
-ARGS = ["--features", FEATURES, "--target", "churned", "--task", "classification", "--trainer", "torch_mlp",
+ARGS = ["--features", FEATURES, "--model", '{"target": "churned", "task": "binary"}', "--trainer", "torch_mlp",
         "--params", '{"epochs": 3}', "--model-name", "churn", "--experiment", "churn",
         "--tags", json.dumps(TAGS, sort_keys=True)]  # fmt: skip
 
