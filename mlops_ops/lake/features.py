@@ -173,7 +173,7 @@ def build_features(
             if SPLIT_COLUMN in out.columns:
                 raise ValueError(f"the transform's output has a column '{SPLIT_COLUMN}': that name is the split's")
             out = out.withColumn(SPLIT_COLUMN, split_expression(F, build.key_column, build.fractions()))
-            features = _ensure_features(tables, features, out)
+            features = _ensure_features(tables, features, out, rebuild=mode == "full")
             target = data_folder(features, build_id)
             written_to = spark_uri(target) if not local_session else str(scratch / "out")
             out.write.mode("overwrite").parquet(written_to)
@@ -223,16 +223,19 @@ def _expected_head(features: Any, previous: Any) -> int | None:
     return int(head.snapshot_id) if head is not None else None
 
 
-def _ensure_features(tables: PipelineTables, features: Any, out: Any) -> Any:
-    """The features table, created from (or evolved to) the transform's output schema."""
+def _ensure_features(tables: PipelineTables, features: Any, out: Any, *, rebuild: bool) -> Any:
+    """The features table, created from (or evolved to) the transform's output schema; a full rebuild makes its
+    columns exactly the output's (columns the transform no longer produces would be all-null features)."""
     import pyarrow as pa
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    from mlops_ops.lake.tables import ensure_table
+    from mlops_ops.lake.tables import ensure_table, reshape
 
     arrow = to_arrow_schema(out.schema, timezone="UTC")
     schema = pa.schema([f.with_type(pa.timestamp("us", tz="UTC")) if pa.types.is_timestamp(f.type) else f
                         for f in arrow.remove_metadata()])  # fmt: skip
+    if rebuild and features is not None:
+        return reshape(features, schema)
     return ensure_table(tables.catalog, tables.ident(FEATURES), schema)
 
 

@@ -193,6 +193,26 @@ def evolve(table: Any, schema: Any) -> Any:
     return _set_name_mapping(table.refresh())
 
 
+def reshape(table: Any, schema: Any) -> Any:
+    """Make ``table``'s columns exactly ``schema``'s: drop the columns it no longer has, re-create the ones whose
+    type changed, add the new ones. Only for a table whose every row is about to be replaced (a full rebuild of
+    derived data); snapshots before keep their own schema, so time travel to them still reads the old columns."""
+    pa = require("pyarrow", "lake")
+    from pyiceberg.io.pyarrow import _pyarrow_to_schema_without_ids
+
+    wanted = {f.name: f for f in _pyarrow_to_schema_without_ids(pa.schema(list(schema))).fields}
+    current = table.schema().fields
+    stale = [f.name for f in current
+             if f.name not in wanted or not _promotable(f.field_type, wanted[f.name].field_type)]  # fmt: skip
+    if stale:
+        with table.update_schema() as update:
+            for name in stale:
+                update.delete_column(name)
+        log.warning("table %s: column(s) %s dropped for the rebuild", ".".join(table.name()), ", ".join(stale))
+        table = table.refresh()
+    return evolve(table, schema)
+
+
 def _promotable(old: Any, new: Any) -> bool:
     from pyiceberg.types import DoubleType, FloatType, IntegerType, LongType
 

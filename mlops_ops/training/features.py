@@ -9,11 +9,14 @@ days since 1970). A kind is inferred from the column's type unless the spec give
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from mlops_ops.spec import FeaturesSpec
 from mlops_ops.training.serving import TIMESTAMP_PARTS
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,11 @@ def select_columns(frame: Any, spec: FeaturesSpec, *, target: str, excluded: tup
             f"(its columns: {', '.join(available)})"
         )
     chosen = [c for c in (spec.include or available) if c not in spec.exclude]
+    if spec.include is None:  # a column with no value in the train split teaches nothing (and would be required)
+        empty = [c for c in chosen if frame[c].isna().all()]
+        if empty:
+            log.warning("feature column(s) %s have no value in the train split: left out", ", ".join(empty))
+            chosen = [c for c in chosen if c not in empty]
     if not chosen:
         raise ValueError("train.features leaves no feature column")
     return FeatureColumns({c: spec.types.get(c) or infer_kind(frame[c]) for c in chosen})

@@ -83,7 +83,17 @@ def prepare_splits(features: Any, settings: Any) -> PreparedSplits:
             x_valid, y_valid = x_valid[known], y_valid[known]
     data = TrainingData(settings.task, x, labels.encode(train[settings.target]), x_valid, y_valid, labels.classes,
                         [str(n) for n in preprocessor.get_feature_names_out()])  # fmt: skip
-    return PreparedSplits(data, preprocessor, columns, labels, train[columns.names].head(5), valid, sampled_from)
+    return PreparedSplits(data, preprocessor, columns, labels, _example(train, columns), valid, sampled_from)
+
+
+def _example(train: Any, columns: Any) -> Any:
+    """A few raw rows for the signature: numeric columns as double, so consumers may pass ints *or* missing values
+    (MLflow refuses a float column, as a column with NaN is, where the signature says long)."""
+    example = train[columns.names].head(5).copy()
+    for column, kind in columns.kinds.items():
+        if kind == "numeric":
+            example[column] = example[column].astype("float64")
+    return example
 
 
 def tune_threshold(metric: str, y: Any, positive: Any) -> float:

@@ -89,18 +89,24 @@ class TabularModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc, name-define
     """Raw columns in, predictions out (see the module docstring)."""
 
     def load_context(self, context: Any) -> None:
+        import warnings
+
         import skops.io
 
         with open(context.artifacts["meta"]) as fh:
             self.meta = json.load(fh)
         trusted = self.meta.get("trusted_types", [])
-        self.preprocessor = skops.io.load(context.artifacts["preprocessor"], trusted=trusted)
+        with warnings.catch_warnings():
+            # skops looks names up across every imported module; libraries with deprecated lazy attributes
+            # (Airflow has hundreds) would warn once per attribute
+            warnings.filterwarnings("ignore", module=r"skops\.")
+            self.preprocessor = skops.io.load(context.artifacts["preprocessor"], trusted=trusted)
+            if self.meta["estimator_kind"] != "torch":
+                self.estimator = skops.io.load(context.artifacts["estimator"], trusted=trusted)
         if self.meta["estimator_kind"] == "torch":
             import torch
 
             self.module = torch.load(context.artifacts["estimator"], weights_only=False, map_location="cpu").eval()
-        else:
-            self.estimator = skops.io.load(context.artifacts["estimator"], trusted=trusted)
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
         """Values (regression), positive-class probabilities (binary) or the probability matrix (multiclass)."""

@@ -82,12 +82,24 @@ def test_train_evaluate_promote_then_a_worse_model_is_refused_and_rollback(  # t
     assert set(report["slices"]) == {str(i) for i in range(10)} and report["verdict"]["blessed"]
     assert client.download_artifacts(version.run_id, "evaluation/report.html").endswith("report.html")
 
-    # a consumer loads the champion and predicts on raw feature rows
+    # a consumer loads the champion and predicts on raw feature rows: labels and per-class probabilities
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
-    rows = pd.DataFrame([{"tenure_months": 1, "monthly_charges": 90.0, "charges_per_month": 90.0, "support_calls": 9},
-                         {"tenure_months": 72, "monthly_charges": 20.0, "charges_per_month": 20.0,
-                          "support_calls": 0}]).astype("float64")  # fmt: skip
-    assert list(model.predict(rows)) == [1, 0]
+    rows = pd.DataFrame(
+        {
+            "tenure_months": [1.0, 72.0],
+            "monthly_charges": [90.0, 20.0],
+            "charges_per_month": [90.0, 20.0],
+            "support_calls": [9.0, 0.0],
+        }
+    )  # fmt: skip (numbers are double in the signature)
+    out = model.predict(rows)
+    assert list(out.columns) == ["prediction", "probability_False", "probability_True"]  # churned is a bool
+    assert list(out["prediction"]) == [True, False]
+    assert out["probability_True"].iloc[0] > 0.5 > out["probability_True"].iloc[1]
+    assert report["baseline"]["metrics"]["accuracy"] < report["challenger"]["metrics"]["accuracy"]
+    assert {"confusion_matrix.png", "slices.png"} <= {
+        a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(version.run_id, "evaluation")
+    }
 
     # deliberately worse: one tiny boosting step predicts "no churn" for everyone
     worse = _pipeline(tmp_path, monkeypatch, name, features_manifest,

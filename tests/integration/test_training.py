@@ -63,10 +63,16 @@ def test_sklearn_model_is_logged_registered_and_servable(stack, features_manifes
     assert version.tags["mlops_ops.features_snapshot"] == features_manifest and version.tags["mlops_ops.raw_snapshot"]
     assert version.tags["mlops_ops.run_id"] == result["run_id"]
     model = mlflow.pyfunc.load_model(f"models:/{name}@challenger")
-    rows = pd.DataFrame([{"tenure_months": 2, "monthly_charges": 95.0, "charges_per_month": 95.0, "support_calls": 7},
-                         {"tenure_months": 70, "monthly_charges": 20.0, "charges_per_month": 20.0,
-                          "support_calls": 0}]).astype("float64")  # fmt: skip
-    assert len(model.predict(rows)) == 2
+    rows = pd.DataFrame(
+        {
+            "tenure_months": [2.0, 70.0],
+            "monthly_charges": [95.0, 20.0],
+            "charges_per_month": [95.0, 20.0],
+            "support_calls": [7, None],
+        }
+    )  # fmt: skip  (a missing value is imputed inside the model)
+    out = model.predict(rows)
+    assert list(out.columns) == ["prediction", "probability_False", "probability_True"] and len(out) == 2
 
 
 def test_torch_trainer_takes_trigger_time_params(stack, features_manifest, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

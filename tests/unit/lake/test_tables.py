@@ -61,3 +61,17 @@ def test_snapshot_refs_round_trip() -> None:
     assert parse_snapshot_ref(snapshot_ref("churn.features", 123)) == ("churn.features", 123)
     with pytest.raises(ValueError, match="not a table snapshot reference"):
         parse_snapshot_ref("churn.features")
+
+
+def test_a_rebuild_reshapes_the_table_and_time_travel_keeps_the_old_columns(tables: PipelineTables) -> None:
+    from mlops_ops.lake.tables import ensure_table, reshape
+
+    old = pa.schema([("k", pa.string()), ("gone", pa.float64()), ("label", pa.int64())])
+    table = ensure_table(tables.catalog, tables.ident("features"), old)
+    table.append(pa.table({"k": ["a"], "gone": [1.5], "label": [1]}, schema=old))
+    before = table.current_snapshot().snapshot_id
+    new = pa.schema([("k", pa.string()), ("label", pa.bool_()), ("added", pa.string())])
+    table = reshape(table, new)
+    assert [(f.name, str(f.field_type)) for f in table.schema().fields] == [
+        ("k", "string"), ("label", "boolean"), ("added", "string")]  # fmt: skip
+    assert table.scan(snapshot_id=before).to_arrow().to_pylist() == [{"k": "a", "gone": 1.5, "label": 1}]

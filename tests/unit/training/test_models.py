@@ -65,6 +65,8 @@ def test_kinds_are_inferred_and_spec_names_are_checked(splits) -> None:  # type:
     assert columns.kinds == {"x1": "numeric", "colour": "categorical", "flag": "boolean", "at": "timestamp"}
     with pytest.raises(ValueError, match="nope"):
         select_columns(train, FeaturesSpec(include=["x1", "nope"]), target="amount", excluded=("id",))
+    empty = train.assign(old=np.nan)  # e.g. a column a changed transform no longer fills
+    assert "old" not in select_columns(empty, FeaturesSpec(), target="amount", excluded=("id",)).kinds
 
 
 def test_labels(splits) -> None:  # type: ignore[no-untyped-def]
