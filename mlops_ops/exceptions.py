@@ -92,3 +92,7 @@ class LakeConflictError(MlopsOpsError):
     """A lake commit lost a race: the table moved away from the snapshot or positions the run started from.
 
     Nothing of the losing run is visible; a retry starts from where the winner ended."""
+
+
+class GxContextMissingError(MlopsOpsError, FileNotFoundError):
+    """No Great Expectations context where one was looked for."""

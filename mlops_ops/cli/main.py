@@ -123,6 +123,16 @@ def _gx(args: argparse.Namespace) -> int:
     from mlops_ops.hooks.gx import GreatExpectationsHook, scaffold
 
     hook = GreatExpectationsHook(args.context_root)
+    if args.action == "init":
+        existed = (hook.context_root / "great_expectations.yml").is_file()
+        context = hook.init()
+        print(f"{'existing' if existed else 'new'} Great Expectations context at {hook.context_root} "
+              f"({len(context.suites.all())} suite(s)); put suites in {hook.context_root / 'expectations'}, "
+              "then run `mlops-ops gx scaffold SUITE`")  # fmt: skip
+        return 0
+    if not args.suite:
+        print("mlops-ops: error: gx scaffold needs a SUITE", file=sys.stderr)
+        return 2
     for name in scaffold(hook.get_conn(), args.suite):
         print(f"checkpoint {name} ready in {hook.context_root}")
     return 0
@@ -165,8 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--mlflow-conn-id", default="mlflow_default")
     model.set_defaults(func=_model)
     gx = sub.add_parser("gx", help="Great Expectations context helpers")
-    gx.add_argument("action", choices=["scaffold"])
-    gx.add_argument("suite", help="an expectation suite of the context")
+    gx.add_argument("action", choices=["init", "scaffold"], help="init: create a context; scaffold: checkpoints")
+    gx.add_argument("suite", nargs="?", default=None, help="scaffold: an expectation suite of the context")
     gx.add_argument("--context-root", default=None, help="default: $MLOPS_OPS_GX_ROOT or great_expectations/")
     gx.set_defaults(func=_gx)
     return parser

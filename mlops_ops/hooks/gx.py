@@ -43,10 +43,19 @@ class GreatExpectationsHook(BaseHook):
 
     def get_conn(self) -> Any:
         if not (self.context_root / "great_expectations.yml").is_file():
-            raise FileNotFoundError(
+            from mlops_ops.exceptions import GxContextMissingError
+
+            raise GxContextMissingError(
                 f"no Great Expectations context at {self.context_root} (great_expectations.yml missing); "
-                "set MLOPS_OPS_GX_ROOT or pass context_root"
+                "create one with `mlops-ops gx init`, or set MLOPS_OPS_GX_ROOT / pass context_root"
             )
+        return self._open()
+
+    def init(self) -> Any:
+        """Create a file context at ``context_root`` when there is none (GX's own layout); open it."""
+        return self._open()
+
+    def _open(self) -> Any:
         gx = require("great_expectations", "gx")
         noisy = logging.getLogger("great_expectations")
         if noisy.level == logging.NOTSET:
@@ -77,7 +86,16 @@ def scaffold(context: Any, suite: str) -> list[str]:
     """Create what a gate needs for ``suite`` (which must exist): a dataframe asset per engine,
     a validation definition and a checkpoint per engine. Idempotent; returns the checkpoint names."""
     gx = require("great_expectations", "gx")
-    expectation_suite = context.suites.get(suite)
+    try:
+        expectation_suite = context.suites.get(suite)
+    except Exception as err:  # GX raises its own DataContextError subclasses here
+        from mlops_ops.exceptions import MlopsOpsError
+
+        known = sorted(s.name for s in context.suites.all())
+        raise MlopsOpsError(
+            f"no expectation suite '{suite}' in the context (suites: {', '.join(known) or 'none'}; "
+            f"a suite is expectations/<name>.json)"
+        ) from err
     names = []
     for engine in ENGINES:
         add = (

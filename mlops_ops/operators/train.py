@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseOperator
@@ -28,6 +29,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PARAMS_KEY = "train_params"  # DAG Param: hyper-parameters given at trigger time override the spec's
+
+
+def _worker_pythonpath() -> str:
+    """The worker's import path for the trainer: what the worker can import (a trainer or transform module in the
+    DAGs folder, plugins, a test's rootdir) the trainer can too, without setting PYTHONPATH by hand."""
+    entries = [*os.environ.get("PYTHONPATH", "").split(os.pathsep), *(p for p in sys.path if p)]
+    return os.pathsep.join(dict.fromkeys(e for e in entries if e and Path(e).is_dir()))
 
 
 class TrainModelOperator(BaseOperator):
@@ -143,7 +151,8 @@ class TrainModelOperator(BaseOperator):
             return self._run_container(context, features, params, tags)
         hook = MlflowHook(self.mlflow_conn_id)
         # The trainer imports no Airflow: the catalog reaches it as pyiceberg's own variables, MLflow as its own.
-        env = {**os.environ, **hook.client_env(), **self._catalog_env(), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **hook.client_env(), **self._catalog_env(), "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": _worker_pythonpath()}  # fmt: skip
         argv = [sys.executable, "-m", "mlops_ops.training", *self.command(features, params, tags)]
         log.info("training %s with %s (params %s) in a subprocess", self.model_name, self.trainer, params)
         from mlops_ops.training.run import parse_result

@@ -6,8 +6,10 @@ Fixtures:
   code under ``<rootdir>/.mlops/pytest`` (``--mlops-home``), its environment exported, stopped by
   PID at the end unless ``--mlops-keep-stack``.
 * ``mlops_runner``: runs one of your pipeline specs end to end on small data you give it,
-  isolated from other tests (its own lake, topics, S3 prefix and model name), and returns the
-  run's task states, XComs and champion.
+  isolated from other tests (its own lake, topics, S3 prefix and model name; a copy of the project's
+  ``great_expectations/`` context), and returns the run's task states, XComs and champion. A spec's
+  relative ``sql:`` file is found beside the spec; the trainer subprocess imports what the test can
+  (the project's own trainer and transform modules) without PYTHONPATH.
 
 Airflow reads ``AIRFLOW_HOME`` and its database URL on first import, so ``pytest_configure``
 points them at the test stack unless they are set already. Nothing heavy is imported until a
@@ -74,6 +76,6 @@ def mlops_stack(request: pytest.FixtureRequest) -> Iterator[EmbeddedStack]:
 
 
 @pytest.fixture
-def mlops_runner(mlops_stack: EmbeddedStack, tmp_path: Path) -> PipelineRunner:
+def mlops_runner(mlops_stack: EmbeddedStack, tmp_path: Path, request: pytest.FixtureRequest) -> PipelineRunner:
     """A ``PipelineRunner`` whose lakes and DAG folders live under this test's ``tmp_path``."""
-    return PipelineRunner(mlops_stack, tmp_path)
+    return PipelineRunner(mlops_stack, tmp_path, project=request.config.rootpath)

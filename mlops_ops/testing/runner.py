@@ -13,6 +13,7 @@ loader file in a folder of the test's own, which is Airflow's DAG folder for tha
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -63,22 +64,50 @@ class PipelineRun:
 
 
 class PipelineRunner:
-    def __init__(self, stack: EmbeddedStack, workdir: Path) -> None:
+    def __init__(self, stack: EmbeddedStack, workdir: Path, *, project: Path | None = None) -> None:
         self.stack = stack
         self.workdir = workdir
+        self.project = project  # where a Great Expectations context is looked for (default: the spec's folder up)
+        self._origin: Path | None = None
 
     def load(self, spec: str | Path | PipelineSpec, *, isolate: bool = True) -> PipelineSpec:
-        """The spec (a path, YAML text or a parsed spec), isolated for this test unless ``isolate=False``."""
+        """The spec (a path, YAML text or a parsed spec), isolated for this test unless ``isolate=False``.
+
+        A spec read from a file keeps its relative files: a ``preprocess.sql`` path becomes absolute."""
         from mlops_ops.spec import PipelineSpec as Spec
         from mlops_ops.spec_loader import load_spec, parse_spec
 
         if isinstance(spec, Spec):
             parsed = spec
         elif isinstance(spec, Path) or ("\n" not in spec and spec.endswith((".yaml", ".yml"))):
-            parsed = load_spec(spec)
+            path = Path(spec).resolve()
+            parsed = load_spec(path)
+            self._origin = path.parent
+            pre = parsed.preprocess
+            if pre is not None and pre.sql and pre.sql.strip().endswith(".sql") and not Path(pre.sql).is_absolute():
+                sql = str(path.parent / pre.sql.strip())
+                parsed = parsed.model_copy(update={"preprocess": pre.model_copy(update={"sql": sql})})
         else:
             parsed = parse_spec(spec, source="<test spec>")
         return self._isolated(parsed) if isolate else parsed
+
+    def gx_context(self) -> Path | None:
+        """A copy, for this test, of the project's Great Expectations context (suites, checkpoints): the first
+        ``great_expectations/`` with a ``great_expectations.yml`` in the project folder, or beside the spec or
+        above it. Validation results and Data Docs land in the copy."""
+        import shutil
+
+        copy = self.workdir / "great_expectations"
+        if copy.is_dir():
+            return copy
+        starts = [p for p in (self.project, self._origin, Path.cwd()) if p is not None]
+        for start in starts:
+            for folder in (start, *start.resolve().parents):
+                found = folder / "great_expectations"
+                if (found / "great_expectations.yml").is_file():
+                    shutil.copytree(found, copy, ignore=shutil.ignore_patterns("uncommitted"))
+                    return copy
+        return None
 
     def _isolated(self, spec: PipelineSpec) -> PipelineSpec:
         suffix = uuid.uuid4().hex[:8]
@@ -189,6 +218,10 @@ class PipelineRunner:
             self.put_files(parsed, files)
         names = ["ingest", "training"] if dag == "pipeline" else [dag]
         folder = self.dag_folder(parsed)
+        context = self.gx_context() if parsed.quality is not None else None
+        saved_gx = os.environ.get("MLOPS_OPS_GX_ROOT")
+        if context is not None and saved_gx is None:
+            os.environ["MLOPS_OPS_GX_ROOT"] = str(context)
         saved, airflow.settings.DAGS_FOLDER = airflow.settings.DAGS_FOLDER, str(folder)
         instances: dict[str, Any] = {}
         states: dict[str, str] = {}
@@ -208,6 +241,8 @@ class PipelineRunner:
                 instances.update({ti.task_id: ti for ti in last.get_task_instances()})
         finally:
             airflow.settings.DAGS_FOLDER = saved
+            if context is not None and saved_gx is None:
+                os.environ.pop("MLOPS_OPS_GX_ROOT", None)
         assert last is not None
         state = next((s for s in states.values() if s != "success"), "success")
         return PipelineRun(dag_id=last.dag_id, run_id=last.run_id, state=state,

@@ -91,15 +91,15 @@ class TabularModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc, name-define
     def load_context(self, context: Any) -> None:
         import warnings
 
-        import skops.io
-
         with open(context.artifacts["meta"]) as fh:
             self.meta = json.load(fh)
         trusted = self.meta.get("trusted_types", [])
         with warnings.catch_warnings():
-            # skops looks names up across every imported module; libraries with deprecated lazy attributes
-            # (Airflow has hundreds) would warn once per attribute
+            # skops looks names up across every imported module (on import, too); libraries with deprecated lazy
+            # attributes (Airflow has hundreds) would warn once per attribute
             warnings.filterwarnings("ignore", module=r"skops\.")
+            import skops.io
+
             self.preprocessor = skops.io.load(context.artifacts["preprocessor"], trusted=trusted)
             if self.meta["estimator_kind"] != "torch":
                 self.estimator = skops.io.load(context.artifacts["estimator"], trusted=trusted)
