@@ -48,7 +48,11 @@ class PipelineRun:
     """``dag id -> state`` of every DAG run of the call."""
 
     def xcom(self, task_id: str, key: str = "return_value") -> Any:
-        return self._task_instances[task_id].xcom_pull(task_ids=task_id, key=key)
+        """A task's XCom; ``None`` for a task that did not succeed (asked of Airflow, that logs an error line)."""
+        ti = self._task_instances[task_id]
+        if key == "return_value" and str(ti.state) != "success":
+            return None
+        return ti.xcom_pull(task_ids=task_id, key=key)
 
     def champion(self) -> str | None:
         """The version behind the model's ``champion`` alias, or ``None`` when nothing was promoted."""

@@ -131,7 +131,8 @@ def _builtin(m: Any, np: Any, task: str, name: str, y: Any, p: Predictions) -> f
     if name in ("f1_macro", "f1_weighted"):
         return float(m.f1_score(y, labels, labels=list(range(k)), average=name[3:], zero_division=0))
     if name == "log_loss":
-        return float(m.log_loss(y[known], np.clip(proba[known], 1e-7, 1.0), labels=list(range(k))))
+        rows = proba[known] / proba[known].sum(axis=1, keepdims=True)  # float32 models sum to 1 only roughly
+        return float(m.log_loss(y[known], rows, labels=list(range(k))))
     present = set(y[known].tolist())
     if len(present) < k:  # roc_auc_ovr needs every class in the split
         return nan

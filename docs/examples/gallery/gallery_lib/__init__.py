@@ -1,0 +1,1 @@
+"""Code of the gallery's pipelines: data generators, Spark transforms, a custom metric."""
