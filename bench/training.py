@@ -1,4 +1,5 @@
-"""Training throughput: the library's torch MLP trainer versus a raw torch loop, same data and model.
+"""Training: the library's torch MLP trainer versus a raw torch loop, its sklearn trainer versus the same pipeline
+called directly, and the peak memory of streamed torch training at 1x and 10x the rows.
 
 Each measurement runs in a fresh process (so peak RSS is that side's own), alternating
 library and raw, 3 times each; samples/s = rows x epochs / fit time (data already in
@@ -73,6 +74,105 @@ def raw(data: Any) -> float:
     return time.perf_counter() - started
 
 
+def _tabular(rows: int, seed: int = 0) -> Any:
+    """Mixed columns as a feature table holds them: numbers with gaps, a category, a flag; a 3-class target."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 6))
+    colour = rng.choice(["red", "green", "blue", "grey"], size=rows)
+    flag = rng.random(rows) < 0.5
+    score = x[:, 0] + 0.5 * x[:, 1] + np.where(colour == "red", 1.0, 0.0) + np.where(flag, 0.5, -0.5)
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(6)]).assign(colour=colour, flag=flag)
+    frame.loc[::37, "x2"] = np.nan
+    frame["label"] = np.where(score > 1, "high", np.where(score > -0.5, "mid", "low"))
+    frame["id"] = [f"r{i}" for i in range(rows)]
+    return frame
+
+
+def sklearn_library(frame: Any) -> float:
+    """The library's way: choose and encode columns (fit), then its sklearn trainer (the estimator by class path)."""
+    import numpy as np
+
+    from mlops_ops.spec import FeaturesSpec
+    from mlops_ops.training.data import Labels
+    from mlops_ops.training.features import build_preprocessor, select_columns
+    from mlops_ops.training.serving import prepare
+    from mlops_ops.training.trainers import TrainingData, sklearn_trainer
+
+    started = time.perf_counter()
+    spec = FeaturesSpec()
+    columns = select_columns(frame, spec, target="label", excluded=("id",))
+    labels = Labels.infer("multiclass", frame["label"])
+    pre = build_preprocessor(columns, spec, scale=True)
+    x = np.asarray(pre.fit_transform(prepare(frame, columns.kinds)), dtype="float32")
+    data = TrainingData("multiclass", x, labels.encode(frame["label"]), None, None, labels.classes)
+    sklearn_trainer(data, params={"estimator": SKLEARN_ESTIMATOR, **SKLEARN_PARAMS}, log_metric=lambda *_: None)
+    return time.perf_counter() - started
+
+
+def sklearn_direct(frame: Any) -> float:
+    """The same model written by hand: a ColumnTransformer (impute + scale numbers, one-hot the category) and the
+    same estimator in one Pipeline, fitted on the DataFrame."""
+    import importlib
+
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    started = time.perf_counter()
+    module, _, name = SKLEARN_ESTIMATOR.rpartition(".")
+    estimator = getattr(importlib.import_module(module), name)(random_state=42, **SKLEARN_PARAMS)
+    numbers = [f"x{i}" for i in range(6)] + ["flag"]
+    scale = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+    encode = ColumnTransformer([("num", scale, numbers), ("cat", onehot, ["colour"])])
+    x = frame[[*numbers, "colour"]].astype({"flag": "float64"})
+    make_pipeline(encode, estimator).fit(x, frame["label"])
+    return time.perf_counter() - started
+
+
+SKLEARN_ESTIMATOR = "sklearn.ensemble.HistGradientBoostingClassifier"
+SKLEARN_PARAMS = {"max_iter": 100}
+
+
+def stream_child(rows: int) -> None:
+    """Peak RSS of streamed torch training (one epoch) on a feature table of ``rows`` rows in a local catalog."""
+    import tempfile
+
+    import pyarrow as pa
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    from mlops_ops.spec import ModelSpec
+    from mlops_ops.training.data import FeatureSnapshot
+    from mlops_ops.training.run import prepare_splits
+    from mlops_ops.training.trainers import torch_mlp_trainer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        catalog = SqlCatalog("b", uri=f"sqlite:///{tmp}/c.db", warehouse=f"file://{tmp}")
+        catalog.create_namespace("b")
+        table = None
+        for start in range(0, rows, 200_000):  # written in parts, as incremental builds add files
+            part = _tabular(min(200_000, rows - start), seed=start).assign(_split="train")
+            arrow = pa.Table.from_pandas(part, preserve_index=False)
+            table = table or catalog.create_table("b.features", schema=arrow.schema)
+            table.append(arrow)
+        del part, arrow
+        from bench.ingest import peak_rss_mb
+
+        before = peak_rss_mb()
+        table = catalog.load_table("b.features")
+        snap = table.current_snapshot()
+        snapshot = FeatureSnapshot("b.features@x", table, snap.snapshot_id, {"mlops.key-column": "id"})
+        started = time.perf_counter()
+        prepared = prepare_splits(snapshot, ModelSpec(task="multiclass", target="label"), stream=True)
+        torch_mlp_trainer(prepared.data, params={"epochs": 1, "hidden": [64, 32]}, log_metric=lambda *_: None)
+        seconds = time.perf_counter() - started
+    print(json.dumps({"rows": rows, "peak_rss_mb": peak_rss_mb(), "rss_before_mb": before, "seconds": seconds}))
+
+
 def child(side: str) -> None:
     import torch
 
@@ -92,6 +192,12 @@ def _run(side: str) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _stream_rss(rows: int) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "bench.training", "--stream", str(rows)], cwd=ROOT, check=True,
+                         capture_output=True, text=True)  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> int:
     runs: dict[str, list[dict[str, Any]]] = {"lib": [], "raw": []}
     for i in range(3):
@@ -102,6 +208,21 @@ def main() -> int:
         results[side] = {"samples_s": statistics.median(r["samples_s"] for r in items),
                          "peak_rss_mb": max(r["peak_rss_mb"] for r in items)}  # fmt: skip
     results["ratio"] = results["lib"]["samples_s"] / results["raw"]["samples_s"]
+    frame = _tabular(int(os.environ.get("BENCH_SKLEARN_ROWS", "200000")))
+    times: dict[str, list[float]] = {"library": [], "direct": []}
+    for i in range(4):  # the first pair warms imports and caches up and is not counted
+        for name, fn in (("library", sklearn_library), ("direct", sklearn_direct))[:: 1 - 2 * (i % 2)]:
+            seconds = fn(frame)
+            if i:
+                times[name].append(seconds)
+    results["sklearn"] = {"rows": len(frame), "estimator": SKLEARN_ESTIMATOR, "params": SKLEARN_PARAMS,
+                          **{f"{k}_s": statistics.median(v) for k, v in times.items()}}  # fmt: skip
+    results["sklearn"]["ratio"] = results["sklearn"]["library_s"] / results["sklearn"]["direct_s"]
+    small = int(os.environ.get("BENCH_STREAM_ROWS", "200000"))
+    results["stream_rss"] = {"1x": _stream_rss(small), "10x": _stream_rss(small * 10)}
+    results["stream_rss"]["ratio"] = (
+        results["stream_rss"]["10x"]["peak_rss_mb"] / results["stream_rss"]["1x"]["peak_rss_mb"]
+    )
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
     (ROOT / "bench" / "results" / "training.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
@@ -111,5 +232,7 @@ def main() -> int:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--side"]:
         child(sys.argv[2])
+    elif sys.argv[1:2] == ["--stream"]:
+        stream_child(int(sys.argv[2]))
     else:
         raise SystemExit(main())

@@ -64,7 +64,11 @@ def read_column(features: FeatureSnapshot, split: str, column: str) -> Any:
 
 def load_split(features: FeatureSnapshot, split: str, target: str) -> Any:
     """Every column of ``split`` as pandas; an empty split or a missing target is an error naming the table."""
-    frame = read_split(features, split)
+    return checked(read_split(features, split), features, split, target)
+
+
+def checked(frame: Any, features: FeatureSnapshot, split: str, target: str) -> Any:
+    """``frame`` (rows of ``split``), refused when empty or without the target column."""
     if frame.empty:
         raise ValueError(f"split '{split}' of the feature table {features.ref} has no rows")
     if target not in frame.columns:
@@ -89,23 +93,33 @@ class Labels:
 
     @classmethod
     def infer(cls, task: str, target: Any, positive_class: Any = None) -> Labels:
+        """The labels of a target column held in memory (a pandas Series)."""
         import numpy as np
 
-        if task == "regression":
-            if target.dtype.kind not in NUMERIC_KINDS or target.dtype.kind == "b":
-                raise ValueError(f"task 'regression' needs a numeric target; '{target.name}' is {target.dtype}")
-            return cls(task, None)
         present = target.dropna()
-        if len(present) < len(target):
-            raise ValueError(f"target '{target.name}' has {len(target) - len(present)} missing value(s) in the "
-                             "train split: drop or label them in the preprocess transform")  # fmt: skip
-        classes = sorted((python_value(v) for v in np.unique(present.to_numpy())), key=lambda v: (str(type(v)), v))
+        values = [python_value(v) for v in np.unique(present.to_numpy())] if task != "regression" else []
+        numeric = target.dtype.kind in NUMERIC_KINDS and target.dtype.kind != "b"
+        return cls.of(task, str(target.name), values, len(target) - len(present), numeric, positive_class)
+
+    @classmethod
+    def of(
+        cls, task: str, name: str, values: list[Any], nulls: int, numeric: bool, positive_class: Any = None
+    ) -> Labels:
+        """The labels from a target's distinct values and null count (however they were read)."""
+        if task == "regression":
+            if not numeric:
+                raise ValueError(f"task 'regression' needs a numeric target; '{name}' is not numeric")
+            return cls(task, None)
+        if nulls:
+            raise ValueError(f"target '{name}' has {nulls} missing value(s) in the train split: drop or label them "
+                             "in the preprocess transform")  # fmt: skip
+        classes = sorted(values, key=lambda v: (str(type(v)), v))
         if task == "multiclass":
             if len(classes) < 2:
-                raise ValueError(f"target '{target.name}' has one class ({classes}) in the train split")
+                raise ValueError(f"target '{name}' has one class ({classes}) in the train split")
             return cls(task, classes)
         if len(classes) != 2:
-            raise ValueError(f"task 'binary' needs exactly two classes in target '{target.name}', found "
+            raise ValueError(f"task 'binary' needs exactly two classes in target '{name}', found "
                              f"{len(classes)}: {classes[:10]}; use task 'multiclass'")  # fmt: skip
         if positive_class is None:
             positive_class = next((c for c in (True, 1, "1", "true", "yes") if c in classes), None)
@@ -114,7 +128,7 @@ class Labels:
                                  "probabilities of)")  # fmt: skip
         match = [c for c in classes if c == positive_class or str(c) == str(positive_class)]
         if not match:
-            raise ValueError(f"train.positive_class {positive_class!r} is not a class of '{target.name}' "
+            raise ValueError(f"train.positive_class {positive_class!r} is not a class of '{name}' "
                              f"(classes: {classes})")  # fmt: skip
         positive = match[0]
         return cls(task, [next(c for c in classes if c != positive), positive], positive)

@@ -48,12 +48,12 @@ class PreparedSplits:
     columns: Any  # FeatureColumns
     labels: Any  # Labels
     example: Any  # a few raw rows (the signature's input example)
-    valid_frame: Any | None
     sampled_from: int | None = None
 
 
-def prepare_splits(features: Any, settings: Any) -> PreparedSplits:
-    """Read train (and validation), choose and encode the feature columns, encode the target."""
+def prepare_splits(features: Any, settings: Any, *, stream: bool = False) -> PreparedSplits:
+    """Read train (and validation), choose and encode the feature columns, encode the target. With ``stream``, the
+    splits are not loaded: the encoding is fitted on a sample and the trainer reads batches (bounded memory)."""
     import numpy as np
 
     from mlops_ops.lake.tables import SPLIT_COLUMN
@@ -62,28 +62,62 @@ def prepare_splits(features: Any, settings: Any) -> PreparedSplits:
     from mlops_ops.training.serving import prepare
     from mlops_ops.training.trainers import TrainingData
 
-    train = load_split(features, "train", settings.target)
     sampled_from = None
-    if settings.max_rows is not None and len(train) > settings.max_rows:
-        sampled_from = len(train)
-        log.warning("train split has %d rows; sampling %d (train.max_rows)", len(train), settings.max_rows)
-        train = train.sample(n=settings.max_rows, random_state=0).sort_index()
+    if stream:
+        from mlops_ops.training.streaming import FIT_ROWS, SplitStream, target_values
+
+        train = load_split_sample(features, settings.target, FIT_ROWS)
+        values, nulls, kind = target_values(features, "train", settings.target)
+        labels = Labels.of(settings.task, settings.target, values, nulls, _numeric_arrow(kind), settings.positive_class)
+    else:
+        train = load_split(features, "train", settings.target)
+        if settings.max_rows is not None and len(train) > settings.max_rows:
+            sampled_from = len(train)
+            log.warning("train split has %d rows; sampling %d (train.max_rows)", len(train), settings.max_rows)
+            train = train.sample(n=settings.max_rows, random_state=0).sort_index()
+        labels = Labels.infer(settings.task, train[settings.target], settings.positive_class)
     columns = select_columns(train, settings.features, target=settings.target,
                              excluded=(features.key_column, SPLIT_COLUMN))  # fmt: skip
-    labels = Labels.infer(settings.task, train[settings.target], settings.positive_class)
     preprocessor = build_preprocessor(columns, settings.features, scale=True)
     x = np.asarray(preprocessor.fit_transform(prepare(train, columns.kinds)), dtype="float32")
-    valid = load_split(features, "validation", settings.target) if features.split_rows("validation") else None
+    y = labels.encode(train[settings.target])
+    if labels.classes is not None:
+        x, y = x[y >= 0], y[y >= 0]
+    names = [str(n) for n in preprocessor.get_feature_names_out()]
+    has_valid = bool(features.split_rows("validation"))
+    if stream:
+
+        def batches(split: str) -> Any:
+            return SplitStream(features, split, columns.kinds, preprocessor, labels, settings.target)
+
+        data = TrainingData(settings.task, x, y, None, None, labels.classes, names, stream=batches("train"),
+                            valid_stream=batches("validation") if has_valid else None)  # fmt: skip
+        return PreparedSplits(data, preprocessor, columns, labels, _example(train, columns))
     x_valid = y_valid = None
-    if valid is not None:
+    if has_valid:
+        valid = load_split(features, "validation", settings.target)
         x_valid = np.asarray(preprocessor.transform(prepare(valid, columns.kinds)), dtype="float32")
         y_valid = labels.encode(valid[settings.target])
         if labels.classes is not None:  # a label the train split never had cannot be learned or scored
-            known = y_valid >= 0
-            x_valid, y_valid = x_valid[known], y_valid[known]
-    data = TrainingData(settings.task, x, labels.encode(train[settings.target]), x_valid, y_valid, labels.classes,
-                        [str(n) for n in preprocessor.get_feature_names_out()])  # fmt: skip
-    return PreparedSplits(data, preprocessor, columns, labels, _example(train, columns), valid, sampled_from)
+            x_valid, y_valid = x_valid[y_valid >= 0], y_valid[y_valid >= 0]
+    data = TrainingData(settings.task, x, y, x_valid, y_valid, labels.classes, names)
+    return PreparedSplits(data, preprocessor, columns, labels, _example(train, columns), sampled_from)
+
+
+def load_split_sample(features: Any, target: str, rows: int) -> Any:
+    """At most ``rows`` rows of the train split (the first files' rows: splits are hashed, so any part is a sample)."""
+    from mlops_ops.lake.tables import SPLIT_COLUMN
+    from mlops_ops.training.data import checked
+    from mlops_ops.training.streaming import split_scan
+
+    frame = split_scan(features, "train", limit=rows).to_pandas().drop(columns=[SPLIT_COLUMN])
+    return checked(frame, features, "train", target)
+
+
+def _numeric_arrow(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return kind is not None and (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind))
 
 
 def _example(train: Any, columns: Any) -> Any:
@@ -128,7 +162,7 @@ def train_and_register(args: argparse.Namespace) -> dict[str, Any]:
     if settings.estimator is not None:
         params.setdefault("estimator", settings.estimator)
     features = open_features(args.features)
-    prepared = prepare_splits(features, settings)
+    prepared = prepare_splits(features, settings, stream=bool(getattr(trainer, "streams", False)))
     data = prepared.data
     mlflow.set_experiment(args.experiment or args.model_name)
     lineage = {**tags, "mlops_ops.version": __version__, FEATURES_TAG: args.features,
@@ -146,7 +180,7 @@ def train_and_register(args: argparse.Namespace) -> dict[str, Any]:
                                 "classes": prepared.labels.classes, "positive_class": prepared.labels.positive_class,
                                 "positive_index": 1, "threshold": 0.5}  # fmt: skip
         if settings.task == "binary":
-            meta["threshold"] = _threshold(settings.threshold, trained, prepared, meta)
+            meta["threshold"] = _threshold(settings.threshold, trained, prepared)
             mlflow.log_metric("decision_threshold", meta["threshold"])
         info = log_tabular_model(mlflow, trained, prepared.preprocessor, meta, prepared.example)
         mlflow.log_dict({"feature_columns": prepared.columns.kinds, "encoded_columns": data.feature_names,
@@ -161,24 +195,38 @@ def train_and_register(args: argparse.Namespace) -> dict[str, Any]:
             "features": args.features}  # fmt: skip
 
 
-def _threshold(setting: Any, trained: Any, prepared: PreparedSplits, meta: dict[str, Any]) -> float:
-    """The binary decision threshold: the spec's number, or tuned on the validation split."""
+def _threshold(setting: Any, trained: Any, prepared: PreparedSplits) -> float:
+    """The binary decision threshold: the spec's number, or tuned on the validation split (read batch by batch when
+    the trainer streams)."""
+    import numpy as np
+
     from mlops_ops.spec import TuneThreshold
-    from mlops_ops.training import serving
 
     if not isinstance(setting, TuneThreshold):
         return float(setting)
     data = prepared.data
-    if data.x_valid is None or not len(data.y_valid):
+    parts = data.valid_stream(0) if data.valid_stream is not None else (
+        [(data.x_valid, data.y_valid)] if data.x_valid is not None else [])  # fmt: skip
+    scores, labels = [], []
+    for x, y in parts:
+        if len(x):
+            scores.append(positive_scores(trained, x))
+            labels.append(np.asarray(y))
+    if not scores:
         raise ValueError("train.threshold.tune needs a validation split (preprocess.splits.validation > 0)")
-    assert prepared.valid_frame is not None
-    model = serving.TabularModel()
-    model.meta = {**meta, "estimator_kind": trained.kind}
-    model.preprocessor = prepared.preprocessor
-    model.module = model.estimator = trained.model
-    positive = model.scores(prepared.valid_frame)
-    known = prepared.labels.encode(prepared.valid_frame[meta["target"]]) >= 0
-    return tune_threshold(setting.tune, data.y_valid, positive[known])
+    return tune_threshold(setting.tune, np.concatenate(labels), np.concatenate(scores))
+
+
+def positive_scores(trained: Any, x: Any) -> Any:
+    """P(positive class) of a binary model on an encoded matrix."""
+    import numpy as np
+
+    if trained.kind == "torch":
+        import torch
+
+        with torch.no_grad():
+            return torch.sigmoid(trained.model(torch.from_numpy(np.asarray(x, dtype="float32"))).reshape(-1)).numpy()
+    return np.asarray(trained.model.predict_proba(x))[:, 1]
 
 
 def parse_result(line: str) -> dict[str, Any] | None:

@@ -57,27 +57,44 @@ def fit_mlp(data: TrainingData, *, params: dict[str, Any], log_metric: LogMetric
             return torch.as_tensor(np.asarray(y), dtype=torch.float32)
         return torch.as_tensor((np.asarray(y, dtype="float64") - y_mean) / y_std, dtype=torch.float32)
 
-    x = torch.as_tensor(np.asarray(data.x, dtype="float32"))
-    y = targets(data.y)
-    body = build_body(x.shape[1], list(p["hidden"]), float(p["dropout"]), data.n_outputs).to(device)
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(x, y),
-        batch_size=int(p["batch_size"]),
-        shuffle=True,
-        pin_memory=device.type == "cuda",
-        generator=torch.Generator().manual_seed(seed),
-    )
+    n_features = int(np.asarray(data.x).shape[1])
+    body = build_body(n_features, list(p["hidden"]), float(p["dropout"]), data.n_outputs).to(device)
+    batch_size = int(p["batch_size"])
+    shuffle = np.random.default_rng(seed)
+
+    def batches(epoch: int) -> Any:
+        """Minibatches of one epoch: from memory (a shuffling DataLoader), or each streamed record batch shuffled."""
+        if data.stream is None:
+            yield from loader
+            return
+        for xs, ys in data.stream(epoch):
+            order = shuffle.permutation(len(xs))
+            for start in range(0, len(xs), batch_size):
+                rows = order[start : start + batch_size]
+                yield torch.from_numpy(xs[rows]), targets(ys[rows])
+
+    if data.stream is None:
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(torch.as_tensor(np.asarray(data.x, dtype="float32")), targets(data.y)),
+            batch_size=batch_size,
+            shuffle=True,
+            pin_memory=device.type == "cuda",
+            generator=torch.Generator().manual_seed(seed),
+        )
     optimizer = torch.optim.AdamW(body.parameters(), lr=float(p["lr"]), weight_decay=float(p["weight_decay"]))
     loss_fn = _loss_fn(torch, task, str(p["loss"]))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-    valid = None
-    if data.x_valid is not None and len(data.x_valid):
-        valid = (torch.as_tensor(np.asarray(data.x_valid, dtype="float32")), targets(data.y_valid))
+    valid: Any = None
+    if data.valid_stream is not None:
+        valid = lambda: ((torch.from_numpy(xs), targets(ys)) for xs, ys in data.valid_stream(0))  # noqa: E731
+    elif data.x_valid is not None and len(data.x_valid):
+        in_memory = (torch.as_tensor(np.asarray(data.x_valid, dtype="float32")), targets(data.y_valid))
+        valid = lambda: iter([in_memory])  # noqa: E731
     best, best_state, stale = float("inf"), None, 0
     for epoch in range(int(p["epochs"])):
         body.train()
         total, seen = 0.0, 0
-        for xb, yb in loader:
+        for xb, yb in batches(epoch):
             xb = xb.to(device, non_blocking=True)
             yb = yb.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
@@ -91,7 +108,7 @@ def fit_mlp(data: TrainingData, *, params: dict[str, Any], log_metric: LogMetric
         log_metric("train_loss", total / max(seen, 1), epoch)
         if valid is None:
             continue
-        val_loss = _evaluate(torch, body, loss_fn, valid, task, device)
+        val_loss = _evaluate(torch, body, loss_fn, valid(), task, device)
         log_metric("val_loss", val_loss, epoch)
         if val_loss < best - 1e-6:
             best, best_state, stale = val_loss, copy.deepcopy(body.state_dict()), 0
@@ -129,7 +146,13 @@ def _loss_fn(torch: Any, task: str, loss: str) -> Any:
     return torch.nn.HuberLoss() if loss == "huber" else torch.nn.MSELoss()
 
 
-def _evaluate(torch: Any, body: Any, loss_fn: Any, valid: tuple[Any, Any], task: str, device: Any) -> float:
+def _evaluate(torch: Any, body: Any, loss_fn: Any, batches: Any, task: str, device: Any) -> float:
+    """Mean loss over the validation batches (weighted by their sizes)."""
     body.eval()
+    total, seen = 0.0, 0
     with torch.no_grad():
-        return float(loss_fn(_head(body(valid[0].to(device)), task), valid[1].to(device)))
+        for xb, yb in batches:
+            if len(xb):
+                total += float(loss_fn(_head(body(xb.to(device)), task), yb.to(device))) * len(xb)
+                seen += len(xb)
+    return total / max(seen, 1)

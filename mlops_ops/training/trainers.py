@@ -19,14 +19,17 @@ Return ``TrainedModel(model, kind)`` where ``model`` is either
   multiclass) or values (regression); saved whole, so its class must be importable where the model is served.
 
 Declare the tasks a trainer supports with ``my_trainer.tasks = ("binary", "multiclass")``; a run of another task
-is refused before training. See docs/training.md for a worked example.
+is refused before training. A trainer with ``my_trainer.streams = True`` gets ``data.stream(epoch)`` (and
+``data.valid_stream``) yielding the encoded split one record batch at a time, with ``data.x``/``data.y`` a sample
+of at most 200,000 rows (for shapes and statistics): memory stays bounded however large the split. See
+docs/training.md for a worked example.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,15 +40,20 @@ log = logging.getLogger(__name__)
 LogMetric = Callable[[str, float, int], None]
 
 
+Batches = Callable[[int], Iterator[tuple[Any, Any]]]
+
+
 @dataclass
 class TrainingData:
     task: str  # binary | multiclass | regression
-    x: Any  # float32 numpy matrix of the encoded train split
-    y: Any  # int64 class codes (classification) or float64 values (regression)
+    x: Any  # float32 numpy matrix of the encoded train split (a sample of it when ``stream`` is set)
+    y: Any  # int64 class codes (classification) or float64 values (regression), row for row with ``x``
     x_valid: Any | None
     y_valid: Any | None
     classes: list[Any] | None  # labels in code order (binary: [negative, positive]); None for regression
     feature_names: list[str] = field(default_factory=list)  # columns of the encoded matrix
+    stream: Batches | None = None  # streaming trainers: ``stream(epoch)`` yields (x, y) of the whole train split
+    valid_stream: Batches | None = None  # likewise for validation (then x_valid / y_valid are None)
 
     @property
     def n_outputs(self) -> int:
@@ -111,6 +119,9 @@ def torch_mlp_trainer(data: TrainingData, *, params: dict[str, Any], log_metric:
     from mlops_ops.training.torch_mlp import fit_mlp
 
     return fit_mlp(data, params=params, log_metric=log_metric)
+
+
+torch_mlp_trainer.streams = True  # type: ignore[attr-defined]  # reads the split batch by batch (bounded memory)
 
 
 BUILT_IN: dict[str, Trainer] = {"sklearn": sklearn_trainer, "torch_mlp": torch_mlp_trainer}

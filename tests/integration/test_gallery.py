@@ -25,6 +25,6 @@ def test_the_gallery_runs_end_to_end_through_the_plugin(stack, pytester: pytest.
             monkeypatch.delenv(name)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-s", f"--mlops-home={TEST_HOME}",
                                            "--mlops-keep-stack", timeout=1500)  # fmt: skip
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=7)
     errors = [line for line in result.outlines if "[error" in line]
     assert errors == [], errors[:5]

@@ -60,6 +60,25 @@ def test_house_prices_regression_from_s3_parquet_with_an_sklearn_estimator(mlops
     assert summary["prediction_drift"] is not None  # a regression model's predictions are compared too
 
 
+def test_a_trainer_of_your_own_replaces_the_estimator(mlops_runner) -> None:
+    """The house-price pipeline with ``gallery_lib.trainers:ridge_trainer``: imported by the training subprocess
+    from this project without PYTHONPATH; its model is saved and served like the built-ins'."""
+    spec = mlops_runner.load(PIPELINES / "house_prices.yaml")
+    train = spec.train.model_copy(update={"trainer": "gallery_lib.trainers:ridge_trainer", "estimator": None,
+                                          "params": {"alpha": 2.0}})  # fmt: skip
+    files = {"part.parquet": data.parquet_bytes(data.houses(3_000, seed=5))}
+    run = mlops_runner.run(spec.model_copy(update={"train": train}), isolate=False, files=files)
+
+    assert run.state == "success", run.tasks
+    verdict = run.xcom("evaluate")
+    assert verdict["blessed"] and verdict["metrics"]["r2"] > 0.7, verdict
+    import mlflow
+
+    version = mlflow.MlflowClient().get_model_version_by_alias(spec.promote.model_name, "champion")
+    logged = mlflow.MlflowClient().get_run(version.run_id).data
+    assert logged.params["trainer"] == "gallery_lib.trainers:ridge_trainer" and logged.metrics["valid_r2"] > 0.7
+
+
 def test_support_tickets_multiclass_string_labels_from_kafka_with_torch(mlops_runner) -> None:
     run = mlops_runner.run(PIPELINES / "support_tickets.yaml", events=data.tickets(4_000, seed=1))
 
