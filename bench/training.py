@@ -138,39 +138,40 @@ SKLEARN_ESTIMATOR = "sklearn.ensemble.HistGradientBoostingClassifier"
 SKLEARN_PARAMS = {"max_iter": 100}
 
 
-def stream_child(rows: int) -> None:
-    """Peak RSS of streamed torch training (one epoch) on a feature table of ``rows`` rows in a local catalog."""
-    import tempfile
-
+def write_table(folder: str, rows: int) -> None:
+    """A feature table of ``rows`` rows in a local catalog, written in 200,000-row appends (as builds add files)."""
     import pyarrow as pa
     from pyiceberg.catalog.sql import SqlCatalog
 
+    catalog = SqlCatalog("b", uri=f"sqlite:///{folder}/c.db", warehouse=f"file://{folder}")
+    catalog.create_namespace("b")
+    table = None
+    for start in range(0, rows, 200_000):
+        part = _tabular(min(200_000, rows - start), seed=start).assign(_split="train")
+        arrow = pa.Table.from_pandas(part, preserve_index=False)
+        table = table or catalog.create_table("b.features", schema=arrow.schema)
+        table.append(arrow)
+
+
+def stream_child(folder: str) -> None:
+    """Peak RSS of streamed torch training (one epoch) on the table ``write_table`` left in ``folder``."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    from bench.ingest import peak_rss_mb
     from mlops_ops.spec import ModelSpec
     from mlops_ops.training.data import FeatureSnapshot
     from mlops_ops.training.run import prepare_splits
     from mlops_ops.training.trainers import torch_mlp_trainer
 
-    with tempfile.TemporaryDirectory() as tmp:
-        catalog = SqlCatalog("b", uri=f"sqlite:///{tmp}/c.db", warehouse=f"file://{tmp}")
-        catalog.create_namespace("b")
-        table = None
-        for start in range(0, rows, 200_000):  # written in parts, as incremental builds add files
-            part = _tabular(min(200_000, rows - start), seed=start).assign(_split="train")
-            arrow = pa.Table.from_pandas(part, preserve_index=False)
-            table = table or catalog.create_table("b.features", schema=arrow.schema)
-            table.append(arrow)
-        del part, arrow
-        from bench.ingest import peak_rss_mb
-
-        before = peak_rss_mb()
-        table = catalog.load_table("b.features")
-        snap = table.current_snapshot()
-        snapshot = FeatureSnapshot("b.features@x", table, snap.snapshot_id, {"mlops.key-column": "id"})
-        started = time.perf_counter()
-        prepared = prepare_splits(snapshot, ModelSpec(task="multiclass", target="label"), stream=True)
-        torch_mlp_trainer(prepared.data, params={"epochs": 1, "hidden": [64, 32]}, log_metric=lambda *_: None)
-        seconds = time.perf_counter() - started
-    print(json.dumps({"rows": rows, "peak_rss_mb": peak_rss_mb(), "rss_before_mb": before, "seconds": seconds}))
+    table = SqlCatalog("b", uri=f"sqlite:///{folder}/c.db", warehouse=f"file://{folder}").load_table("b.features")
+    before = peak_rss_mb()
+    snap = table.current_snapshot()
+    snapshot = FeatureSnapshot("b.features@x", table, snap.snapshot_id, {"mlops.key-column": "id"})
+    started = time.perf_counter()
+    prepared = prepare_splits(snapshot, ModelSpec(task="multiclass", target="label"), stream=True)
+    torch_mlp_trainer(prepared.data, params={"epochs": 1, "hidden": [64, 32]}, log_metric=lambda *_: None)
+    seconds = time.perf_counter() - started
+    print(json.dumps({"peak_rss_mb": peak_rss_mb(), "rss_after_imports_mb": before, "seconds": seconds}))
 
 
 def child(side: str) -> None:
@@ -193,9 +194,15 @@ def _run(side: str) -> dict[str, Any]:
 
 
 def _stream_rss(rows: int) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "bench.training", "--stream", str(rows)], cwd=ROOT, check=True,
-                         capture_output=True, text=True)  # fmt: skip
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """The table is written by one process, the training measured in another (its peak is training's own)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        subprocess.run([sys.executable, "-m", "bench.training", "--write", folder, str(rows)], cwd=ROOT, check=True,
+                       capture_output=True)  # fmt: skip
+        out = subprocess.run([sys.executable, "-m", "bench.training", "--stream", folder], cwd=ROOT, check=True,
+                             capture_output=True, text=True)  # fmt: skip
+    return {"rows": rows, **json.loads(out.stdout.strip().splitlines()[-1])}
 
 
 def main() -> int:
@@ -232,7 +239,9 @@ def main() -> int:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--side"]:
         child(sys.argv[2])
+    elif sys.argv[1:2] == ["--write"]:
+        write_table(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1:2] == ["--stream"]:
-        stream_child(int(sys.argv[2]))
+        stream_child(sys.argv[2])
     else:
         raise SystemExit(main())

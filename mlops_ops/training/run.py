@@ -105,13 +105,23 @@ def prepare_splits(features: Any, settings: Any, *, stream: bool = False) -> Pre
 
 
 def load_split_sample(features: Any, target: str, rows: int) -> Any:
-    """At most ``rows`` rows of the train split (the first files' rows: splits are hashed, so any part is a sample)."""
+    """At most ``rows`` rows of the train split, read file by file (splits are hashed, so any part is a sample)."""
+    import pyarrow as pa
+
     from mlops_ops.lake.tables import SPLIT_COLUMN
     from mlops_ops.training.data import checked
-    from mlops_ops.training.streaming import split_scan
+    from mlops_ops.training.streaming import file_batches, split_scan
 
-    frame = split_scan(features, "train", limit=rows).to_pandas().drop(columns=[SPLIT_COLUMN])
-    return checked(frame, features, "train", target)
+    scan = split_scan(features, "train")
+    batches, have = [], 0
+    for batch in file_batches(scan, list(scan.plan_files())):
+        batches.append(batch.slice(0, rows - have))
+        have += batches[-1].num_rows
+        if have >= rows:
+            break
+    schema = batches[0].schema if batches else None
+    frame = pa.Table.from_batches(batches, schema=schema).to_pandas() if batches else scan.to_pandas()
+    return checked(frame.drop(columns=[SPLIT_COLUMN]), features, "train", target)
 
 
 def _numeric_arrow(kind: Any) -> bool:

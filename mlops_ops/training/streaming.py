@@ -22,6 +22,16 @@ def split_scan(features: Any, split: str, fields: tuple[str, ...] = ("*",), limi
                                selected_fields=fields, limit=limit)  # fmt: skip
 
 
+def file_batches(scan: Any, tasks: list[Any]) -> Iterator[Any]:
+    """The scan's record batches, one data file at a time. (pyiceberg's own readers submit every file to a thread
+    pool at once and keep what they read until it is consumed: memory would grow with the number of files.)"""
+    from pyiceberg.io.pyarrow import ArrowScan
+
+    reader = ArrowScan(scan.table_metadata, scan.io, scan.projection(), scan.row_filter, True, None)
+    for task in tasks:
+        yield from reader.to_record_batches([task])
+
+
 def target_values(features: Any, split: str, target: str) -> tuple[list[Any], int, Any]:
     """The distinct values of ``target`` in ``split``, its number of nulls and its Arrow type (one column read)."""
     import pyarrow.compute as pc
@@ -29,7 +39,8 @@ def target_values(features: Any, split: str, target: str) -> tuple[list[Any], in
     seen: set[Any] = set()
     nulls = 0
     kind = None
-    for batch in split_scan(features, split, (target,)).to_arrow_batch_reader():
+    scan = split_scan(features, split, (target,))
+    for batch in file_batches(scan, list(scan.plan_files())):
         column = batch.column(0)
         kind = column.type
         nulls += column.null_count
@@ -52,15 +63,13 @@ class SplitStream:
 
     def __call__(self, epoch: int) -> Iterator[tuple[Any, Any]]:
         import numpy as np
-        from pyiceberg.io.pyarrow import ArrowScan
 
         from mlops_ops.training.serving import prepare
 
         scan = split_scan(self.features, self.split)
         tasks = list(scan.plan_files())
         random.Random(self.seed + epoch).shuffle(tasks)  # noqa: S311 - an order, not a secret
-        reader = ArrowScan(scan.table_metadata, scan.io, scan.projection(), scan.row_filter, True, None)
-        for batch in reader.to_record_batches(tasks):
+        for batch in file_batches(scan, tasks):
             if batch.num_rows == 0:
                 continue
             frame = batch.to_pandas()
