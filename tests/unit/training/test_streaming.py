@@ -80,3 +80,15 @@ def test_a_binary_threshold_is_tuned_on_the_streamed_validation_split(snapshot: 
     assert prepared.labels.classes == ["no", "yes"]
     trained = torch_mlp_trainer(prepared.data, params={"epochs": 5}, log_metric=lambda *a: None)
     assert 0.0 < _threshold(settings.threshold, trained, prepared) < 1.0
+
+
+def test_in_memory_trainers_sample_down_to_max_rows_with_a_warning(
+    snapshot: FeatureSnapshot, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = ModelSpec(task="regression", target="amount", max_rows=1_000,
+                         features=FeaturesSpec(exclude=["label", "churn"]))  # fmt: skip
+    with caplog.at_level("WARNING"):
+        prepared = prepare_splits(snapshot, settings)
+    assert prepared.sampled_from == 6_400 and len(prepared.data.y) == 1_000 and prepared.data.stream is None
+    assert "sampling 1000 (train.max_rows)" in caplog.text
+    assert prepared.data.x_valid is not None and len(prepared.data.x_valid) == 1_600  # validation is not sampled
