@@ -17,7 +17,7 @@ TEST_HOME = Path(os.environ.get("MLOPS_OPS_TEST_HOME", ROOT / ".mlops" / "test")
 os.environ["MLOPS_OPS_HOME"] = str(TEST_HOME)
 os.environ["AIRFLOW_HOME"] = str(TEST_HOME / "airflow")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{TEST_HOME / 'airflow' / 'airflow.db'}"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{TEST_HOME / 'airflow' / 'airflow.db'}?timeout=60"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 (TEST_HOME / "airflow").mkdir(parents=True, exist_ok=True)

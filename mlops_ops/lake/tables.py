@@ -117,7 +117,13 @@ def load_catalog(name: str | None, properties: Mapping[str, str] | None = None) 
     catalog_module = require("pyiceberg.catalog", "lake")
     if properties:
         return catalog_module.load_catalog(name, **{str(k): str(v) for k, v in properties.items()})
-    return catalog_module.load_catalog(name)
+    # pyiceberg reads its variables once, when first imported; read them now (they may have been set since)
+    from pyiceberg.utils.config import Config
+
+    config = Config()
+    name = name or config.get_default_catalog_name()
+    found = config.get_catalog_config(name)
+    return catalog_module.load_catalog(name, **found) if found else catalog_module.load_catalog(name)
 
 
 def pyiceberg_env(name: str, properties: Mapping[str, str]) -> dict[str, str]:

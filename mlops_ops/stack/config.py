@@ -110,7 +110,8 @@ def stack_environment(paths: StackPaths, settings: StackSettings) -> dict[str, s
         "AIRFLOW__CORE__DAGS_FOLDER": str(paths.project / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(paths.project / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+        # timeout: how long a writer waits for SQLite's lock (the scheduler, API server and tasks all write)
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}?timeout=60",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
         "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(
             {"conn_type": "kafka", "extra": {"bootstrap.servers": f"127.0.0.1:{p['kafka']}"}}

@@ -52,7 +52,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("MLOPS_OPS_HOME", str(home))
     if "AIRFLOW_HOME" not in os.environ:
         os.environ["AIRFLOW_HOME"] = str(home / "airflow")
-        os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home / 'airflow' / 'airflow.db'}")
+        db = f"sqlite:///{home / 'airflow' / 'airflow.db'}?timeout=60"  # writers wait for SQLite's lock
+        os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", db)
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     config.addinivalue_line("markers", "mlops_stack: the test uses the embedded mlops-ops stack")
 

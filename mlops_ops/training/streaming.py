@@ -25,11 +25,14 @@ def split_scan(features: Any, split: str, fields: tuple[str, ...] = ("*",), limi
 def file_batches(scan: Any, tasks: list[Any]) -> Iterator[Any]:
     """The scan's record batches, one data file at a time. (pyiceberg's own readers submit every file to a thread
     pool at once and keep what they read until it is consumed: memory would grow with the number of files.)"""
-    from pyiceberg.io.pyarrow import ArrowScan
+    from pyiceberg.io.pyarrow import ArrowScan, schema_to_pyarrow
 
-    reader = ArrowScan(scan.table_metadata, scan.io, scan.projection(), scan.row_filter, True, None)
+    projection = scan.projection()
+    schema = schema_to_pyarrow(projection)  # files written by different engines differ (string / large_string)
+    reader = ArrowScan(scan.table_metadata, scan.io, projection, scan.row_filter, True, None)
     for task in tasks:
-        yield from reader.to_record_batches([task])
+        for batch in reader.to_record_batches([task]):
+            yield batch.cast(schema)
 
 
 def target_values(features: Any, split: str, target: str) -> tuple[list[Any], int, Any]:
