@@ -19,7 +19,7 @@ def _stack(args: argparse.Namespace) -> int:
 
     stack = EmbeddedStack(home=args.home, project=args.project)
     if args.action == "up":
-        statuses = stack.up(timeout=args.timeout)
+        statuses = stack.up(timeout=args.timeout, spark_cluster=args.spark_cluster)
         _print_status(statuses)
         print(f'state: {stack.paths.home}   environment: eval "$(mlops-ops stack env)"')
         return 0
@@ -39,7 +39,7 @@ def _print_status(statuses: list) -> None:  # type: ignore[type-arg]
     for s in statuses:
         state = "healthy" if s.healthy else "DOWN"
         pid = f"pid {s.pid}" if s.pid else "-"
-        print(f"{s.name:<8} {state:<8} {pid:<11} {s.url:<28} {s.what}" + ("" if s.healthy else f"  ({s.detail})"))
+        print(f"{s.name:<13} {state:<8} {pid:<11} {s.url:<28} {s.what}" + ("" if s.healthy else f"  ({s.detail})"))
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--home", type=Path, default=None, help="state folder (default: $MLOPS_OPS_HOME or ./.mlops)")
     stack.add_argument("--project", type=Path, default=None, help="repo with dags/ and plugins/ (default: cwd)")
     stack.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for each service")
+    stack.add_argument("--spark-cluster", action=argparse.BooleanOptionalAction, default=None,
+                       help="up: also run a Spark standalone master and 2 workers on loopback (kept until "
+                            "--no-spark-cluster); spark_default then points at it")  # fmt: skip
     stack.set_defaults(func=_stack)
     validate = sub.add_parser("validate", help="check pipeline spec files and the DAGs they build")
     validate.add_argument("paths", nargs="+", help="spec files or folders of them")

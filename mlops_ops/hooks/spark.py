@@ -53,10 +53,17 @@ class SparkSessionOptions:
     master: str | None = None
     remote: str | None = None
     conf: dict[str, str] = field(default_factory=dict)
+    shared_filesystem: bool = False  # the executors run on this machine (a cluster on loopback)
 
     @property
     def is_local(self) -> bool:
         return self.remote is None and (self.master or "").startswith("local")
+
+    @property
+    def stages_locally(self) -> bool:
+        """Spark reads and writes lake files through local scratch folders (local mode, or executors on this
+        machine); otherwise the cluster reaches the lake's S3 itself (``s3a://``, hadoop-aws on the cluster)."""
+        return self.is_local or self.shared_filesystem
 
     def redacted(self) -> dict[str, Any]:
         """For logs: values of settings whose name looks secret are masked."""
@@ -73,6 +80,7 @@ def options_for(host: str | None, port: int | None, extra: dict[str, Any], app_n
         return SparkSessionOptions(app_name, master=master, conf={**LOCAL_CONF, **user_conf})
     if host.startswith("sc://"):
         return SparkSessionOptions(app_name, remote=f"{host}:{port or 15002}", conf=user_conf)
+    shared = bool(extra.get("shared_filesystem", False))
     if host.startswith("spark://"):
         master = f"{host}:{port or 7077}"
     elif host == "yarn" or host.startswith("k8s://"):
@@ -82,7 +90,7 @@ def options_for(host: str | None, port: int | None, extra: dict[str, Any], app_n
             f"Spark connection host '{host}' is not supported: use local[N], spark://host, yarn, "
             "k8s://https://host or sc://host (Spark Connect)"
         )
-    return SparkSessionOptions(app_name, master=master, conf={**CLUSTER_CONF, **user_conf})
+    return SparkSessionOptions(app_name, master=master, conf={**CLUSTER_CONF, **user_conf}, shared_filesystem=shared)
 
 
 class SparkHook(BaseHook):
@@ -114,7 +122,7 @@ class SparkHook(BaseHook):
 
         options = self.session_options()
         self.log.info("Spark session: %s", options.redacted())
-        if options.is_local:
+        if options.stages_locally:  # executors on this machine run this interpreter's Python workers
             os.environ.setdefault("PYSPARK_PYTHON", _python())
         builder = SparkSession.builder.appName(options.app_name)
         builder = builder.remote(options.remote) if options.remote else builder.master(options.master or "local[*]")

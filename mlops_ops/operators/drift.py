@@ -147,7 +147,7 @@ class DriftCheckOperator(LakeOperator):
 
         hook = SparkHook(self.spark_conn_id, app_name=f"mlops-ops-{self.pipeline}-drift")
         build = FeatureBuild(self.key_column, self.transform, self.sql, self.transform_params)
-        return transform_frame(hook.get_conn(), io, files, build, local_session=hook.session_options().is_local,
+        return transform_frame(hook.get_conn(), io, files, build, local_session=hook.session_options().stages_locally,
                                max_rows=self.max_rows * 2)  # fmt: skip
 
     def _record(self, tables: Any, context: Context, summary: dict[str, Any], result: Any) -> None:

@@ -95,7 +95,7 @@ class QualityGateOperator(LakeOperator):
                 from mlops_ops.hooks.spark import SparkHook
 
                 spark_hook = SparkHook(self.spark_conn_id, app_name=f"mlops-ops-{self.pipeline}")
-                spark, local = spark_hook.get_conn(), spark_hook.session_options().is_local
+                spark, local = spark_hook.get_conn(), spark_hook.session_options().stages_locally
             gx_context = gx_context or hook.get_conn()
             outcome, result_id = validate_files(
                 hook, gx_context, self.suite, raw.io, files, rows, engine=engine, spark=spark, local_session=local

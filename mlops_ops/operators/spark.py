@@ -70,7 +70,7 @@ class SparkPreprocessOperator(LakeOperator):
         )
         tables = self.tables()
         try:
-            result = build_features(hook.get_conn(), tables, build, local_session=hook.session_options().is_local)
+            result = build_features(hook.get_conn(), tables, build, local_session=hook.session_options().stages_locally)
         except EmptyInputError as err:
             log.info("skipping preprocessing and everything downstream: %s", err)
             raise AirflowSkipException(str(err)) from err

@@ -23,7 +23,9 @@ S3_PORT_NAMES = (
     "master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc",
     "s3", "s3_grpc", "admin", "admin_grpc", "webdav",
 )  # fmt: skip
-PORT_NAMES = ("kafka", "mlflow", *(f"weed_{n}" for n in S3_PORT_NAMES))
+SPARK_WORKERS = 2
+SPARK_PORT_NAMES = ("spark_master", "spark_master_ui", *(f"spark_worker{i}_ui" for i in range(1, SPARK_WORKERS + 1)))
+PORT_NAMES = ("kafka", "mlflow", *(f"weed_{n}" for n in S3_PORT_NAMES), *SPARK_PORT_NAMES)
 
 
 def default_home() -> Path:
@@ -37,6 +39,7 @@ class StackSettings:
     ports: dict[str, int]
     s3_access_key: str
     s3_secret_key: str = field(repr=False)
+    spark_cluster: bool = False  # a Spark standalone master and workers on loopback (``stack up --spark-cluster``)
 
     @classmethod
     def create(cls) -> StackSettings:
@@ -80,6 +83,11 @@ def load_settings(paths: StackPaths, *, create: bool) -> StackSettings | None:
     try:
         raw = json.loads(paths.settings_file.read_text())
         settings = StackSettings(**raw)
+        missing = [name for name in PORT_NAMES if name not in settings.ports]
+        if missing and set(settings.ports) <= set(PORT_NAMES):  # written by an earlier version: keep its ports
+            free = iter(pick_free_ports(len(missing), taken=set(settings.ports.values())))
+            settings.ports.update({name: next(free) for name in missing})
+            save_settings(paths, settings)
         if set(settings.ports) == set(PORT_NAMES):
             return settings
     except (OSError, ValueError, TypeError):
@@ -140,7 +148,7 @@ def stack_environment(paths: StackPaths, settings: StackSettings) -> dict[str, s
         "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(
             {"conn_type": "mlflow", "host": "127.0.0.1", "port": p["mlflow"], "schema": "http"}
         ),
-        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[*]"}),
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps(spark_connection(settings)),
         "AIRFLOW_VAR_MLOPS_OPS_LAKE": f"s3://{LAKE_BUCKET}/lake",
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{p['mlflow']}",
     }
@@ -149,6 +157,18 @@ def stack_environment(paths: StackPaths, settings: StackSettings) -> dict[str, s
     # pyiceberg's own variables: any pyiceberg user (a notebook, another tool) reads the lake with load_catalog()
     env.update(pyiceberg_env(ICEBERG_CATALOG, catalog))
     return env
+
+
+def spark_connection(settings: StackSettings) -> dict[str, object]:
+    """Local mode, or the stack's standalone cluster. Its workers run on this machine, so Spark reads and writes
+    through local scratch folders (``shared_filesystem``) as local mode does: pyspark ships no S3 connector."""
+    if not settings.spark_cluster:
+        return {"conn_type": "spark", "host": "local[*]"}
+    conf = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1", "spark.ui.enabled": "false",
+            "spark.executor.memory": "1g", "spark.executor.cores": "1", "spark.cores.max": str(SPARK_WORKERS),
+            "spark.sql.shuffle.partitions": "8"}  # fmt: skip
+    return {"conn_type": "spark", "host": "spark://127.0.0.1", "port": settings.ports["spark_master"],
+            "extra": {"shared_filesystem": True, "conf": conf}}  # fmt: skip
 
 
 def iceberg_properties(paths: StackPaths, settings: StackSettings) -> dict[str, str]:

@@ -10,9 +10,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlops_ops.exceptions import StackError
-from mlops_ops.stack.config import BUCKETS, MLFLOW_BUCKET, S3_PORT_NAMES, S3_REGION, StackPaths, StackSettings
+from mlops_ops.stack.config import (
+    BUCKETS,
+    MLFLOW_BUCKET,
+    S3_PORT_NAMES,
+    S3_REGION,
+    SPARK_WORKERS,
+    StackPaths,
+    StackSettings,
+)
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,7 @@ class Service:
     check: Callable[[StackSettings], None]
     """Raises if the service is not serving yet."""
     url: Callable[[StackSettings], str]
+    optional: bool = False  # started only when the settings ask for it (the Spark cluster)
 
 
 def tansu_binary() -> str:
@@ -130,6 +140,70 @@ def _http_ok(url: str) -> None:
             raise StackError(f"{url} answered HTTP {resp.status}")
 
 
+def spark_home() -> Path:
+    try:
+        import pyspark
+    except ImportError as err:
+        raise StackError("the Spark cluster needs pyspark: pip install 'mlops-ops[spark]'") from err
+    return Path(pyspark.__file__).parent
+
+
+def _spark_master_command(paths: StackPaths, s: StackSettings) -> list[str]:
+    return [str(spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.master.Master",
+            "--host", "127.0.0.1", "--port", str(s.ports["spark_master"]),
+            "--webui-port", str(s.ports["spark_master_ui"])]  # fmt: skip
+
+
+def _spark_worker_command(index: int) -> Callable[[StackPaths, StackSettings], list[str]]:
+    def command(paths: StackPaths, s: StackSettings) -> list[str]:
+        return [str(spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.worker.Worker",
+                f"spark://127.0.0.1:{s.ports['spark_master']}", "--host", "127.0.0.1", "--cores", "1",
+                "--memory", "1g", "--webui-port", str(s.ports[f"spark_worker{index}_ui"]),
+                "--work-dir", str(paths.data(f"spark-worker{index}"))]  # fmt: skip
+
+    return command
+
+
+def _spark_worker_url(index: int) -> Callable[[StackSettings], str]:
+    return lambda s: f"http://127.0.0.1:{s.ports[f'spark_worker{index}_ui']}"
+
+
+def _spark_env(paths: StackPaths, s: StackSettings) -> dict[str, str]:
+    return {"SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_NO_DAEMONIZE": "1",
+            "SPARK_LOG_DIR": str(paths.data("spark-logs")), "PYSPARK_PYTHON": sys.executable}  # fmt: skip
+
+
+def spark_master_state(s: StackSettings) -> dict[str, Any]:
+    import json
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{s.ports['spark_master_ui']}/json/", timeout=2) as resp:
+        state: dict[str, Any] = json.loads(resp.read())
+    return state
+
+
+def _spark_master_check(s: StackSettings) -> None:
+    if spark_master_state(s).get("status") != "ALIVE":
+        raise StackError("master not ALIVE yet")
+
+
+def _spark_worker_check(index: int) -> Callable[[StackSettings], None]:
+    def check(s: StackSettings) -> None:
+        workers = spark_master_state(s).get("workers") or []
+        alive = [str(w.get("webuiaddress", "")) for w in workers if w.get("state") == "ALIVE"]
+        if not any(a.endswith(f":{s.ports[f'spark_worker{index}_ui']}") for a in alive):
+            raise StackError(f"worker {index} not registered with the master yet")
+
+    return check
+
+
+SPARK_SERVICES: tuple[Service, ...] = (
+    Service("spark-master", "Spark standalone master", _spark_master_command, _spark_env, _spark_master_check,
+            lambda s: f"spark://127.0.0.1:{s.ports['spark_master']}", optional=True),
+    *(Service(f"spark-worker{i}", f"Spark worker {i} (1 core, 1 GiB)", _spark_worker_command(i), _spark_env,
+              _spark_worker_check(i), _spark_worker_url(i), optional=True)
+      for i in range(1, SPARK_WORKERS + 1)),
+)  # fmt: skip
+
 SERVICES: tuple[Service, ...] = (
     Service(
         "s3", "SeaweedFS S3", _weed_command, _weed_env, _s3_check,
@@ -145,3 +219,4 @@ SERVICES: tuple[Service, ...] = (
         lambda s: f"http://127.0.0.1:{s.ports['mlflow']}",
     ),
 )  # fmt: skip
+ALL_SERVICES: tuple[Service, ...] = (*SERVICES, *SPARK_SERVICES)

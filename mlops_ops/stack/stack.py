@@ -16,9 +16,10 @@ from mlops_ops.stack.config import (
     StackSettings,
     default_home,
     load_settings,
+    save_settings,
     stack_environment,
 )
-from mlops_ops.stack.services import SERVICES, Service
+from mlops_ops.stack.services import ALL_SERVICES, SERVICES, SPARK_SERVICES, Service
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,20 @@ class EmbeddedStack:
         return stack_environment(self.paths, self.settings)
 
     # -- lifecycle ---------------------------------------------------------------
-    def up(self, *, timeout: float = 180.0, airflow_db: bool = True) -> list[ServiceStatus]:
-        """Start every service that is not healthy yet and wait for all of them; idempotent."""
+    def up(
+        self, *, timeout: float = 180.0, airflow_db: bool = True, spark_cluster: bool | None = None
+    ) -> list[ServiceStatus]:
+        """Start every service that is not healthy yet and wait for all of them; idempotent. ``spark_cluster``
+        turns the Spark standalone master and workers on or off (kept in the settings; ``None``: as before)."""
         self.paths.ensure()
         settings = load_settings(self.paths, create=True)
         assert settings is not None
-        for service in SERVICES:
+        if spark_cluster is not None and spark_cluster != settings.spark_cluster:
+            settings.spark_cluster = spark_cluster
+            save_settings(self.paths, settings)
+            if not spark_cluster:
+                self._stop(SPARK_SERVICES)
+        for service in self._services(settings):
             self._ensure_running(service, settings, timeout)
         if airflow_db:
             self._migrate_airflow_db(settings)
@@ -62,8 +71,11 @@ class EmbeddedStack:
 
     def down(self) -> list[str]:
         """Stop exactly the processes this stack started (by PID), newest first."""
+        return self._stop(ALL_SERVICES)
+
+    def _stop(self, services: tuple[Service, ...]) -> list[str]:
         stopped = []
-        for service in reversed(SERVICES):
+        for service in reversed(services):
             pidfile = self.paths.pidfile(service.name)
             record = process.read_pidfile(pidfile)
             if record is not None and process.stop(record):
@@ -71,10 +83,14 @@ class EmbeddedStack:
             pidfile.unlink(missing_ok=True)
         return stopped
 
+    @staticmethod
+    def _services(settings: StackSettings | None) -> tuple[Service, ...]:
+        return ALL_SERVICES if settings is not None and settings.spark_cluster else SERVICES
+
     def status(self) -> list[ServiceStatus]:
         settings = load_settings(self.paths, create=False)
         out = []
-        for service in SERVICES:
+        for service in self._services(settings):
             record = process.read_pidfile(self.paths.pidfile(service.name))
             proc = record.process() if record else None
             if settings is None or proc is None:
@@ -113,7 +129,7 @@ class EmbeddedStack:
             time.sleep(0.5)
 
     def _check_ports_free(self, service: Service, settings: StackSettings) -> None:
-        prefix = "weed_" if service.name == "s3" else service.name
+        prefix = "weed_" if service.name == "s3" else service.name.replace("-", "_")
         busy = [f"{name}={port}" for name, port in settings.ports.items()
                 if name.startswith(prefix) and not process.port_is_free(port)]  # fmt: skip
         if busy:

@@ -50,7 +50,7 @@ def test_the_cluster_builds_the_same_features_and_splits_as_local_mode(cluster) 
     done = subprocess.run([sys.executable, "-m", "tests.integration.spark_cluster_build", cluster_tables.pipeline],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    remote = json.loads(done.stdout.strip().splitlines()[-1])
+    remote = json.loads(next(line[7:] for line in done.stdout.splitlines() if line.startswith("RESULT ")))
     assert remote["master"] == f"spark://127.0.0.1:{cluster.settings.ports['spark_master']}"
     assert remote["executors"] == 2  # one on each worker
 

@@ -45,3 +45,10 @@ def test_cluster_managers(host: str, port: int | None, master: str | None, remot
 def test_unknown_host_is_refused_with_the_choices() -> None:
     with pytest.raises(ValueError, match=r"use local\[N\], spark://host, yarn, k8s://https://host or sc://host"):
         options_for("mesos://old", None, {}, "app")
+
+
+def test_a_cluster_on_this_machine_stages_files_locally_and_a_remote_one_does_not() -> None:
+    assert options_for(None, None, {}, "a").stages_locally
+    assert options_for("spark://127.0.0.1", 7077, {"shared_filesystem": True}, "a").stages_locally
+    remote = options_for("spark://spark.internal", 7077, {}, "a")
+    assert not remote.stages_locally and remote.master == "spark://spark.internal:7077"
