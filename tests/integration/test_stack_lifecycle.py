@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,7 +56,7 @@ def test_up_status_crash_recovery_down(tmp_path: Path) -> None:
     os.kill(first["kafka"], signal.SIGKILL)
     psutil.Process(first["kafka"]).wait(10) if psutil.pid_exists(first["kafka"]) else None
     status = _cli(home, "status")
-    assert status.returncode == 1 and "kafka    DOWN" in status.stdout
+    assert status.returncode == 1 and re.search(r"^kafka\s+DOWN", status.stdout, re.MULTILINE)
     assert _cli(home, "up").returncode == 0
     recovered = {s.name: s.pid for s in stack.status()}
     assert recovered["kafka"] != first["kafka"] and recovered["s3"] == first["s3"]
