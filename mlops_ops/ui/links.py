@@ -24,10 +24,14 @@ SNAPSHOT_PATH = re.compile(r"^(?P<table>[a-z][a-z0-9_]{0,62})/(?P<snapshot>-?[0-
 
 
 def task_result(ti_key: TaskInstanceKey) -> dict[str, Any]:
-    """The task's return value when it is a dict (what the library's operators return), else ``{}``."""
+    """The task's return value when it is a dict (what the library's operators return), else ``{}``.
+
+    Read as a sequence: a task that returned nothing (skipped) gives an empty list, where a single-value read would
+    make Airflow's client log an error line for every link of every skipped task."""
     from airflow.sdk.execution_time.xcom import XCom
 
-    value = XCom.get_value(ti_key=ti_key, key="return_value")
+    values = XCom.get_all(key="return_value", dag_id=ti_key.dag_id, task_id=ti_key.task_id, run_id=ti_key.run_id)
+    value = values[0] if isinstance(values, list) and len(values) == 1 else None
     return value if isinstance(value, dict) else {}
 
 
