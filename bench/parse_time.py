@@ -73,10 +73,9 @@ with DAG(dag_id="{name}__training", description="d", start_date=START, catchup=F
                                   transform_params={{"max_support_calls": 50}},
                                   splits={{"train": 0.8, "validation": 0.1, "test": 0.1}}, full_rebuild=False,
                                   outlets=[Asset(name="mlops_ops.{name}.features", group="mlops-ops")])
-    train = TrainModelOperator(task_id="train", pipeline="{name}", model_name="churn", target="churned",
-                               task="binary", trainer="torch_mlp",
-                               trainer_params={{"hidden": [64, 32], "epochs": 8, "batch_size": 512, "lr": 0.002}},
-                               run_in="local", container=None)
+    train = TrainModelOperator(task_id="train", training=dict(pipeline="{name}", model_name="churn",
+                               target="churned", task="binary", trainer="torch_mlp",
+                               trainer_params={{"hidden": [64, 32], "epochs": 8, "batch_size": 512, "lr": 0.002}}))
     evaluate = EvaluateModelOperator(task_id="evaluate", model_name="churn", target="churned",
                                      task="binary", metrics=["roc_auc", "accuracy", "f1", "log_loss"],
                                      thresholds={{"roc_auc": {{"min": 0.65, "max": None}}}},

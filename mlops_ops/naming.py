@@ -79,6 +79,7 @@ DRIFT_SIGNAL_TASK = "drift_signal"
 # ------------------------------------------------------------------ XCom keys
 QUALITY_XCOM_KEY = "quality"
 DOCS_XCOM_KEY = "data_docs_url"
+TRAIN_PARAMS_KEY = "train_params"  # DAG Param of training DAGs: hyper-parameters overriding the spec's
 
 # ------------------------------------------------------------------ plugin routes
 PLUGIN_PREFIX = "/mlops-ops"

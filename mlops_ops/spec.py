@@ -135,10 +135,54 @@ class QualitySpec(_Model):
     engine: Literal["auto", "spark", "pandas"] = "auto"
 
 
+K8S_NAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"  # an RFC 1123 label: namespaces, Secrets, service accounts
+
+
 class ResourcesSpec(_Model):
+    """What one training container asks for: the one resources model of the Docker and Kubernetes operators."""
+
     cpu: float = Field(default=1.0, gt=0)
     memory: str = Field(default="2Gi", pattern=r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
     gpus: int = Field(default=0, ge=0, le=16)
+    gpu_type: str | None = Field(default=None, min_length=1, max_length=63)  # kubernetes: a node label value
+
+
+class Toleration(_Model):
+    key: str | None = None
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = Field(default=None, ge=0)
+
+
+class KubernetesSpec(_Model):
+    """Where and as whom the training pod runs (``train.executor: kubernetes``)."""
+
+    namespace: str = Field(default="default", pattern=K8S_NAME)
+    service_account: str | None = Field(default=None, pattern=K8S_NAME)
+    image_pull_secrets: list[Annotated[str, Field(pattern=K8S_NAME)]] = []
+    credentials_secret: str | None = Field(default="mlops-ops-training", pattern=K8S_NAME)  # envFrom: MLflow, S3
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    gpu_label: str = "nvidia.com/gpu.product"  # the node label ``resources.gpu_type`` selects on
+
+
+class DockerSpec(_Model):
+    """Which engine runs the training container and on which network (``train.executor: docker``)."""
+
+    url: str | None = None  # default: the engine of DOCKER_HOST / the local socket
+    network_mode: str | None = None  # e.g. "host" where services listen on the engine host's loopback
+    mounts: list[Annotated[str, Field(pattern=r"^/[^:]*:/[^:]*(:(ro|rw))?$")]] = []  # "/host:/container[:ro]"
+
+
+class ContainerSpec(_Model):
+    """Everything the container operators take from ``train``: the image and the platform settings."""
+
+    image: str = Field(min_length=1)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    node_selector: dict[str, str] = {}
+    tolerations: list[Toleration] = []
+    kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
+    docker: DockerSpec = Field(default_factory=DockerSpec)
 
 
 FeatureKind = Literal["numeric", "categorical", "boolean", "timestamp"]
@@ -208,9 +252,17 @@ class TrainSpec(ModelSpec):
     trainer: str = Field(min_length=1, description="'torch_mlp', 'sklearn' or module.path:function")
     params: dict[str, Any] = {}
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
-    image: str | None = None
+    image: str | None = None  # docker / kubernetes: default mlops-ops-trainer:<version> (docker/trainer.Dockerfile)
     node_selector: dict[str, str] = {}
-    tolerations: list[dict[str, str]] = []
+    tolerations: list[Toleration] = []
+    kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
+    docker: DockerSpec = Field(default_factory=DockerSpec)
+
+    def container(self, default_image: str) -> ContainerSpec:
+        """The container operators' settings: the same models, no copy."""
+        return ContainerSpec(image=self.image or default_image, resources=self.resources,
+                             node_selector=self.node_selector, tolerations=self.tolerations,
+                             kubernetes=self.kubernetes, docker=self.docker)  # fmt: skip
 
     @field_validator("trainer")
     @classmethod
@@ -337,6 +389,29 @@ class PipelineSpec(_Model):
         return out
 
 
+def _executor_checks(train: TrainSpec) -> list[tuple[tuple[str | int, ...], str, Any]]:
+    """Container settings that the chosen executor would ignore are refused, not dropped."""
+    out: list[tuple[tuple[str | int, ...], str, Any]] = []
+    given = train.model_fields_set
+    kubernetes_only = [f for f in ("node_selector", "tolerations", "kubernetes") if f in given]
+    if train.executor != "kubernetes":
+        out += [(("train", f), f"applies to executor 'kubernetes' only, not '{train.executor}'", None)
+                for f in kubernetes_only]  # fmt: skip
+    if train.executor != "docker" and "docker" in given:
+        out.append((("train", "docker"), f"applies to executor 'docker' only, not '{train.executor}'", None))
+    if train.executor == "local" and ({"image", "resources"} & given):
+        for f in sorted({"image", "resources"} & given):
+            out.append((("train", f), "applies to executors 'docker' and 'kubernetes'; 'local' trains in the worker "
+                        "(use a pool or the worker's size to bound it)", None))  # fmt: skip
+    if train.executor == "docker" and train.resources.gpu_type is not None:
+        out.append((("train", "resources", "gpu_type"), "applies to executor 'kubernetes' (a node label); Docker "
+                    "takes the engine's GPUs by count", train.resources.gpu_type))  # fmt: skip
+    if train.resources.gpu_type is not None and not train.resources.gpus:
+        out.append((("train", "resources", "gpu_type"), "set resources.gpus too (how many of that type)",
+                    train.resources.gpu_type))  # fmt: skip
+    return out
+
+
 def cross_checks(spec: PipelineSpec) -> list[tuple[tuple[str | int, ...], str, Any]]:
     """Problems between stages (where a metric fits the task, a threshold names a computed metric, ...):
     ``(location, message, given)`` each, so the loader can name the file, line and field."""
@@ -368,6 +443,7 @@ def cross_checks(spec: PipelineSpec) -> list[tuple[tuple[str | int, ...], str, A
         if train.max_rows is not None and train.trainer == "torch_mlp":
             out.append((("train", "max_rows"), "torch_mlp streams the whole split in batches; max_rows samples "
                         "for trainers that hold the data in memory (sklearn, your own)", train.max_rows))  # fmt: skip
+        out.extend(_executor_checks(train))
         key = spec.preprocess.key_column if spec.preprocess is not None else None
         for field_name in ("include", "exclude"):
             for i, column in enumerate(getattr(train.features, field_name) or []):

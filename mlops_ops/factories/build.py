@@ -24,6 +24,14 @@ def _operator_class(name: str) -> type:
         from mlops_ops.operators.train import TrainModelOperator
 
         return TrainModelOperator
+    if name == "train_model_docker":
+        from mlops_ops.operators.train_docker import TrainModelDockerOperator
+
+        return TrainModelDockerOperator
+    if name == "train_model_kubernetes":
+        from mlops_ops.operators.train_kubernetes import TrainModelKubernetesOperator
+
+        return TrainModelKubernetesOperator
     if name in ("evaluate_model", "promote_model"):
         from mlops_ops.operators import evaluate
 
@@ -49,7 +57,7 @@ def _params(train: bool) -> dict[str, Any] | None:
         return None
     from airflow.sdk import Param
 
-    from mlops_ops.operators.train import PARAMS_KEY
+    from mlops_ops.naming import TRAIN_PARAMS_KEY as PARAMS_KEY
 
     return {
         PARAMS_KEY: Param(

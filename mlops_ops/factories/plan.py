@@ -280,33 +280,30 @@ def _train_evaluate_promote(spec: PipelineSpec) -> list[TaskPlan]:
     from mlops_ops import __version__
 
     model_name = spec.promote.model_name if spec.promote else spec.pipeline
-    container = None
+    # The one place the backend is chosen: one operator class per executor (factories/build.py maps the names).
+    operator = {"local": "train_model", "docker": "train_model_docker", "kubernetes": "train_model_kubernetes"}
+    kwargs: dict[str, Any] = {
+        "task_id": naming.TRAIN_TASK,
+        "training": {
+            "pipeline": spec.pipeline,
+            "model_name": model_name,
+            "target": train.target,
+            "task": train.task,
+            "model_options": train.model_dump(
+                mode="json", include={"positive_class", "threshold", "estimator", "features", "max_rows"}
+            ),
+            "trainer": train.trainer,
+            "trainer_params": dict(train.params),
+        },
+    }
     if train.executor != "local":
-        container = {
-            "image": train.image or f"mlops-ops-trainer:{__version__}",
-            "resources": train.resources.model_dump(),
-            "node_selector": dict(train.node_selector),
-            "tolerations": [dict(t) for t in train.tolerations],
-        }
+        kwargs["container"] = train.container(f"mlops-ops-trainer:{__version__}").model_dump(mode="json")
     tasks: list[TaskPlan] = [
         {
-            "operator": "train_model",
+            "operator": operator[train.executor],
             "outlets": [],
             "upstream": [naming.PREPROCESS_TASK],
-            "kwargs": {
-                "task_id": naming.TRAIN_TASK,
-                "pipeline": spec.pipeline,
-                "model_name": model_name,
-                "target": train.target,
-                "task": train.task,
-                "model_options": train.model_dump(
-                    mode="json", include={"positive_class", "threshold", "estimator", "features", "max_rows"}
-                ),
-                "trainer": train.trainer,
-                "trainer_params": dict(train.params),
-                "run_in": train.executor,
-                "container": container,
-            },
+            "kwargs": kwargs,
         }
     ]
     ev = spec.evaluate

@@ -4,8 +4,12 @@ Reads a pinned feature-table snapshot (``<pipeline>.features@<id>``), encodes th
 ``train`` (``validation`` for early stopping, per-epoch validation loss and a tuned threshold), logs params, metrics,
 the model (the pyfunc of :mod:`mlops_ops.training.serving`: encoding + estimator, with a signature on raw columns and
 an input example) and lineage tags to MLflow, then registers a model version with alias ``challenger``. Registration
-is the last step, so a run killed before it registers nothing. The result (run id, version, model URI) is printed as
-the last line of stdout and, with ``--result-file``, written there.
+is the last step, so a run killed before it registers nothing. The result (run id, version, model URI) is written as
+JSON to ``--result-file``: the one result channel of every executor (the local operator reads it from a temporary
+folder, the Docker operator copies it out of the container, the Kubernetes operator's XCom sidecar reads it).
+
+Credentials can come in a JSON file named by ``MLOPS_OPS_SECRETS_FILE`` (variables set before anything else runs): the
+Docker operator mounts one, so they never appear in the container's configuration (``docker inspect``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +28,7 @@ from mlops_ops._extras import require
 from mlops_ops.training.evaluation import CHALLENGER
 
 log = logging.getLogger(__name__)
-RESULT_PREFIX = "MLOPS_OPS_RESULT "
+SECRETS_FILE_ENV = "MLOPS_OPS_SECRETS_FILE"
 FEATURES_TAG = "mlops_ops.features_snapshot"  # the exact data a version learned from (drift's reference)
 RAW_SNAPSHOT_TAG = "mlops_ops.raw_snapshot"
 
@@ -239,18 +244,41 @@ def positive_scores(trained: Any, x: Any) -> Any:
     return np.asarray(trained.model.predict_proba(x))[:, 1]
 
 
-def parse_result(line: str) -> dict[str, Any] | None:
-    """The result an entrypoint printed, from one line of its output; ``None`` for any other line."""
-    text = line.strip()
-    return json.loads(text[len(RESULT_PREFIX) :]) if text.startswith(RESULT_PREFIX) else None
+def load_secrets(environ: dict[str, str] | None = None) -> list[str]:
+    """Set the variables of the file ``MLOPS_OPS_SECRETS_FILE`` names (a JSON object of strings); their names."""
+    import os
+
+    env = os.environ if environ is None else environ
+    path = env.get(SECRETS_FILE_ENV)
+    if not path:
+        return []
+    try:
+        values = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"{SECRETS_FILE_ENV}={path}: cannot read a JSON object of variables ({err})") from err
+    if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+        raise SystemExit(f"{SECRETS_FILE_ENV}={path}: must hold a JSON object of strings")
+    env.update(values)
+    return sorted(values)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # SIGTERM (a killed task: the operator's on_kill, `docker stop`, a pod's deletion) ends the run as FAILED and exits
+    # before registration. Needed explicitly: as a container's PID 1, Python would otherwise ignore it.
+    signal.signal(signal.SIGTERM, _terminated)
+    names = load_secrets()
+    if names:
+        log.info("credentials from %s: %s", SECRETS_FILE_ENV, ", ".join(names))
     result = train_and_register(args)
     if args.result_file is not None:
         args.result_file.write_text(json.dumps(result))
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    log.info("registered %s version %s (run %s)", result["model_name"], result["version"], result["run_id"])
     return 0
 
 

@@ -6,11 +6,16 @@ under ``.mlops/test`` (``MLOPS_OPS_HOME``, set in ``tests/conftest.py``).
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from mlops_ops.stack import EmbeddedStack
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +43,48 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[str]:
+    """A real Docker engine (docker/engine.sh: apt's docker.io, state under .mlops/docker, no bridge/iptables).
+    It fails, never skips, when the engine cannot start: the Docker tests are part of CI."""
+    state = ROOT / ".mlops" / "docker"
+    was_running = (state / "docker.pid").exists() and _alive(state / "docker.pid")
+    out = subprocess.run([str(ROOT / "docker" / "engine.sh"), "start", str(state)], capture_output=True, text=True,
+                         timeout=600, check=False)  # fmt: skip
+    if out.returncode != 0:
+        pytest.fail(f"the Docker engine did not start (docker/engine.sh): {out.stderr[-2000:]}")
+    os.environ["DOCKER_HOST"] = out.stdout.strip().splitlines()[-1]
+    try:
+        yield os.environ["DOCKER_HOST"]
+    finally:
+        if not was_running:
+            subprocess.run([str(ROOT / "docker" / "engine.sh"), "stop", str(state)], check=False, timeout=60)
+
+
+def _alive(pidfile: Path) -> bool:
+    try:
+        os.kill(int(pidfile.read_text().strip()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def build_image(kind: str, tag: str) -> str:
+    """docker/build.sh on the Debian base made by docker/base-image.sh (no registry is reachable here)."""
+    base = subprocess.run([str(ROOT / "docker" / "base-image.sh")], capture_output=True, text=True, timeout=900,
+                          check=False)  # fmt: skip
+    assert base.returncode == 0, base.stderr[-3000:]
+    env = {**os.environ, "TORCH_INDEX": ""}  # torch: the CPU wheel on this disk (docker/wheels), not PyPI's CUDA build
+    built = subprocess.run([str(ROOT / "docker" / "build.sh"), kind, tag, base.stdout.split()[-1]], env=env,
+                           capture_output=True, text=True, timeout=1800, check=False)  # fmt: skip
+    assert built.returncode == 0, f"docker/build.sh {kind} failed:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}"
+    return tag
+
+
+@pytest.fixture(scope="session")
+def trainer_image(docker_engine: str) -> str:
+    from mlops_ops import __version__
+
+    return build_image("trainer", f"mlops-ops-trainer:{__version__}")  # the spec's default image

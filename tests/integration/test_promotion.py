@@ -22,9 +22,9 @@ from mlops_ops.operators.train import TrainModelOperator
 
 with DAG("{dag_id}", schedule=None, start_date=datetime(2026, 1, 1),
          params={{"train_params": Param({{}}, type="object")}}):
-    train = TrainModelOperator(task_id="train", pipeline="churn", model_name="{name}", target="churned",
-                               task="binary", trainer="sklearn", trainer_params={{"max_iter": 60}},
-                               features="{manifest}", retries=0)
+    train = TrainModelOperator(task_id="train", retries=0, training=dict(pipeline="churn", model_name="{name}",
+                               target="churned", task="binary", trainer="sklearn",
+                               trainer_params={{"max_iter": 60}}, features="{manifest}"))
     evaluate = EvaluateModelOperator(task_id="evaluate", model_name="{name}", target="churned",
                                      task="binary", metrics=["accuracy", "roc_auc", "log_loss", "f1"],
                                      thresholds={{"roc_auc": {{"min": 0.6}}}},

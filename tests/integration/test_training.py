@@ -19,9 +19,9 @@ from mlops_ops.operators.train import TrainModelOperator
 
 with DAG("train_{name}", schedule=None, start_date=datetime(2026, 1, 1),
          params={{"train_params": Param({{}}, type="object")}}):
-    TrainModelOperator(task_id="train", pipeline="churn", model_name="{name}", target="churned",
-                       task="binary", trainer="{trainer}", trainer_params={params},
-                       features="{manifest}", retries=0)
+    TrainModelOperator(task_id="train", retries=0, training=dict(pipeline="churn", model_name="{name}",
+                       target="churned", task="binary", trainer="{trainer}", trainer_params={params},
+                       features="{manifest}"))
 """
 
 

@@ -188,6 +188,33 @@ CASES: list[tuple[str, str | bytes, list[str]]] = [
         ["train.resources.gpus", "99"],
     ),
     (
+        "docker_settings_on_local_executor",
+        spec("p", a=_r("  trainer: sklearn", "  trainer: sklearn\n  docker: {network_mode: host}")),
+        ["train.docker", "applies to executor 'docker' only, not 'local'"],
+    ),
+    (
+        "tolerations_on_docker_executor",
+        spec("p", a=_r("  trainer: sklearn", "  trainer: sklearn\n  executor: docker\n  tolerations: [{key: gpu}]")),
+        ["train.tolerations", "applies to executor 'kubernetes' only"],
+    ),
+    (
+        "bad_namespace",
+        spec(
+            "p",
+            a=_r(
+                "  trainer: sklearn", "  trainer: sklearn\n  executor: kubernetes\n  kubernetes: {namespace: ML_Team}"
+            ),
+        ),
+        ["train.kubernetes.namespace", "ML_Team"],
+    ),
+    (
+        "gpu_type_without_gpus",
+        spec(
+            "p", a=_r("  trainer: sklearn", "  trainer: sklearn\n  executor: kubernetes\n  resources: {gpu_type: L4}")
+        ),
+        ["train.resources.gpu_type", "set resources.gpus too"],
+    ),
+    (
         "bad_lake_uri",
         spec("p", a=_r('schedule: "@daily"', 'schedule: "@daily"\nlake: ftp://host/lake')),
         ["lake", "ftp://host/lake"],

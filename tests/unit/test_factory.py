@@ -200,15 +200,19 @@ TRAINING = (
 
 def test_train_evaluate_promote_tasks() -> None:
     from mlops_ops.operators.evaluate import EvaluateModelOperator, PromoteModelOperator
-    from mlops_ops.operators.train import TrainModelOperator
+    from mlops_ops.operators.train_kubernetes import TrainModelKubernetesOperator
 
     dag = _dags(parse_spec(SPEC + TRAINING, default_pipeline="p"), source="p.yaml")["training"]
     assert [t.task_id for t in dag.tasks] == ["preprocess", "train", "evaluate", "promote"]
     train, evaluate, promote = dag.get_task("train"), dag.get_task("evaluate"), dag.get_task("promote")
-    assert isinstance(train, TrainModelOperator) and train.upstream_task_ids == {"preprocess"}
-    assert train.model_name == "churn-model" and train.run_in == "kubernetes" and train.trainer == "torch_mlp"
-    assert train.container["image"] == "reg/trainer:1" and train.container["resources"]["gpus"] == 1
-    assert train.container["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists"}]
+    # the backend is chosen once, in the plan: executor kubernetes -> the KubernetesPodOperator subclass
+    assert isinstance(train, TrainModelKubernetesOperator) and train.upstream_task_ids == {"preprocess"}
+    assert train.training.model_name == "churn-model" and train.training.trainer == "torch_mlp"
+    assert train.image == "reg/trainer:1" and train.container_spec.resources.gpus == 1
+    assert [t.model_dump(exclude_none=True) for t in train.container_spec.tolerations] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists"}
+    ]
+    assert train.node_selector == {"pool": "gpu"} and train.namespace == "default"
     assert isinstance(evaluate, EvaluateModelOperator) and evaluate.thresholds == {"roc_auc": {"min": 0.7, "max": None}}
     assert evaluate.max_regression == {"accuracy": 0.01} and evaluate.slice_column == "contract"
     assert isinstance(promote, PromoteModelOperator) and [o.name for o in promote.outlets] == ["mlops_ops.p.model"]

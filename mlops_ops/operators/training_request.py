@@ -1,0 +1,123 @@
+"""What every training operator runs, whatever the backend: the entrypoint's arguments, the run's lineage tags and
+the result it hands back. Each backend operator (local subprocess, Docker, Kubernetes) holds one
+:class:`TrainingRequest` (composition: the three subclass different Airflow operators)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from mlops_ops.naming import PREPROCESS_TASK, QUALITY_GATE_TASK, QUALITY_XCOM_KEY, TRAIN_PARAMS_KEY
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+log = logging.getLogger(__name__)
+ENTRYPOINT = ["python", "-m", "mlops_ops.training"]
+PARAMS_KEY = TRAIN_PARAMS_KEY
+RESULT_KEYS = ("run_id", "model_name", "version", "model_uri", "alias")
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    features: str
+    params: dict[str, Any]
+    tags: dict[str, str]
+
+
+@dataclass
+class TrainingRequest:
+    """:param pipeline: the pipeline (lineage tag).
+    :param model_name: the registered model; also the MLflow experiment unless ``experiment`` is given.
+    :param target: the label column. :param task: ``binary``, ``multiclass`` or ``regression``.
+    :param model_options: the rest of the spec's model settings (``positive_class``, ``threshold``, ``estimator``,
+        ``features``, ``max_rows``; see :class:`mlops_ops.spec.ModelSpec`), validated by the entrypoint.
+    :param trainer: ``sklearn``, ``torch_mlp`` or ``module.path:function``.
+    :param trainer_params: hyper-parameters; the DAG Param ``train_params`` overrides them key by key.
+    :param features: feature-table snapshot ``<pipeline>.features@<id>``; default: what ``features_task_id`` returned.
+    """
+
+    template_fields: ClassVar[tuple[str, ...]] = ("features", "model_name", "experiment", "trainer_params")
+
+    pipeline: str
+    model_name: str
+    target: str
+    task: Literal["binary", "multiclass", "regression"]
+    model_options: dict[str, Any] = field(default_factory=dict)
+    trainer: str = "sklearn"
+    trainer_params: dict[str, Any] = field(default_factory=dict)
+    features: str | None = None
+    features_task_id: str = PREPROCESS_TASK
+    experiment: str | None = None
+
+    @classmethod
+    def of(cls, value: TrainingRequest | Mapping[str, Any]) -> TrainingRequest:
+        """From a request or its JSON form (what a DAG plan holds)."""
+        return value if isinstance(value, TrainingRequest) else cls(**dict(value))
+
+    def inputs(self, context: Context, task_id: str) -> TrainingInputs:
+        """The feature snapshot, the merged hyper-parameters and the lineage tags of this run."""
+        features = self.features
+        if not features:
+            upstream = context["ti"].xcom_pull(task_ids=self.features_task_id)
+            features = upstream.get("features") if isinstance(upstream, dict) else None
+        if not features:
+            raise ValueError(f"no feature table: pass features or run after '{self.features_task_id}'")
+        overrides = (context.get("params") or {}).get(PARAMS_KEY) or {}
+        if not isinstance(overrides, dict):
+            raise ValueError(f"DAG Param '{PARAMS_KEY}' must be a JSON object, got {type(overrides).__name__}")
+        params = {**self.trainer_params, **overrides}
+        tags = {"mlops_ops.pipeline": self.pipeline, "airflow.dag_id": context["dag"].dag_id,
+                "airflow.run_id": str(context["run_id"]), "airflow.task_id": task_id}  # fmt: skip
+        quality = context["ti"].xcom_pull(task_ids=QUALITY_GATE_TASK, key=QUALITY_XCOM_KEY)
+        if isinstance(quality, dict) and quality:
+            tags["mlops_ops.raw_batches"] = ",".join(sorted(quality))[:4000]
+            ids = [str(v["result_id"]) for v in quality.values() if isinstance(v, dict) and v.get("result_id")]
+            if ids:
+                tags["mlops_ops.gx_validation"] = ",".join(ids)[:4000]
+        commit = os.environ.get("MLOPS_OPS_GIT_COMMIT")
+        if commit:
+            tags["mlops_ops.git_commit"] = commit
+        return TrainingInputs(features, params, tags)
+
+    def arguments(self, inputs: TrainingInputs, result_file: str) -> list[str]:
+        """The entrypoint's arguments after ``python -m mlops_ops.training``: the same for every backend."""
+        model = json.dumps({**self.model_options, "task": self.task, "target": self.target}, sort_keys=True)
+        return ["--features", inputs.features, "--model", model, "--trainer", self.trainer,
+                "--params", json.dumps(inputs.params, sort_keys=True), "--model-name", self.model_name,
+                "--experiment", self.experiment or self.model_name,
+                "--tags", json.dumps(inputs.tags, sort_keys=True), "--result-file", result_file]  # fmt: skip
+
+    def result(self, output: Any, where: str) -> dict[str, Any]:
+        """The entrypoint's result file, as every backend hands it back; an error when it wrote none."""
+        if not isinstance(output, dict) or any(k not in output for k in RESULT_KEYS):
+            raise RuntimeError(f"the trainer ({where}) ended without a result file: nothing was registered")
+        log.info("registered %s version %s as %s (run %s)", output["model_name"], output["version"],
+                 output["alias"], output["run_id"])  # fmt: skip
+        return dict(output)
+
+    def fail_open_runs(self, mlflow_conn_id: str, inputs: TrainingInputs) -> list[str]:
+        """Mark the MLflow runs a dead trainer left RUNNING (this DAG run and task) as FAILED; their ids."""
+        from mlops_ops.hooks.mlflow import MlflowHook
+
+        tags = inputs.tags
+        try:
+            client = MlflowHook(mlflow_conn_id).get_conn()
+            experiment = client.get_experiment_by_name(self.experiment or self.model_name)
+            if experiment is None:
+                return []
+            query = (
+                f"tags.`airflow.run_id` = '{tags['airflow.run_id']}' and "
+                f"tags.`airflow.task_id` = '{tags['airflow.task_id']}' and attributes.status = 'RUNNING'"
+            )
+            runs = client.search_runs([experiment.experiment_id], filter_string=query)
+            for run in runs:
+                client.set_terminated(run.info.run_id, status="FAILED")
+            return [r.info.run_id for r in runs]
+        except Exception as err:  # noqa: BLE001 - the task fails anyway; this is cleanup
+            log.warning("could not mark open MLflow runs failed: %s", err)
+            return []
