@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PIP_VERSION := 25.3
 ENV := set -a; eval "$$($(BIN)/mlops-ops stack env)"; set +a
 
-.PHONY: setup demo test unit integration lint up down status ui bench lock clean browser
+.PHONY: setup demo test unit integration lint up down status ui bench lock clean browser debs
 
 setup: $(STAMP)
 
@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
-up: setup
-	$(BIN)/mlops-ops stack up
+up: setup debs
+	$(BIN)/mlops-ops stack up --postgres
 
 down:
 	test ! -x $(BIN)/mlops-ops || $(BIN)/mlops-ops stack down
@@ -46,8 +46,19 @@ browser:
 	  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
 	  else echo "no /usr/bin/chromium: install Debian's chromium package for tests/browser (they skip without it)"; fi; }
 
+# Debian packages the stack and the tests start, installed when missing (root + apt): PostgreSQL (Airflow's metadata
+# DB), Redis (the Celery test), docker.io and debootstrap (the image and Docker training tests).
+debs:
+	@missing=""; ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	  command -v dockerd >/dev/null || missing="$$missing docker.io"; \
+	  command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
+	  if [ -n "$$missing" ]; then if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -q $$missing >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null; }; \
+	  else echo "missing Debian packages:$$missing (install them as root)"; fi; fi
+
 # pytest exits 5 when it collects no test: report it and don't fail on it.
-test: lint browser
+test: lint browser debs
 	$(BIN)/pytest tests -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 # UI_HOME / UI_DAGS run the UI on another Airflow home and DAG folder (the browser test does); default: the stack's.

@@ -19,7 +19,7 @@ def _stack(args: argparse.Namespace) -> int:
 
     stack = EmbeddedStack(home=args.home, project=args.project)
     if args.action == "up":
-        statuses = stack.up(timeout=args.timeout, spark_cluster=args.spark_cluster)
+        statuses = stack.up(timeout=args.timeout, spark_cluster=args.spark_cluster, postgres=args.postgres)
         _print_status(statuses)
         print(f'state: {stack.paths.home}   environment: eval "$(mlops-ops stack env)"')
         return 0
@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--spark-cluster", action=argparse.BooleanOptionalAction, default=None,
                        help="up: also run a Spark standalone master and 2 workers on loopback (kept until "
                             "--no-spark-cluster); spark_default then points at it")  # fmt: skip
+    stack.add_argument("--postgres", action=argparse.BooleanOptionalAction, default=None,
+                       help="up: run PostgreSQL (Debian's server, initdb under the state folder, loopback, a "
+                            "generated password) as Airflow's metadata DB (kept until --no-postgres)")  # fmt: skip
     stack.set_defaults(func=_stack)
     validate = sub.add_parser("validate", help="check pipeline spec files and the DAGs they build")
     validate.add_argument("paths", nargs="+", help="spec files or folders of them")

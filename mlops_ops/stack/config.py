@@ -25,7 +25,7 @@ S3_PORT_NAMES = (
 )  # fmt: skip
 SPARK_WORKERS = 2
 SPARK_PORT_NAMES = ("spark_master", "spark_master_ui", *(f"spark_worker{i}_ui" for i in range(1, SPARK_WORKERS + 1)))
-PORT_NAMES = ("kafka", "mlflow", *(f"weed_{n}" for n in S3_PORT_NAMES), *SPARK_PORT_NAMES)
+PORT_NAMES = ("kafka", "mlflow", *(f"weed_{n}" for n in S3_PORT_NAMES), *SPARK_PORT_NAMES, "postgres")
 
 
 def default_home() -> Path:
@@ -40,6 +40,8 @@ class StackSettings:
     s3_access_key: str
     s3_secret_key: str = field(repr=False)
     spark_cluster: bool = False  # a Spark standalone master and workers on loopback (``stack up --spark-cluster``)
+    postgres: bool = False  # Airflow's metadata DB on PostgreSQL instead of SQLite (``stack up --postgres``)
+    postgres_password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
 
     @classmethod
     def create(cls) -> StackSettings:
@@ -118,8 +120,7 @@ def stack_environment(paths: StackPaths, settings: StackSettings) -> dict[str, s
         "AIRFLOW__CORE__DAGS_FOLDER": str(paths.project / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(paths.project / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        # timeout: how long a writer waits for SQLite's lock (the scheduler, API server and tasks all write)
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}?timeout=60",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_database(paths, settings),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
         "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(
             {"conn_type": "kafka", "extra": {"bootstrap.servers": f"127.0.0.1:{p['kafka']}"}}
@@ -157,6 +158,16 @@ def stack_environment(paths: StackPaths, settings: StackSettings) -> dict[str, s
     # pyiceberg's own variables: any pyiceberg user (a notebook, another tool) reads the lake with load_catalog()
     env.update(pyiceberg_env(ICEBERG_CATALOG, catalog))
     return env
+
+
+def airflow_database(paths: StackPaths, settings: StackSettings) -> str:
+    """PostgreSQL when the stack runs it, else SQLite (a writer waits up to 60 s for its lock: the scheduler, API
+    server and tasks all write)."""
+    if settings.postgres:
+        from mlops_ops.stack.postgres import database_url
+
+        return database_url(settings)
+    return f"sqlite:///{paths.airflow_home / 'airflow.db'}?timeout=60"
 
 
 def spark_connection(settings: StackSettings) -> dict[str, object]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_ops.exceptions import StackError
+from mlops_ops.stack import postgres
 from mlops_ops.stack.config import (
     BUCKETS,
     MLFLOW_BUCKET,
@@ -219,4 +220,8 @@ SERVICES: tuple[Service, ...] = (
         lambda s: f"http://127.0.0.1:{s.ports['mlflow']}",
     ),
 )  # fmt: skip
-ALL_SERVICES: tuple[Service, ...] = (*SERVICES, *SPARK_SERVICES)
+POSTGRES_SERVICES: tuple[Service, ...] = (
+    Service("postgres", "PostgreSQL (Airflow's metadata DB)", postgres.command, lambda p, s: {}, postgres.check,
+            lambda s: f"postgresql://127.0.0.1:{s.ports['postgres']}/{postgres.DATABASE}", optional=True),
+)  # fmt: skip
+ALL_SERVICES: tuple[Service, ...] = (*SERVICES, *SPARK_SERVICES, *POSTGRES_SERVICES)

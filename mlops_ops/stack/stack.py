@@ -19,7 +19,7 @@ from mlops_ops.stack.config import (
     save_settings,
     stack_environment,
 )
-from mlops_ops.stack.services import ALL_SERVICES, SERVICES, SPARK_SERVICES, Service
+from mlops_ops.stack.services import ALL_SERVICES, POSTGRES_SERVICES, SERVICES, SPARK_SERVICES, Service
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,16 @@ class EmbeddedStack:
 
     # -- lifecycle ---------------------------------------------------------------
     def up(
-        self, *, timeout: float = 180.0, airflow_db: bool = True, spark_cluster: bool | None = None
+        self,
+        *,
+        timeout: float = 180.0,
+        airflow_db: bool = True,
+        spark_cluster: bool | None = None,
+        postgres: bool | None = None,
     ) -> list[ServiceStatus]:
         """Start every service that is not healthy yet and wait for all of them; idempotent. ``spark_cluster``
-        turns the Spark standalone master and workers on or off (kept in the settings; ``None``: as before)."""
+        turns the Spark standalone master and workers on or off, ``postgres`` Airflow's metadata DB on PostgreSQL
+        (both kept in the settings; ``None``: as before)."""
         self.paths.ensure()
         settings = load_settings(self.paths, create=True)
         assert settings is not None
@@ -63,6 +69,11 @@ class EmbeddedStack:
             save_settings(self.paths, settings)
             if not spark_cluster:
                 self._stop(SPARK_SERVICES)
+        if postgres is not None and postgres != settings.postgres:
+            settings.postgres = postgres
+            save_settings(self.paths, settings)
+            if not postgres:
+                self._stop(POSTGRES_SERVICES)
         for service in self._services(settings):
             self._ensure_running(service, settings, timeout)
         if airflow_db:
@@ -85,7 +96,10 @@ class EmbeddedStack:
 
     @staticmethod
     def _services(settings: StackSettings | None) -> tuple[Service, ...]:
-        return ALL_SERVICES if settings is not None and settings.spark_cluster else SERVICES
+        if settings is None:
+            return SERVICES
+        return (*SERVICES, *(SPARK_SERVICES if settings.spark_cluster else ()),
+                *(POSTGRES_SERVICES if settings.postgres else ()))  # fmt: skip
 
     def status(self) -> list[ServiceStatus]:
         settings = load_settings(self.paths, create=False)
@@ -141,7 +155,7 @@ class EmbeddedStack:
     def _migrate_airflow_db(self, settings: StackSettings) -> None:
         env = {**os.environ, **stack_environment(self.paths, settings)}
         marker = self.paths.airflow_home / ".migrated"
-        version = _airflow_version()
+        version = f"{_airflow_version()} {'postgres' if settings.postgres else 'sqlite'}"
         if marker.exists() and marker.read_text() == version:
             return
         log = self.paths.logfile("airflow-db")

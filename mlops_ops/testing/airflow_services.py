@@ -1,9 +1,10 @@
-"""Airflow's own processes for tests where scheduling itself is checked: scheduler, dag-processor, triggerer, API.
+"""Airflow's own processes where scheduling itself is checked: scheduler, dag-processor, triggerer, API server (and
+Celery workers with the CeleryExecutor).
 
-Each runs as ``airflow <command>`` in its own process group with a private AIRFLOW_HOME and
-SQLite database, the embedded stack's connections, and the DAG folder the caller gives;
-``stop`` terminates them by PID. Logs land in ``<home>/<command>.log`` for failure reports.
-Used by this project's tests and benchmarks and by the ``mlops_airflow`` pytest fixture.
+Each runs as ``airflow <command>`` in its own process group with a private AIRFLOW_HOME, a metadata database (its
+own SQLite file by default, or ``database_url``: the stack's PostgreSQL), the embedded stack's connections, and the
+DAG folder the caller gives; ``stop`` terminates them by PID. Logs land in ``<home>/<name>.log`` for failure
+reports. Used by ``make demo``, this project's tests and benchmarks and the ``mlops_airflow`` pytest fixture.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class AirflowServices:
         stack_env: dict[str, str],
         extra_env: dict[str, str] | None = None,
         python_path: list[Path] | None = None,
+        *,
+        database_url: str | None = None,
+        executor: str = "LocalExecutor",
+        celery_workers: int = 0,
     ) -> None:
         self.home = home
         self.port = free_port()
@@ -46,9 +51,9 @@ class AirflowServices:
             **stack_env,
             "AIRFLOW_HOME": str(home),
             # a scheduler, triggerer, API server and tasks all write: writers wait up to 60 s for SQLite's lock
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url or f"sqlite:///{home / 'airflow.db'}?timeout=60",
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": executor,
             "AIRFLOW__CORE__PARALLELISM": "2",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
@@ -64,14 +69,18 @@ class AirflowServices:
         }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.airflow = str(Path(sys.executable).parent / "airflow")
+        self.commands: dict[str, list[str]] = {c: [c] for c in COMMANDS}
+        for i in range(1, celery_workers + 1):  # each its own queue consumer, named so its tasks show where they ran
+            self.commands[f"celery-worker{i}"] = ["celery", "worker", "--concurrency", "1",
+                                                  "--celery-hostname", f"worker{i}@%h"]  # fmt: skip
 
     def start(self, timeout: float = 180) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         subprocess.run([self.airflow, "db", "migrate"], env=self.env, check=True, capture_output=True, timeout=300)
-        for command in COMMANDS:
-            log = (self.home / f"{command}.log").open("ab")
-            self.processes[command] = subprocess.Popen(
-                [self.airflow, command], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        for name, args in self.commands.items():
+            log = (self.home / f"{name}.log").open("ab")
+            self.processes[name] = subprocess.Popen(
+                [self.airflow, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -132,8 +141,8 @@ class AirflowServices:
 
     def logs(self, tail: int = 4000) -> str:
         out = []
-        for command in COMMANDS:
-            path = self.home / f"{command}.log"
+        for name in self.commands:
+            path = self.home / f"{name}.log"
             if path.exists():
-                out.append(f"--- {command} ---\n" + path.read_text(errors="replace")[-tail:])
+                out.append(f"--- {name} ---\n" + path.read_text(errors="replace")[-tail:])
         return "\n".join(out)

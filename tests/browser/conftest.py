@@ -70,6 +70,8 @@ def ui(stack, tmp_path_factory) -> Iterator[dict[str, Any]]:  # type: ignore[no-
     assert spec.drift is not None
     # no schedules: only what the browser triggers runs
     spec = spec.model_copy(update={"schedule": None, "drift": spec.drift.model_copy(update={"schedule": None})})
+    if spec.retrain is not None:  # churn.yaml retrains on drift or control only; here a published batch trains too
+        spec = spec.model_copy(update={"retrain": spec.retrain.model_copy(update={"on_new_data": True})})
     rng, now = random.Random(11), datetime.now(UTC)
     runner.send_events(spec, [churn_event(rng, f"c{i:05d}", now) for i in range(3_000)])
     runner.ensure_topics(spec)

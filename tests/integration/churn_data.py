@@ -70,3 +70,38 @@ def churn_feature_table(stack: Any, tables: PipelineTables, rows: int = 2_000) -
     spark = SparkHook(app_name="mlops-ops-tests").get_conn()
     build = FeatureBuild("customer_id", transform="tests.integration.feature_transforms:churn_features")
     return build_features(spark, tables, build).ref
+
+
+KAFKA_PIPELINE = """
+pipeline: {pipeline}
+schedule: null
+source:
+  kafka:
+    topics: [{topic}]
+    schema: {schema}
+    poll_timeout_s: 2
+quality:
+  suite: churn_raw
+preprocess:
+  transform: tests.integration.feature_transforms:churn_features
+  key_column: customer_id
+train:
+  task: binary
+  target: churned
+{train}
+evaluate:
+  metrics: [roc_auc, accuracy]
+  beat_baseline: false
+promote:
+  model_name: {model}
+drift:
+  schedule: null
+"""
+
+
+def kafka_pipeline_spec(pipeline: str, topic: str, model: str, train: str) -> str:
+    """A churn pipeline from a Kafka topic: manual ingest, training on each published batch; ``train``: the rest of
+    the ``train`` section (indented YAML lines)."""
+    import json
+
+    return KAFKA_PIPELINE.format(pipeline=pipeline, topic=topic, model=model, schema=json.dumps(SCHEMA), train=train)

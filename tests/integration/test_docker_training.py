@@ -23,39 +23,15 @@ import pytest
 from mlops_ops.testing.airflow_services import AirflowServices
 from mlops_ops.testing.runner import LOADER
 from tests.conftest import ROOT
-from tests.integration.churn_data import SCHEMA, clean_rows
+from tests.integration.churn_data import clean_rows, kafka_pipeline_spec
 from tests.integration.lake_helpers import produce
 
 SENTINEL = "SENTINEL-docker-mlflow-4c1e77"
-SPEC = """
-pipeline: {pipeline}
-schedule: null
-source:
-  kafka:
-    topics: [{topic}]
-    schema: {schema}
-    poll_timeout_s: 2
-quality:
-  suite: churn_raw
-preprocess:
-  transform: tests.integration.feature_transforms:churn_features
-  key_column: customer_id
-train:
-  executor: docker
+TRAIN = """  executor: docker
   trainer: torch_mlp
-  task: binary
-  target: churned
   params: {{epochs: 4, hidden: [16]}}
   resources: {{cpu: 1, memory: 2Gi}}
-  docker: {{network_mode: host, mounts: ["{catalog}:{catalog}"]}}
-evaluate:
-  metrics: [roc_auc, accuracy]
-  beat_baseline: false
-promote:
-  model_name: {model}
-drift:
-  schedule: null
-"""
+  docker: {{network_mode: host, mounts: ["{catalog}:{catalog}"]}}"""
 
 
 def docker(*args: str) -> str:
@@ -82,9 +58,8 @@ def pipeline(stack, trainer_image: str, tmp_path_factory) -> Iterator[dict[str, 
     catalog = stack.environment()["PYICEBERG_CATALOG__MLOPS__URI"].removeprefix("sqlite:///").rsplit("/", 1)[0]
     dags = root / "dags"
     (dags / "pipelines").mkdir(parents=True)
-    (dags / "pipelines" / f"{names['pipeline']}.yaml").write_text(
-        SPEC.format(schema=json.dumps(SCHEMA), catalog=catalog, **names)
-    )
+    train = TRAIN.format(catalog=catalog)
+    (dags / "pipelines" / f"{names['pipeline']}.yaml").write_text(kafka_pipeline_spec(**names, train=train))
     (dags / "pipelines_dag.py").write_text(LOADER)
     mlflow = {"conn_type": "mlflow", "host": "127.0.0.1", "port": ports["mlflow"], "schema": "http",
               "login": "mlops", "password": SENTINEL}  # fmt: skip

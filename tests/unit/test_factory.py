@@ -241,11 +241,11 @@ def test_drift_dag_and_retraining_triggers_from_example_spec() -> None:
     assert check.transform == "mlops_ops.examples.churn:churn_features" and check.pipeline == "churn"
     assert [a.name for a in signal.outlets] == [a.name for a in signal.inlets] == [drift_asset_name("churn")]
     assert signal.cooldown == "6h" and signal.retries == 0
-    # the training DAG runs on new published raw data OR a drift signal OR a control-topic request
+    # churn.yaml (retrain.on_new_data: false): the training DAG runs on a drift signal OR a control-topic request
     condition = training.timetable.asset_condition
     assert isinstance(condition, AssetAny) and not isinstance(training.timetable, AssetOrTimeSchedule)
     by_name = {a.name: a for a in condition.objects}
-    assert set(by_name) == {raw_asset_name("churn"), drift_asset_name("churn"), control_asset_name("churn")}
+    assert set(by_name) == {drift_asset_name("churn"), control_asset_name("churn")}
     assert by_name[drift_asset_name("churn")].watchers == []
     (watcher,) = by_name[control_asset_name("churn")].watchers
     assert isinstance(watcher.trigger, ControlTopicTrigger)
