@@ -89,6 +89,7 @@ def _task_log(services: AirflowServices, dag_id: str, run_id: str, try_number: i
     return json.dumps(body)
 
 
+@pytest.mark.timeout(1800)  # with the fixtures: the base and trainer images are built first on a fresh machine
 def test_pipeline_trains_in_a_container_under_the_scheduler(pipeline: dict[str, Any]) -> None:
     from mlflow import MlflowClient
 

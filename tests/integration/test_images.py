@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from tests.integration.conftest import build_image
 
 PARSE = """
@@ -23,6 +25,7 @@ def run(image: str, *command: str, stdin: str | None = None) -> subprocess.Compl
                           capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
 
 
+@pytest.mark.timeout(1800)  # a fresh machine builds the image here (about 3 min; pip downloads every package)
 def test_airflow_image_parses_the_dags_and_lists_the_provider(docker_engine: str) -> None:
     from mlops_ops import __version__
 
