@@ -82,6 +82,13 @@ class AirflowServices:
             self.processes[name] = subprocess.Popen(
                 [self.airflow, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+        try:
+            self._wait_healthy(timeout)
+        except BaseException:
+            self.stop()  # a process that died at start-up: stop the others, leave nothing behind
+            raise
+
+    def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
