@@ -121,7 +121,8 @@ class AirflowServices:
         req = urllib.request.Request(self.url + path, data=data, method=method,  # noqa: S310 (http://127.0.0.1 only)
                                      headers={"Content-Type": "application/json"})  # fmt: skip
         try:
-            with urllib.request.urlopen(req, timeout=30) as reply:  # noqa: S310
+            # longer than SQLite's 60 s lock wait: under load the API server waits for the scheduler's writes
+            with urllib.request.urlopen(req, timeout=120) as reply:  # noqa: S310
                 return reply.status, json.loads(reply.read() or b"null")
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"null")
