@@ -57,10 +57,10 @@ def _params(train: bool) -> dict[str, Any] | None:
         return None
     from airflow.sdk import Param
 
-    from mlops_ops.naming import TRAIN_PARAMS_KEY as PARAMS_KEY
+    from mlops_ops.naming import TRAIN_PARAMS_KEY
 
     return {
-        PARAMS_KEY: Param(
+        TRAIN_PARAMS_KEY: Param(
             {},
             type="object",
             title="Hyper-parameters",

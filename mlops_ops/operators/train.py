@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from mlops_ops.operators.training_request import PARAMS_KEY, TrainingRequest
+from mlops_ops.operators.training_request import TrainingRequest
 from mlops_ops.ui.links import MlflowRunLink, ModelVersionLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["PARAMS_KEY", "TrainModelOperator"]
 log = logging.getLogger(__name__)
 
 

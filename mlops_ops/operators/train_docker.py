@@ -92,6 +92,7 @@ class TrainModelDockerOperator(DockerOperator):
     ) -> None:
         from docker.types import DeviceRequest
 
+        request = TrainingRequest.of(training)
         spec = container if isinstance(container, ContainerSpec) else ContainerSpec.model_validate(container)
         gpus = spec.resources.gpus
         kwargs.setdefault("docker_url", spec.docker.url)
@@ -107,10 +108,10 @@ class TrainModelDockerOperator(DockerOperator):
             mount_tmp_dir=False,
             retrieve_output=True,
             retrieve_output_path=RESULT_PATH,
-            labels={"app.kubernetes.io/name": "mlops-ops-trainer", "mlops-ops/pipeline": training_pipeline(training)},
+            labels={"app.kubernetes.io/name": "mlops-ops-trainer", "mlops-ops/pipeline": request.pipeline[:63]},
             **kwargs,
         )
-        self.training = TrainingRequest.of(training)
+        self.training = request
         self.container_spec = spec
         self.mlflow_conn_id = mlflow_conn_id
         self.iceberg_conn_id = iceberg_conn_id
@@ -159,8 +160,3 @@ class TrainModelDockerOperator(DockerOperator):
             self.cli.remove_container(container, force=True)
         except APIError as err:
             self.log.info("container %s already gone: %s", container[:12], err)
-
-
-def training_pipeline(training: TrainingRequest | Mapping[str, Any]) -> str:
-    name = training.pipeline if isinstance(training, TrainingRequest) else str(training["pipeline"])
-    return name[:63]

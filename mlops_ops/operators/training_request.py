@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 ENTRYPOINT = ["python", "-m", "mlops_ops.training"]
-PARAMS_KEY = TRAIN_PARAMS_KEY
 RESULT_KEYS = ("run_id", "model_name", "version", "model_uri", "alias")
 
 
@@ -67,9 +66,9 @@ class TrainingRequest:
             features = upstream.get("features") if isinstance(upstream, dict) else None
         if not features:
             raise ValueError(f"no feature table: pass features or run after '{self.features_task_id}'")
-        overrides = (context.get("params") or {}).get(PARAMS_KEY) or {}
+        overrides = (context.get("params") or {}).get(TRAIN_PARAMS_KEY) or {}
         if not isinstance(overrides, dict):
-            raise ValueError(f"DAG Param '{PARAMS_KEY}' must be a JSON object, got {type(overrides).__name__}")
+            raise ValueError(f"DAG Param '{TRAIN_PARAMS_KEY}' must be a JSON object, got {type(overrides).__name__}")
         params = {**self.trainer_params, **overrides}
         tags = {"mlops_ops.pipeline": self.pipeline, "airflow.dag_id": context["dag"].dag_id,
                 "airflow.run_id": str(context["run_id"]), "airflow.task_id": task_id}  # fmt: skip

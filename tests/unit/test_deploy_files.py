@@ -1,5 +1,6 @@
-"""Static checks of docker/: no Docker engine or Kubernetes cluster runs here, so the files are parsed and
-cross-checked against each other and against the lock file (constraints.txt) instead of being run."""
+"""Static checks of docker/: compose and Helm cannot run here (no registry, no Kubernetes cluster), so the files are
+parsed and cross-checked against each other and against the lock file (constraints.txt). The images themselves are
+built and run by tests/integration/test_images.py and test_docker_training.py."""
 
 from __future__ import annotations
 
