@@ -303,9 +303,20 @@ class EvaluateSpec(_Model):
     beat_baseline: bool = True  # a challenger must beat the majority-class / mean predictor on the first metric
 
 
+class ApprovalSpec(_Model):
+    """A person approves a blessed challenger in Airflow's Required Actions page before it becomes champion."""
+
+    required: bool = True  # false: no approval task (e.g. a dev deployment of the same spec)
+    timeout: str = Field(default="3d", pattern=r"^\d+[mhd]$")  # no answer by then: the outcome is on_timeout
+    on_timeout: Literal["reject"] = "reject"  # a version nobody approved never becomes champion
+    # Airflow user ids allowed to answer (Airflow checks ids, not roles); empty: anyone who may act on the DAG
+    approvers: list[Annotated[str, Field(min_length=1, max_length=200)]] = []
+
+
 class PromoteSpec(_Model):
     model_name: str = Field(min_length=1, max_length=200)
     aliases: list[str] = ["champion"]
+    approval: ApprovalSpec | None = None
 
 
 class DriftSpec(_Model):
@@ -317,6 +328,8 @@ class DriftSpec(_Model):
     column_threshold: float | None = Field(default=None, gt=0, lt=1)  # None: Evidently's default per test
     cooldown: str = Field(default="6h", pattern=r"^\d+[mhd]$")
     max_rows: int = Field(default=200_000, gt=0, le=10_000_000)
+    # backfill runs record drift history only; true: their drift signals start retraining like any run's
+    backfill_retrains: bool = False
 
     @field_validator("schedule")
     @classmethod

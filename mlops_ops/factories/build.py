@@ -36,6 +36,10 @@ def _operator_class(name: str) -> type:
         from mlops_ops.operators import evaluate
 
         return evaluate.EvaluateModelOperator if name == "evaluate_model" else evaluate.PromoteModelOperator
+    if name == "approve_model":
+        from mlops_ops.operators.approve import ApproveModelOperator
+
+        return ApproveModelOperator
     if name == "quality_gate":
         from mlops_ops.operators.gx import QualityGateOperator
 

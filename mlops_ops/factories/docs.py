@@ -72,7 +72,18 @@ def training_doc(spec: PipelineSpec, source: str) -> str:
     if spec.evaluate is not None:
         rows.append(f"| evaluate | {', '.join(spec.evaluate.metrics)} vs the champion on the test split |")
     if spec.promote is not None:
-        rows.append(f"| promote | `{spec.promote.model_name}@champion` when blessed; `previous` keeps the last one |")
+        approval = spec.promote.approval
+        if approval is not None and approval.required:
+            who = ", ".join(approval.approvers) or "anyone allowed to act on this DAG"
+            rows.append(
+                f"| approve | a person ({who}) approves the blessed challenger in Required Actions, with the "
+                f"evidence; no answer within {approval.timeout}: rejected |"
+            )
+        rows.append(
+            f"| promote | `{spec.promote.model_name}@champion` when blessed"
+            f"{' and approved' if approval is not None and approval.required else ''}; `previous` keeps the "
+            "last one |"
+        )
     if spec.drift is not None:
         rows.append(
             f"| drift | `{naming.drift_dag_id(p)}` ({spec.drift.schedule}); drift retrains this DAG, "

@@ -5,8 +5,8 @@ A pipeline has up to three DAGs:
 * ``<pipeline>__ingest``: the **only writer** of ``<pipeline>.raw``. Its source tasks stage batches on the
   table's audit branches; the quality gate publishes or quarantines them (without a gate the source tasks
   publish). Runs on the spec's ``schedule`` and/or when its sources have something new (AssetWatchers).
-* ``<pipeline>__training``: preprocess (incremental) → train → evaluate → promote, on new published raw
-  data, a drift signal or a control-topic request. It never ingests.
+* ``<pipeline>__training``: preprocess (incremental) → train → evaluate → [approve] → promote, on new published
+  raw data, a drift signal or a control-topic request. It never ingests.
 * ``<pipeline>__drift``: drift check → signal, on ``drift.schedule``. It never ingests.
 
 Keeping the decisions in data lets the loader cache them per spec file, so parsing an unchanged spec needs
@@ -328,12 +328,30 @@ def _train_evaluate_promote(spec: PipelineSpec) -> list[TaskPlan]:
             }
         )
     if spec.promote is not None:
+        approval = spec.promote.approval
+        approved = approval is not None and approval.required
+        if approval is not None and approved:
+            tasks.append(
+                {
+                    "operator": "approve_model",
+                    "outlets": [],
+                    "upstream": [naming.EVALUATE_TASK],
+                    "kwargs": {
+                        "task_id": naming.APPROVE_TASK,
+                        "model_name": model_name,
+                        "pipeline": spec.pipeline,
+                        "response_timeout": approval.timeout,
+                        "approvers": list(approval.approvers),
+                        "retries": 0,  # a retry would ask again after someone answered
+                    },
+                }
+            )
         tasks.append(
             {
                 "operator": "promote_model",
                 "outlets": [naming.model_asset_name(spec.pipeline)],
-                "upstream": [naming.EVALUATE_TASK],
-                "kwargs": {"task_id": naming.PROMOTE_TASK, "model_name": model_name},
+                "upstream": [naming.APPROVE_TASK if approved else naming.EVALUATE_TASK],
+                "kwargs": {"task_id": naming.PROMOTE_TASK, "model_name": model_name, "require_approval": approved},
             }
         )
     return tasks
@@ -370,7 +388,12 @@ def plan_drift_dag(spec: PipelineSpec, *, source: str = "<spec>") -> DagPlan:
             "outlets": [drift_asset],
             "inlets": [drift_asset],
             "upstream": [naming.DRIFT_CHECK_TASK],
-            "kwargs": {"task_id": naming.DRIFT_SIGNAL_TASK, "cooldown": drift.cooldown, "retries": 0},
+            "kwargs": {
+                "task_id": naming.DRIFT_SIGNAL_TASK,
+                "cooldown": drift.cooldown,
+                "backfill_retrains": drift.backfill_retrains,
+                "retries": 0,
+            },
         },
     ]
     dag = _dag(

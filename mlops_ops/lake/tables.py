@@ -30,6 +30,7 @@ DEAD_LETTERS = "raw_dead_letters"
 QUARANTINE = "raw_quarantine"
 FEATURES = "features"
 DRIFT_CHECKS = "drift_checks"
+QUALITY_CHECKS = "quality_checks"
 SPLIT_COLUMN = "_split"
 BATCH_COLUMN = "_batch"
 
@@ -76,6 +77,21 @@ DRIFT_CHECK_COLUMNS: dict[str, str] = {
     "drifted_columns": "string",
     "report_uri": "string",
     "backfill": "bool",
+}
+# One row per batch the quality gate decided (passed or quarantined), written before the decision.
+QUALITY_CHECK_COLUMNS: dict[str, str] = {
+    "checked_at": "timestamp",
+    "run_id": "string",
+    "batch_id": "string",
+    "source": "string",
+    "suite": "string",
+    "engine": "string",
+    "passed": "bool",
+    "rows": "int",
+    "evaluated": "int",
+    "failed": "int",
+    "warnings": "int",
+    "docs_path": "string",
 }
 ARROW_TYPES = ("string", "int", "int32", "float", "bool", "timestamp", "binary")
 
@@ -267,6 +283,9 @@ class PipelineTables:
 
     def drift_checks(self) -> Any:
         return self.ensure(DRIFT_CHECKS, arrow_schema(DRIFT_CHECK_COLUMNS))
+
+    def quality_checks(self) -> Any:
+        return self.ensure(QUALITY_CHECKS, arrow_schema(QUALITY_CHECK_COLUMNS))
 
 
 def iceberg_kind(field_type: Any) -> str | None:

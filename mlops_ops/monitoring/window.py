@@ -5,7 +5,8 @@
   the champion learned from, whatever was built since.
 * **Current window**: files that snapshots of ``raw``'s ``main`` added after the champion's own raw
   snapshot (tag ``mlops_ops.raw_snapshot``), and after the raw snapshot the last check covered
-  (``since_last_check``), or within the last N hours/days (``24h``, ``7d``). Quarantined batches are never on
+  (``since_last_check``), or within the N hours/days (``24h``, ``7d``) before the run's end of window (its data
+  interval's end: now for a run started now, a past day for a backfill run). Quarantined batches are never on
   ``main``. They are featurized with the pipeline's own preprocess transform, so both sides have the same
   columns.
 
@@ -16,6 +17,7 @@ appended only after the report is saved, so a failed check is repeated on the sa
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,7 +59,7 @@ def champion_lineage(client: Any, model_name: str) -> Champion:
 
 
 def window_start(window: str, now: datetime | None = None) -> datetime | None:
-    """``None`` for ``since_last_check``; otherwise now minus ``Nh``/``Nd``."""
+    """``None`` for ``since_last_check``; otherwise ``now`` (the run's end of window) minus ``Nh``/``Nd``."""
     match = re.fullmatch(r"(\d+)([hd])", window)
     if window == "since_last_check" or match is None:
         return None
@@ -76,18 +78,41 @@ def last_checked(checks: Any) -> int | None:
     return int(frame.sort_values("checked_at").iloc[-1]["raw_snapshot"])
 
 
+def checked_snapshots(checks: Any) -> list[int]:
+    """The raw snapshots every check covered (backfills included), newest check first: where a backfill run's
+    ``since_last_check`` window starts (the newest check that covered an ancestor of its own end)."""
+    if checks is None or transaction.head(checks) is None:
+        return []
+    frame = checks.scan(selected_fields=("checked_at", "raw_snapshot")).to_pandas()
+    return [int(v) for v in frame.sort_values("checked_at", ascending=False)["raw_snapshot"]]
+
+
 def window_files(
-    raw: Any, champion: Champion, checked: int | None, window: str, until: int | None = None
+    raw: Any,
+    champion: Champion,
+    checked: int | Sequence[int] | None,
+    window: str,
+    until: int | None = None,
+    at: datetime | None = None,
 ) -> tuple[list[str], int]:
-    """Paths of raw files in the current window (see the module docstring), and the raw snapshot it ends at."""
+    """Paths of raw files in the current window (see the module docstring), and the raw snapshot it ends at.
+
+    ``at`` ends the window in time (a run's data interval: a backfill run checks the past, not today): the window
+    ends at the newest snapshot of ``main`` committed by then. ``checked``: the snapshot the last check covered, or
+    candidates newest first (the first that is an ancestor of the window's end is used)."""
     head = raw.snapshot_by_id(until) if until is not None else transaction.head(raw)
+    if head is not None and at is not None:
+        bound = at.timestamp() * 1000
+        head = next((s for s in transaction.ancestors(raw, head) if s.timestamp_ms <= bound), None)
     if head is None:
         return [], 0
     chain = transaction.ancestors(raw, head, stop_at=champion.raw_snapshot)
     ids = [s.snapshot_id for s in chain]
-    start = window_start(window)
-    if start is None and checked is not None and checked in ids:
-        chain = chain[: ids.index(checked)]
+    start = window_start(window, at)
+    candidates = [checked] if isinstance(checked, int) else list(checked or [])
+    since = next((c for c in candidates if c in ids), None)
+    if start is None and since is not None:
+        chain = chain[: ids.index(since)]
     elif start is not None:
         chain = [s for s in chain if s.timestamp_ms >= start.timestamp() * 1000]
     live = {t.file.file_path for t in raw.scan(snapshot_id=head.snapshot_id).plan_files()}

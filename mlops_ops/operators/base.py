@@ -3,11 +3,14 @@ reports and Data Docs, and the S3 connection."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from mlops_ops.lake.store import DEFAULT_LAKE
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 LAKE_TEMPLATE = "{{ var.value.get('mlops_ops_lake', '" + DEFAULT_LAKE + "') }}"
 
@@ -40,3 +43,11 @@ class LakeOperator(BaseOperator):
         from mlops_ops.lake.tables import PipelineTables
 
         return PipelineTables(IcebergCatalogHook(self.iceberg_conn_id).get_conn(), self.pipeline)
+
+
+def run_type(context: Context) -> str:
+    """The run's type as Airflow names it: ``manual``, ``scheduled``, ``backfill``, ``asset_triggered``, ...
+
+    (The task SDK gives an enum whose ``str()`` is ``DagRunType.BACKFILL``, not its value.)"""
+    value = getattr(context.get("dag_run"), "run_type", None)
+    return str(getattr(value, "value", value) or "")

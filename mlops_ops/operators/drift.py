@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, BaseOperatorLink
 
 from mlops_ops.naming import DRIFT_CHECK_TASK, REPORTS_ROUTE
-from mlops_ops.operators.base import LakeOperator
+from mlops_ops.operators.base import LakeOperator, run_type
 from mlops_ops.ui.links import MlflowRunLink, task_result
 
 if TYPE_CHECKING:
@@ -90,7 +90,13 @@ class DriftCheckOperator(LakeOperator):
         from mlops_ops.hooks.mlflow import MlflowHook
         from mlops_ops.lake.store import Dataset
         from mlops_ops.monitoring.drift import PREDICTION, compute_drift
-        from mlops_ops.monitoring.window import NothingToCheck, champion_lineage, last_checked, window_files
+        from mlops_ops.monitoring.window import (
+            NothingToCheck,
+            champion_lineage,
+            checked_snapshots,
+            last_checked,
+            window_files,
+        )
         from mlops_ops.training.data import open_features, read_split
 
         hook = MlflowHook(self.mlflow_conn_id)
@@ -104,7 +110,11 @@ class DriftCheckOperator(LakeOperator):
                 raise NothingToCheck(f"{tables.ident('raw')} does not exist yet")
             champion = champion_lineage(client, self.model_name)
             reference_snapshot = open_features(champion.features, tables.catalog)
-            files, raw_head = window_files(raw, champion, last_checked(tables.load("drift_checks")), self.window)
+            checks = tables.load("drift_checks")
+            # a backfill run checks its own past window; its since_last_check starts where the newest check
+            # before it ended (backfills included); other runs start where the last non-backfill check ended
+            checked = checked_snapshots(checks) if _is_backfill(context) else last_checked(checks)
+            files, raw_head = window_files(raw, champion, checked, self.window, at=_window_end(context))
             if not files:
                 raise NothingToCheck(f"no new published data in {tables.ident('raw')} for window '{self.window}'")
             current = self._featurize(raw.io, files)
@@ -154,24 +164,16 @@ class DriftCheckOperator(LakeOperator):
         """One row in ``drift_checks`` per check (a retry of the same task run adds none)."""
         import json
 
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        from mlops_ops.lake.history import append_row, row_key
+        from mlops_ops.lake.tables import DRIFT_CHECK_COLUMNS
 
-        from mlops_ops.lake import transaction
-        from mlops_ops.lake.tables import DRIFT_CHECK_COLUMNS, arrow_schema, data_folder
-
-        checks = tables.drift_checks()
-        run_type = str(getattr(context.get("dag_run"), "run_type", "") or "")
         row = {"checked_at": datetime.now(UTC), "run_id": str(context["run_id"]),
                "champion_version": summary["champion_version"], "raw_snapshot": int(summary["raw_snapshot"]),
                "window": self.window, "rows": int(summary.get("current_rows", 0)), "drifted": bool(result.drifted),
                "drift_share": float(result.drift_share), "drifted_columns": json.dumps(summary["drifted_columns"]),
-               "report_uri": summary["report_uri"], "backfill": run_type == "backfill"}  # fmt: skip
-        batch = "check-" + re.sub(r"[^A-Za-z0-9_.-]", "_", str(context["run_id"]))
-        path = data_folder(checks, batch + ".parquet")
-        with checks.io.new_output(path).create(overwrite=True) as fh:
-            pq.write_table(pa.Table.from_pylist([row], schema=arrow_schema(DRIFT_CHECK_COLUMNS)), fh)
-        transaction.append_once(checks, batch, [path], {"mlops.run-id": str(context["run_id"])})
+               "report_uri": summary["report_uri"], "backfill": _is_backfill(context)}  # fmt: skip
+        append_row(tables.drift_checks(), row_key("check-", str(context["run_id"])), row, DRIFT_CHECK_COLUMNS,
+                   {"mlops.run-id": str(context["run_id"])})  # fmt: skip
 
     def _score(self, version: str, reference: Any, current: Any) -> list[str]:
         """Add the champion's predictions to both frames; return the model's input columns (the ones compared)."""
@@ -227,10 +229,12 @@ class DriftSignalOperator(BaseOperator):
     Asset's last event, read through the task's inlet (Airflow keeps the events).
     """
 
-    def __init__(self, *, check_task_id: str = DRIFT_CHECK_TASK, cooldown: str = "6h", **kwargs: Any) -> None:
+    def __init__(self, *, check_task_id: str = DRIFT_CHECK_TASK, cooldown: str = "6h", backfill_retrains: bool = False,
+                 **kwargs: Any) -> None:  # fmt: skip
         super().__init__(**kwargs)
         self.check_task_id = check_task_id
         self.cooldown = cooldown
+        self.backfill_retrains = backfill_retrains
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
@@ -240,6 +244,13 @@ class DriftSignalOperator(BaseOperator):
             raise AirflowSkipException("the drift check did not run: nothing to signal")
         if not summary["drifted"]:
             raise AirflowSkipException(f"no drift (share {summary['drift_share']:.2f}): no retraining")
+        if _is_backfill(context) and not self.backfill_retrains:
+            raise AirflowSkipException(
+                f"drift found (share {summary['drift_share']:.2f}) in a backfill run: recorded in drift_checks, no "
+                "retraining signal (set drift.backfill_retrains: true to let backfills retrain)"
+            )
+        from mlops_ops.durations import parse_duration
+
         wait = parse_duration(self.cooldown)
         for asset in self.outlets:
             events = context["inlet_events"][asset].ascending(False).limit(1)
@@ -250,7 +261,7 @@ class DriftSignalOperator(BaseOperator):
                     f"last retraining signal at {last:%Y-%m-%d %H:%M} UTC"
                 )
         extra = {key: summary[key] for key in ("drift_share", "drifted_columns", "missing_columns", "new_columns",
-                                               "prediction_drift", "report_uri", "champion_version",
+                                               "prediction_drift", "report_uri", "report_url", "champion_version",
                                                "mlflow_run_id")}  # fmt: skip
         for asset in self.outlets:
             context["outlet_events"][asset].extra = extra
@@ -259,12 +270,15 @@ class DriftSignalOperator(BaseOperator):
         return extra
 
 
-def parse_duration(text: str) -> timedelta:
-    match = re.fullmatch(r"(\d+)([mhd])", text)
-    if match is None:
-        raise ValueError(f"duration '{text}' is not like 30m, 6h or 2d")
-    amount = int(match.group(1))
-    return {"m": timedelta(minutes=amount), "h": timedelta(hours=amount), "d": timedelta(days=amount)}[match.group(2)]
+def _is_backfill(context: Context) -> bool:
+    return run_type(context) == "backfill"
+
+
+def _window_end(context: Context) -> datetime | None:
+    """Where the run's window ends: its data interval's end (or logical date); ``None`` (now) for a run without."""
+    run = context.get("dag_run")
+    end = getattr(run, "data_interval_end", None) or getattr(run, "logical_date", None)
+    return end if isinstance(end, datetime) else None
 
 
 def _sample(frame: Any, max_rows: int) -> Any:

@@ -111,7 +111,8 @@ class EvaluateModelOperator(BaseOperator):
         scored = self._score(challenger, frame)
         report: dict[str, Any] = {"model_name": self.model_name, "task": self.task, "split": self.split,
                                   "rows": len(frame), "metrics": self.metrics, "features": features_ref,
-                                  "challenger": {"version": version, "metrics": scored["metrics"]}}  # fmt: skip
+                                  "challenger": {"version": version, "metrics": scored["metrics"]},
+                                  "thresholds": self.thresholds, "max_regression": self.max_regression}  # fmt: skip
         if self.beat_baseline:
             report["baseline"] = {"metrics": self._baseline(features, challenger, scored)}
         champion_metrics = None
@@ -236,7 +237,9 @@ class PromoteModelOperator(BaseOperator):
     """Move alias ``champion`` to the evaluated version when (and only when) it is blessed.
 
     The previous champion keeps alias ``previous``. Idempotent under retries; serialised
-    against other promotions of the same model. A version that is not blessed skips the
+    against other promotions of the same model. With ``require_approval``, a version that a person did not
+    approve (tag ``mlops_ops.approval``) fails the task: marking the approval task successful approves nothing.
+    A version that is not blessed skips the
     task with the evaluation's reasons. A change of champion emits an event on the
     operator's outlets (the model's Asset).
     """
@@ -245,18 +248,21 @@ class PromoteModelOperator(BaseOperator):
     operator_extra_links = (ModelVersionLink(),)
 
     def __init__(self, *, model_name: str, version: str | None = None, evaluate_task_id: str = "evaluate",
-                 mlflow_conn_id: str = "mlflow_default", **kwargs: Any) -> None:  # fmt: skip
+                 require_approval: bool = False, mlflow_conn_id: str = "mlflow_default",
+                 **kwargs: Any) -> None:  # fmt: skip
         super().__init__(**kwargs)
         self.model_name = model_name
+        self.require_approval = require_approval
         self.version = version
         self.evaluate_task_id = evaluate_task_id
         self.mlflow_conn_id = mlflow_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from mlops_ops import metrics
         from mlops_ops.hooks.mlflow import MlflowHook
+        from mlops_ops.training.approval import NotApprovedError
         from mlops_ops.training.registry import NotBlessedError, promote
 
         evaluated = context["ti"].xcom_pull(task_ids=self.evaluate_task_id) or {}
@@ -265,9 +271,12 @@ class PromoteModelOperator(BaseOperator):
             raise ValueError(f"no version to promote: pass version or run after '{self.evaluate_task_id}'")
         by = f"{context['dag'].dag_id}/{context['run_id']}/{self.task_id}"
         try:
-            result = promote(MlflowHook(self.mlflow_conn_id).get_conn(), self.model_name, str(version), by=by)
+            result = promote(MlflowHook(self.mlflow_conn_id).get_conn(), self.model_name, str(version), by=by,
+                             require_approval=self.require_approval)  # fmt: skip
         except NotBlessedError as err:
             raise AirflowSkipException(f"{err}; the champion stays") from err
+        except NotApprovedError as err:
+            raise AirflowFailException(f"{err}; the champion stays") from err
         log.info("%s: champion is version %s (previous %s)%s", self.model_name, result["champion"],
                  result["previous"], "" if result["changed"] else ", unchanged")  # fmt: skip
         if result["changed"]:

@@ -105,6 +105,7 @@ class QualityGateOperator(LakeOperator):
             except Exception as err:  # noqa: BLE001 - docs are a convenience; the verdict stands without them
                 log.warning("Data Docs could not be published: %s", err)
             summary = outcome.summary()
+            self._record(tables, context, batch, summary)  # before the decision: a retry finds the same row
             metrics.incr(self.pipeline, "quality_gate", "passed" if outcome.passed else "failed")
             metrics.gauge(self.pipeline, "quality_gate", "failed_expectations", len(outcome.blocking))
             for warning in outcome.warnings:
@@ -151,6 +152,21 @@ class QualityGateOperator(LakeOperator):
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = {**out, "suite": self.suite}
         return out
+
+    def _record(self, tables: Any, context: Context, batch: Any, summary: dict[str, Any]) -> None:
+        """The batch's verdict in ``<pipeline>.quality_checks`` (read by the approval evidence and lineage)."""
+        from datetime import UTC, datetime
+
+        from mlops_ops.lake.history import append_row, row_key
+        from mlops_ops.lake.tables import QUALITY_CHECK_COLUMNS
+
+        row = {"checked_at": datetime.now(UTC), "run_id": str(context["run_id"]), "batch_id": batch.batch_id,
+               "source": batch.source, "suite": self.suite, "engine": summary["engine"],
+               "passed": bool(summary["passed"]), "rows": int(summary["rows"] or 0),
+               "evaluated": int(summary["evaluated"] or 0), "failed": int(summary["blocking_count"]),
+               "warnings": int(summary["warning_count"]), "docs_path": summary.get("docs_path") or ""}  # fmt: skip
+        append_row(tables.quality_checks(), row_key("gate-", batch.batch_id), row, QUALITY_CHECK_COLUMNS,
+                   {"mlops.run-id": str(context["run_id"])})  # fmt: skip
 
     def _push_docs_link(self, context: Context, results: dict[str, Any]) -> None:
         pages = [r.get("docs_path") for r in results.values() if r.get("docs_path")]

@@ -96,13 +96,18 @@ def _delete_if_token(client: Any, lock: str, token: str | None) -> None:
         pass
 
 
-def promote(client: Any, name: str, version: str, *, by: str) -> dict[str, Any]:
-    """Make ``version`` the champion if its evaluation blessed it; idempotent."""
+def promote(client: Any, name: str, version: str, *, by: str, require_approval: bool = False) -> dict[str, Any]:
+    """Make ``version`` the champion if its evaluation blessed it (and a person approved it, when required);
+    idempotent."""
+    from mlops_ops.training.approval import require_approved
+
     with registry_lock(client, name, by):
         tags = client.get_model_version(name, version).tags
         if tags.get("mlops_ops.blessed") != "true":
             reasons = tags.get("mlops_ops.verdict") or "it was never evaluated"
             raise NotBlessedError(f"{name} version {version} is not blessed: {reasons}")
+        if require_approval:
+            require_approved(name, version, tags)
         current = alias_version(client, name, CHAMPION)
         if current == version:
             return {"model_name": name, "champion": version, "previous": alias_version(client, name, PREVIOUS),

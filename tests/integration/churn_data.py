@@ -105,3 +105,20 @@ def kafka_pipeline_spec(pipeline: str, topic: str, model: str, train: str) -> st
     import json
 
     return KAFKA_PIPELINE.format(pipeline=pipeline, topic=topic, model=model, schema=json.dumps(SCHEMA), train=train)
+
+
+def pipeline_services(stack: Any, root: Any, pipeline: str, spec: str) -> Any:
+    """Airflow's scheduler, DAG processor, triggerer and API server (LocalExecutor, the stack's PostgreSQL) over a DAG
+    folder holding one spec; not started."""
+    from mlops_ops.testing.airflow_services import AirflowServices
+    from mlops_ops.testing.runner import LOADER
+    from tests.conftest import ROOT
+
+    dags = root / "dags"
+    (dags / "pipelines").mkdir(parents=True)
+    (dags / "pipelines" / f"{pipeline}.yaml").write_text(spec)
+    (dags / "pipelines_dag.py").write_text(LOADER)
+    env = stack.environment()
+    extra = {"MLOPS_OPS_GX_ROOT": str(ROOT / "great_expectations")}
+    return AirflowServices(root / "airflow", dags, env, extra_env=extra, python_path=[ROOT],
+                           database_url=env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])  # fmt: skip

@@ -11,6 +11,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,3 +89,14 @@ def trainer_image(docker_engine: str) -> str:
     from mlops_ops import __version__
 
     return build_image("trainer", f"mlops-ops-trainer:{__version__}")  # the spec's default image
+
+
+@pytest.fixture(scope="module")
+def postgres_stack(stack) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    """The test stack with its PostgreSQL on for this module: the CeleryExecutor does not run on SQLite, and suites
+    driven by the real scheduler avoid SQLite's one-writer lock."""
+    stack.up(postgres=True, airflow_db=False)
+    try:
+        yield stack
+    finally:
+        stack.up(postgres=False, airflow_db=False)

@@ -69,16 +69,6 @@ def redis(tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def postgres_stack(stack) -> Iterator[Any]:  # type: ignore[no-untyped-def]
-    """The test stack with its PostgreSQL on for this module (the CeleryExecutor does not run on SQLite)."""
-    stack.up(postgres=True, airflow_db=False)
-    try:
-        yield stack
-    finally:
-        stack.up(postgres=False, airflow_db=False)
-
-
-@pytest.fixture(scope="module")
 def celery(postgres_stack, redis: str, tmp_path_factory) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
     from confluent_kafka.admin import AdminClient, NewTopic
 

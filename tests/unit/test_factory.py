@@ -219,6 +219,34 @@ def test_train_evaluate_promote_tasks() -> None:
     assert "train_params" in dag.params
 
 
+def test_approval_sits_between_evaluate_and_promote() -> None:
+    from datetime import timedelta
+
+    from mlops_ops.operators.approve import ApproveModelOperator
+
+    approval = "promote: {model_name: churn-model, approval: {timeout: 2h, approvers: [alice, bob]}}\n"
+    spec = parse_spec(SPEC + TRAINING.replace("promote: {model_name: churn-model}\n", approval), default_pipeline="p")
+    dag = _dags(spec, source="p.yaml")["training"]
+    assert [t.task_id for t in dag.tasks] == ["preprocess", "train", "evaluate", "approve", "promote"]
+    approve, promote = dag.get_task("approve"), dag.get_task("promote")
+    assert isinstance(approve, ApproveModelOperator) and approve.upstream_task_ids == {"evaluate"}
+    assert approve.response_timeout == timedelta(hours=2) and approve.defaults == ["Reject"]  # timeout = reject
+    assert approve.assigned_users == [{"id": "alice", "name": "alice"}, {"id": "bob", "name": "bob"}]
+    assert approve.retries == 0 and "comment" in approve.params
+    assert promote.upstream_task_ids == {"approve"} and promote.require_approval is True
+    assert "approves the blessed challenger" in (dag.doc_md or "")
+    # required: false (a dev deployment of the same spec): no approval task, promotion as before
+    off = parse_spec(SPEC + TRAINING.replace("promote: {model_name: churn-model}\n",
+                                             "promote: {model_name: m, approval: {required: false}}\n"),
+                     default_pipeline="p")  # fmt: skip
+    dag = _dags(off, source="p.yaml")["training"]
+    assert "approve" not in dag.task_ids and dag.get_task("promote").require_approval is False
+    with pytest.raises(SpecError, match="on_timeout"):
+        parse_spec(SPEC + TRAINING.replace("promote: {model_name: churn-model}\n",
+                                           "promote: {model_name: m, approval: {on_timeout: approve}}\n"),
+                   default_pipeline="p")  # fmt: skip
+
+
 def test_train_needs_a_feature_table() -> None:
     with pytest.raises(SpecError, match="stage 'train' needs stage 'preprocess'"):
         parse_spec(SPEC + "train: {trainer: sklearn, task: regression, target: y}\n", default_pipeline="p")
