@@ -61,6 +61,7 @@ def browser() -> Iterator[Any]:
 def ui(stack, tmp_path_factory) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
     """`make ui` serving one isolated copy of dags/pipelines/churn.yaml, with 3,000 events waiting in Kafka."""
     from mlops_ops.demo import churn_event
+    from mlops_ops.spec import ApprovalSpec
     from mlops_ops.testing.runner import PipelineRunner
     from tests.browser.ui_server import start_ui
 
@@ -72,6 +73,10 @@ def ui(stack, tmp_path_factory) -> Iterator[dict[str, Any]]:  # type: ignore[no-
     spec = spec.model_copy(update={"schedule": None, "drift": spec.drift.model_copy(update={"schedule": None})})
     if spec.retrain is not None:  # churn.yaml retrains on drift or control only; here a published batch trains too
         spec = spec.model_copy(update={"retrain": spec.retrain.model_copy(update={"on_new_data": True})})
+    # a person approves each blessed challenger in the Required Actions page (the browser does)
+    assert spec.promote is not None
+    approval = ApprovalSpec(timeout="2h", approvers=["admin"])
+    spec = spec.model_copy(update={"promote": spec.promote.model_copy(update={"approval": approval})})
     rng, now = random.Random(11), datetime.now(UTC)
     runner.send_events(spec, [churn_event(rng, f"c{i:05d}", now) for i in range(3_000)])
     runner.ensure_topics(spec)

@@ -1,7 +1,8 @@
 """A user's path through the Airflow UI of `make ui`, in real headless Chromium.
 
 Log in; find the pipeline's DAGs; read the generated docs; trigger the ingest DAG and see its published
-batch start a training run by itself; trigger a training run through the Params form (a bad value is
+batch start a training run by itself; read the blessed challenger's evidence in its Required Actions page and approve
+it (a comment; the decision lands on the model version); trigger a training run through the Params form (a bad value is
 refused in the form); watch the run succeed; open the ingest task's "Lake snapshot" extra link and check
 the train task's MLflow links; open the "ML pipelines" plugin view.
 Each step leaves a screenshot in test-artifacts/browser/.
@@ -64,7 +65,16 @@ def test_pipeline_in_the_airflow_ui(ui: dict[str, Any], browser: Any, screenshot
             assert time.monotonic() < deadline, f"no training run after the publish\n{server.log()}"
             time.sleep(2)
         assert auto[0]["run_type"] == "asset_triggered"
+
+        # the blessed challenger waits for a person: the task's Required Actions page shows the evidence; approve it
+        _approve_in_ui(page, context, server, training, auto[0]["dag_run_id"], screenshots, "03-required-action",
+                       subject=f"Promote {model} v1 to champion?")  # fmt: skip
         _wait_run(context, server, training, auto[0]["dag_run_id"])
+        from mlflow import MlflowClient
+
+        tags = MlflowClient(ui["mlflow"], ui["mlflow"]).get_model_version(model, "1").tags
+        assert tags["mlops_ops.approval"] == "approved" and tags["mlops_ops.approval_by"] == "admin", tags
+        assert tags["mlops_ops.approval_comment"] == "approved in the browser test"
 
         # generated docs: what the pipeline does, its source, thresholds and model name
         page.goto(server.url + "/dags")
@@ -75,7 +85,7 @@ def test_pipeline_in_the_airflow_ui(ui: dict[str, Any], browser: Any, screenshot
         expect(docs).to_contain_text(f"{pipeline}.yaml")  # the isolated copy of churn.yaml
         expect(docs).to_contain_text("roc_auc")
         expect(docs).to_contain_text(model)
-        _shot(page, screenshots, "03-dag-docs")
+        _shot(page, screenshots, "04-dag-docs")
         docs.get_by_role("button", name="Close").click()
 
         # trigger through the Params form: fields with descriptions; a non-object is refused with the reason
@@ -100,13 +110,13 @@ def test_pipeline_in_the_airflow_ui(ui: dict[str, Any], browser: Any, screenshot
         submit = form.get_by_role("button", name="Trigger", exact=True)
         submit.click()
         expect(form).to_contain_text(re.compile(r"is not of type 'object'|train_params"))
-        _shot(page, screenshots, "04-trigger-form-refused")
+        _shot(page, screenshots, "05-trigger-form-refused")
         runs = _api(context, server, f"/api/v2/dags/{training}/dagRuns")[1]["dag_runs"]
         assert [r["run_type"] for r in runs] == ["asset_triggered"]  # no manual run
         set_editor('{"epochs": 4}')
         form.locator("#element_reason").fill("browser test")
         expect(submit).to_be_enabled()
-        _shot(page, screenshots, "05-trigger-form")
+        _shot(page, screenshots, "06-trigger-form")
         submit.click()
         page.wait_for_url(re.compile(rf".*/dags/{training}/runs/manual__.*"))
         run_id = page.url.rsplit("/runs/", 1)[1].split("/")[0]
@@ -115,23 +125,25 @@ def test_pipeline_in_the_airflow_ui(ui: dict[str, Any], browser: Any, screenshot
         # the run was created with the form's conf, and succeeds; the run page shows it
         status, run = _api(context, server, f"/api/v2/dags/{training}/dagRuns/{quote(run_id, safe='')}")
         assert status == 200 and run["conf"] == {"train_params": {"epochs": 4}, "reason": "browser test"}, run
+        _approve_in_ui(page, context, server, training, run_id, screenshots, "07-second-approval",
+                       subject=f"Promote {model} v2 to champion?")  # fmt: skip
         _wait_run(context, server, training, run_id)
         page.reload()
         expect(page.get_by_text("Success").first).to_be_visible()
         for task in ("preprocess", "train", "evaluate", "promote"):
             expect(page.get_by_role("link", name=task, exact=True).first).to_be_visible()
-        _shot(page, screenshots, "06-run-succeeded")
+        _shot(page, screenshots, "08-run-succeeded")
 
         # extra links: the ingest task's lake snapshot opens (served by the plugin from the catalog)
         page.goto(f"{server.url}/dags/{ingest}/runs/{quote(ingest_run, safe='')}/tasks/ingest_kafka/details")
         snapshot_link = page.get_by_role("link", name="Lake snapshot")
         expect(snapshot_link).to_be_visible()
-        _shot(page, screenshots, "07-extra-links")
+        _shot(page, screenshots, "09-extra-links")
         snapshot_link.click()
         page.wait_for_url(re.compile(rf".*/mlops-ops/lake/{pipeline}/raw/-?\d+$"))
         snapshot = json.loads(page.locator("body").inner_text())
         assert snapshot["summary"]["mlops.rows"] == "3000" and snapshot["refs"] == ["main"]  # audited = published
-        _shot(page, screenshots, "08-lake-snapshot")
+        _shot(page, screenshots, "10-lake-snapshot")
         base = f"{server.url}/dags/{training}/runs/{quote(run_id, safe='')}/tasks"
         # the train task links to its MLflow run and the registered version
         page.goto(f"{base}/train/details")
@@ -152,9 +164,29 @@ def test_pipeline_in_the_airflow_ui(ui: dict[str, Any], browser: Any, screenshot
         expect(row.locator(".gate")).to_contain_text("passed")
         expect(row.locator(".run")).to_contain_text("success")
         expect(row.locator("svg.chart")).to_have_count(1)  # the champion metric; no drift check yet
-        _shot(page, screenshots, "09-ml-pipelines-view")
+        _shot(page, screenshots, "11-ml-pipelines-view")
     finally:
         context.close()
+
+
+def _approve_in_ui(page: Any, context: Any, server: UiServer, dag_id: str, run_id: str, screenshots: Path, shot: str,
+                   *, subject: str) -> None:  # fmt: skip
+    """Wait for the run's approval request, open the task's Required Actions page, read the evidence, approve."""
+    from playwright.sync_api import expect
+
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/approve"
+    deadline = time.monotonic() + 420
+    while _api(context, server, path)[1].get("state") != "awaiting_input":
+        assert time.monotonic() < deadline, f"no approval request in {run_id}\n{server.log()}"
+        time.sleep(3)
+    page.goto(f"{server.url}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/approve/required_actions")
+    expect(page.get_by_text(subject).first).to_be_visible()
+    for evidence in ("roc_auc", "Data quality gate", "What started this run", "Data Docs"):
+        expect(page.get_by_text(evidence).first).to_be_visible()
+    page.get_by_label("Comment").fill("approved in the browser test")
+    _shot(page, screenshots, shot)
+    page.get_by_role("button", name="Approve").click()
+    expect(page.get_by_text("approve response successful").first).to_be_visible()
 
 
 def _wait_run(context: Any, server: UiServer, dag_id: str, run_id: str, timeout: float = 420) -> None:

@@ -108,11 +108,12 @@ def kafka_pipeline_spec(pipeline: str, topic: str, model: str, train: str) -> st
 
 
 def pipeline_services(stack: Any, root: Any, pipeline: str, spec: str) -> Any:
-    """Airflow's scheduler, DAG processor, triggerer and API server (LocalExecutor, the stack's PostgreSQL) over a DAG
-    folder holding one spec; not started."""
+    """Airflow's scheduler, DAG processor, triggerer and API server (LocalExecutor, a new database on the stack's
+    PostgreSQL) over a DAG folder holding one spec; not started."""
     from mlops_ops.testing.airflow_services import AirflowServices
     from mlops_ops.testing.runner import LOADER
     from tests.conftest import ROOT
+    from tests.integration.conftest import fresh_database
 
     dags = root / "dags"
     (dags / "pipelines").mkdir(parents=True)
@@ -121,4 +122,4 @@ def pipeline_services(stack: Any, root: Any, pipeline: str, spec: str) -> Any:
     env = stack.environment()
     extra = {"MLOPS_OPS_GX_ROOT": str(ROOT / "great_expectations")}
     return AirflowServices(root / "airflow", dags, env, extra_env=extra, python_path=[ROOT],
-                           database_url=env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])  # fmt: skip
+                           database_url=fresh_database(stack))  # fmt: skip

@@ -91,6 +91,23 @@ def trainer_image(docker_engine: str) -> str:
     return build_image("trainer", f"mlops-ops-trainer:{__version__}")  # the spec's default image
 
 
+def fresh_database(stack: Any) -> str:
+    """A new, empty PostgreSQL database on the stack's server for one Airflow deployment: modules that drive a
+    scheduler share no runs, queued tasks or DAGs (a run queued when one module stopped would start in the next)."""
+    import psycopg2
+
+    url = stack.environment()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    name = f"airflow_{uuid.uuid4().hex[:10]}"
+    connection = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {name}")
+    finally:
+        connection.close()
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
 @pytest.fixture(scope="module")
 def postgres_stack(stack) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     """The test stack with its PostgreSQL on for this module: the CeleryExecutor does not run on SQLite, and suites

@@ -22,6 +22,7 @@ from mlops_ops.testing.airflow_services import AirflowServices
 from mlops_ops.testing.runner import LOADER
 from tests.conftest import ROOT
 from tests.integration.churn_data import clean_rows, kafka_pipeline_spec
+from tests.integration.conftest import fresh_database
 from tests.integration.lake_helpers import produce
 
 TRAIN = "  trainer: sklearn\n  params: {max_iter: 30}"
@@ -88,7 +89,7 @@ def celery(postgres_stack, redis: str, tmp_path_factory) -> Iterator[dict[str, A
         (dags / "pipelines" / f"{names['pipeline']}.yaml").write_text(kafka_pipeline_spec(**names, train=TRAIN))
         pipelines.append(names)
     env = stack.environment()
-    db = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    db = fresh_database(stack)
     assert db.startswith("postgresql")
     extra = {"AIRFLOW__CELERY__BROKER_URL": redis, "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + db,
              "AIRFLOW__CORE__PARALLELISM": "4", "MLOPS_OPS_GX_ROOT": str(ROOT / "great_expectations")}  # fmt: skip
