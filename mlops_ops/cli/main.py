@@ -119,6 +119,49 @@ def _model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lineage(args: argparse.Namespace) -> int:
+    import json
+
+    from mlops_ops.hooks.iceberg import IcebergCatalogHook
+    from mlops_ops.hooks.mlflow import MlflowHook
+    from mlops_ops.lineage.chain import chain_of, parse_model_ref, render
+
+    try:
+        name, version = parse_model_ref(args.model)
+    except ValueError as err:
+        print(f"mlops-ops: error: {err}", file=sys.stderr)
+        return 2
+    catalog = IcebergCatalogHook(args.iceberg_conn_id).get_conn()
+    chain = chain_of(MlflowHook(args.mlflow_conn_id).get_conn(), catalog, name, version, limit=args.limit)
+    print(json.dumps(chain.as_dict(), indent=1, default=str) if args.json else render(chain))
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from mlops_ops.hooks.iceberg import IcebergCatalogHook
+    from mlops_ops.hooks.mlflow import MlflowHook
+    from mlops_ops.lineage.chain import parse_model_ref
+    from mlops_ops.training.replay import NotReplayableError, render, replay
+
+    try:
+        name, version = parse_model_ref(args.model)
+    except ValueError as err:
+        print(f"mlops-ops: error: {err}", file=sys.stderr)
+        return 2
+    hook = MlflowHook(args.mlflow_conn_id)
+    os.environ.update({**hook.client_env(), **IcebergCatalogHook(args.iceberg_conn_id).pyiceberg_env()})
+    try:
+        result = replay(hook.get_conn(), name, version)
+    except NotReplayableError as err:
+        print(f"mlops-ops: error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.as_dict(args.tolerance), indent=1) if args.json else render(result, args.tolerance))
+    return 0 if result.within(args.tolerance) else 1
+
+
 def _gx(args: argparse.Namespace) -> int:
     from mlops_ops.hooks.gx import GreatExpectationsHook, scaffold
 
@@ -180,6 +223,21 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--to", default=None, help="the version to make champion (default: previous)")
     model.add_argument("--mlflow-conn-id", default="mlflow_default")
     model.set_defaults(func=_model)
+    lineage = sub.add_parser("lineage", help="what a model version was made from: sources, snapshots, gate, run")
+    lineage.add_argument("model", help="MODEL@VERSION, e.g. churn@3")
+    lineage.add_argument("--limit", type=int, default=50, help="raw batches to list, newest first")
+    lineage.add_argument("--json", action="store_true", help="the chain as JSON")
+    lineage.add_argument("--iceberg-conn-id", default="iceberg_default")
+    lineage.add_argument("--mlflow-conn-id", default="mlflow_default")
+    lineage.set_defaults(func=_lineage)
+    replay_cmd = sub.add_parser("replay", help="train a model version again from what it recorded; compare metrics")
+    replay_cmd.add_argument("model", help="MODEL@VERSION, e.g. churn@3")
+    replay_cmd.add_argument("--tolerance", type=float, default=0.0,
+                            help="largest metric difference accepted (exit 1 above it); 0: identical")  # fmt: skip
+    replay_cmd.add_argument("--json", action="store_true", help="the comparison as JSON")
+    replay_cmd.add_argument("--iceberg-conn-id", default="iceberg_default")
+    replay_cmd.add_argument("--mlflow-conn-id", default="mlflow_default")
+    replay_cmd.set_defaults(func=_replay)
     gx = sub.add_parser("gx", help="Great Expectations context helpers")
     gx.add_argument("action", choices=["init", "scaffold"], help="init: create a context; scaffold: checkpoints")
     gx.add_argument("suite", nargs="?", default=None, help="scaffold: an expectation suite of the context")

@@ -31,19 +31,29 @@ class GateOutcome:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     result_id: str | None = None
     docs_path: str | None = None
+    assertions: list[dict[str, Any]] = field(default_factory=list)  # every expectation: {assertion, success, column}
 
     def summary(self, limit: int = 20) -> dict[str, Any]:
         """XCom-sized: counts plus the first ``limit`` failures of each kind."""
         return {"passed": self.passed, "engine": self.engine, "rows": self.rows, "evaluated": self.evaluated,
                 "blocking": self.blocking[:limit], "warnings": self.warnings[:limit],
                 "blocking_count": len(self.blocking), "warning_count": len(self.warnings),
-                "result_id": self.result_id, "docs_path": self.docs_path}  # fmt: skip
+                "result_id": self.result_id, "docs_path": self.docs_path,
+                "assertions": self.assertions[:200]}  # fmt: skip
 
 
 def choose_engine(requested: str, rows: int) -> str:
     if requested != "auto":
         return requested
     return "pandas" if rows <= PANDAS_MAX_ROWS else "spark"
+
+
+def assertion_of(result: Any) -> dict[str, Any]:
+    """One expectation's outcome as OpenLineage's data-quality assertion: ``{assertion, success, column}``."""
+    config = result.expectation_config
+    column = (getattr(config, "kwargs", None) or {}).get("column")
+    return {"assertion": str(config.type), "success": bool(result.success),
+            "column": str(column) if column is not None else None}  # fmt: skip
 
 
 def describe_failure(result: Any) -> dict[str, Any]:
@@ -112,7 +122,8 @@ def validate_files(
         failure = describe_failure(item)
         (blocking if failure["severity"] == "critical" else warnings).append(failure)
     outcome = GateOutcome(passed=not blocking, engine=engine, rows=rows, evaluated=len(validation.results),
-                          blocking=blocking, warnings=warnings, result_id=str(result_id))  # fmt: skip
+                          blocking=blocking, warnings=warnings, result_id=str(result_id),
+                          assertions=[assertion_of(item) for item in validation.results])  # fmt: skip
     return outcome, result_id
 
 

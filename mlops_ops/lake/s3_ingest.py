@@ -110,6 +110,14 @@ def state_key(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
+def batch_objects(io: Any, staged: transaction.StagedBatch, limit: int = 100) -> list[dict[str, str]]:
+    """``[{bucket, key, etag}]`` of the objects a batch ingested (its end cursor's state file), at most ``limit``."""
+    objects = read_state(io, staged.end_cursor).get("objects", {})
+    mine = [(key.removeprefix("s3://").partition("/"), o["etag"]) for key, o in sorted(objects.items())
+            if o.get("batch") == staged.batch_id and o.get("files")]  # fmt: skip
+    return [{"bucket": bucket, "key": key, "etag": etag} for (bucket, _, key), etag in mine[:limit]]
+
+
 def read_state(io: Any, cursor: str) -> dict[str, Any]:
     """The ingested objects named by a cursor (``{}`` before the first batch)."""
     if not cursor:

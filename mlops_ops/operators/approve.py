@@ -181,3 +181,16 @@ class ApproveModelOperator(ApprovalOperator):
         return {"model_name": self.model_name, "version": version, "decision": outcome, "by": tags[APPROVAL_BY_TAG],
                 "at": tags[APPROVAL_AT_TAG], "comment": tags[APPROVAL_COMMENT_TAG],
                 "chosen_options": list(result["chosen_options"])}  # fmt: skip
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: the version with the person's decision (who, when, comment) in its ``mlopsOps_modelVersion``."""
+        from mlops_ops.lineage import openlineage as ol
+        from mlops_ops.operators import openlineage as emit
+
+        result = emit.task_result(task_instance)
+        if not result.get("decision"):
+            return None
+        lineage = ol.model_decision(emit.tracking_uri(self.mlflow_conn_id), self.model_name, str(result["version"]),
+                                    read=False, decision=result["decision"], decidedBy=result.get("by"),
+                                    decidedAt=result.get("at"), comment=result.get("comment"))  # fmt: skip
+        return emit.as_operator_lineage(lineage)

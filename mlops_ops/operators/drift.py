@@ -220,6 +220,17 @@ class DriftCheckOperator(LakeOperator):
         client.set_terminated(run_id)
         return run_id
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: the champion's features (reference) and ``raw`` up to the snapshot the window ended at."""
+        from mlops_ops.lineage import openlineage as ol
+        from mlops_ops.operators import openlineage as emit
+
+        result = emit.task_result(task_instance)
+        if not result:
+            return None
+        lineage = ol.drift_check(result, catalog=emit.catalog(self.iceberg_conn_id), pipeline=self.pipeline)
+        return emit.as_operator_lineage(lineage)
+
 
 class DriftSignalOperator(BaseOperator):
     """Emit the drift Asset event (its outlet) when the check found drift and the cool-down has passed.

@@ -232,6 +232,20 @@ class EvaluateModelOperator(BaseOperator):
         for name, value in report["challenger"]["metrics"].items():
             client.log_metric(run_id, f"{self.split}_{name}", value)
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: the challenger version and the features snapshot it was scored on (the verdict is a tag)."""
+        from mlops_ops.lineage import openlineage as ol
+        from mlops_ops.operators import openlineage as emit
+
+        result = emit.task_result(task_instance)
+        if not result.get("version"):
+            return None
+        lineage = ol.model_decision(emit.tracking_uri(self.mlflow_conn_id), self.model_name, str(result["version"]),
+                                    decision="blessed" if result.get("blessed") else "not_blessed")  # fmt: skip
+        if result.get("features"):
+            lineage.inputs.append(ol.iceberg_table(emit.catalog(self.iceberg_conn_id), str(result["features"])))
+        return emit.as_operator_lineage(lineage)
+
 
 class PromoteModelOperator(BaseOperator):
     """Move alias ``champion`` to the evaluated version when (and only when) it is blessed.
@@ -285,3 +299,15 @@ class PromoteModelOperator(BaseOperator):
             for outlet in self.outlets:
                 context["outlet_events"][outlet].extra = dict(result)
         return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: the version that is now ``champion`` (an output: its alias changed)."""
+        from mlops_ops.lineage import openlineage as ol
+        from mlops_ops.operators import openlineage as emit
+
+        result = emit.task_result(task_instance)
+        if not result.get("champion"):
+            return None
+        lineage = ol.model_decision(emit.tracking_uri(self.mlflow_conn_id), self.model_name, str(result["champion"]),
+                                    read=False, decision="champion")  # fmt: skip
+        return emit.as_operator_lineage(lineage)

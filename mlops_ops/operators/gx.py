@@ -87,7 +87,8 @@ class QualityGateOperator(LakeOperator):
             rows = int(batch.summary.get("mlops.rows", 0))
             if not files:  # a batch of positions only (every message a dead letter, or a retention gap)
                 last_snapshot = batches.publish(tables, raw, batch)
-                results[batch.batch_id] = {"passed": True, "rows": 0, "snapshot_id": last_snapshot}
+                results[batch.batch_id] = {"passed": True, "rows": 0, "snapshot_id": last_snapshot,
+                                           "staged_snapshot": batch.snapshot_id}  # fmt: skip
                 continue
             engine = choose_engine(self.engine, rows)
             spark, local = None, True
@@ -138,7 +139,8 @@ class QualityGateOperator(LakeOperator):
                 verdict = batches.Verdict(self.suite, outcome.blocking[:50], outcome.docs_path, context["run_id"])
                 batches.quarantine(tables, raw, batch, verdict)
                 failed.append(batch.batch_id)
-            results[batch.batch_id] = {**summary, "snapshot_id": last_snapshot if outcome.passed else None}
+            results[batch.batch_id] = {**summary, "snapshot_id": last_snapshot if outcome.passed else None,
+                                       "staged_snapshot": batch.snapshot_id}  # fmt: skip
         self._push_docs_link(context, results)
         context["ti"].xcom_push(key=QUALITY_XCOM_KEY, value=results)
         if failed:
@@ -172,3 +174,16 @@ class QualityGateOperator(LakeOperator):
         pages = [r.get("docs_path") for r in results.values() if r.get("docs_path")]
         if pages:
             context["ti"].xcom_push(key=DOCS_XCOM_KEY, value=f"{DOCS_ROUTE}/{self.pipeline}/{pages[-1]}")
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: each audited batch with GX's assertions and its Data Docs -> ``raw``'s published head."""
+        from mlops_ops.lineage import openlineage as ol
+        from mlops_ops.operators import openlineage as emit
+
+        result = emit.task_result(task_instance)
+        batches = task_instance.xcom_pull(task_ids=task_instance.task_id, key=QUALITY_XCOM_KEY) or {}
+        if not result or not batches:
+            return None
+        lineage = ol.quality_gate(result, batches, catalog=emit.catalog(self.iceberg_conn_id), suite=self.suite,
+                                  docs_url=f"{DOCS_ROUTE}/{self.pipeline}")  # fmt: skip
+        return emit.as_operator_lineage(lineage)

@@ -139,3 +139,15 @@ class KafkaToLakeOperator(LakeOperator):
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = summary
         return summary
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: the topics with the batch's offset ranges -> ``raw`` at the snapshot written."""
+        from mlops_ops.lineage import openlineage as ol
+        from mlops_ops.operators import openlineage as emit
+
+        result = emit.task_result(task_instance)
+        if not result:
+            return None
+        lineage = ol.kafka_ingest(result, bootstrap=emit.bootstrap(self.kafka_config_id),
+                                  catalog=emit.catalog(self.iceberg_conn_id))  # fmt: skip
+        return emit.as_operator_lineage(lineage)

@@ -66,7 +66,7 @@ class S3ToLakeOperator(LakeOperator):
 
         from mlops_ops import metrics
         from mlops_ops.lake import batches
-        from mlops_ops.lake.s3_ingest import S3BatchIngest, S3BatchSettings
+        from mlops_ops.lake.s3_ingest import S3BatchIngest, S3BatchSettings, batch_objects
 
         settings = S3BatchSettings(
             bucket=self.bucket,
@@ -94,6 +94,7 @@ class S3ToLakeOperator(LakeOperator):
             "objects": len(result.objects),
             "dead": len(result.dead),
             "resumed": result.resumed,
+            "sources": batch_objects(tables.load("raw").io, result.staged),  # what lineage names (ETags)
         }
         log.info(
             "%s batch %s: %d rows from %d object(s), %d dead letter(s)",
@@ -110,3 +111,13 @@ class S3ToLakeOperator(LakeOperator):
             extra: dict[str, Any] = {**summary, "keys": list(result.objects[:100])}
             context["outlet_events"][outlet].extra = extra
         return summary
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: the objects (with ETags) of the batch -> ``raw`` at the snapshot written."""
+        from mlops_ops.lineage import openlineage as ol
+        from mlops_ops.operators import openlineage as emit
+
+        result = emit.task_result(task_instance)
+        if not result:
+            return None
+        return emit.as_operator_lineage(ol.s3_ingest(result, catalog=emit.catalog(self.iceberg_conn_id)))

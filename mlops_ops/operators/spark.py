@@ -88,3 +88,13 @@ class SparkPreprocessOperator(LakeOperator):
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = summary
         return summary
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: ``raw`` at the snapshot the build read -> ``features`` at the snapshot it wrote."""
+        from mlops_ops.lineage import openlineage as ol
+        from mlops_ops.operators import openlineage as emit
+
+        result = emit.task_result(task_instance)
+        if not result.get("features"):
+            return None
+        return emit.as_operator_lineage(ol.features_build(result, catalog=emit.catalog(self.iceberg_conn_id)))

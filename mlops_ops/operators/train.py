@@ -94,3 +94,7 @@ class TrainModelOperator(BaseOperator):
     def on_kill(self) -> None:
         if self._child is not None and self._child.poll() is None:
             self._child.send_signal(signal.SIGTERM)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: the features snapshot -> the registered model version; the MLflow run as a run facet."""
+        return self.training.lineage(task_instance, self.mlflow_conn_id, self.iceberg_conn_id)

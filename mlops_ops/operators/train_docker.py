@@ -160,3 +160,7 @@ class TrainModelDockerOperator(DockerOperator):
             self.cli.remove_container(container, force=True)
         except APIError as err:
             self.log.info("container %s already gone: %s", container[:12], err)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: the features snapshot -> the registered model version; the MLflow run as a run facet."""
+        return self.training.lineage(task_instance, self.mlflow_conn_id, self.iceberg_conn_id)

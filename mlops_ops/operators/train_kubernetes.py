@@ -105,3 +105,8 @@ class TrainModelKubernetesOperator(KubernetesPodOperator):
             self.training.fail_open_runs(self.mlflow_conn_id, inputs)
             raise
         return self.training.result(output, f"pod of {self.image}")
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: the features snapshot -> the registered model version; the MLflow run as a run facet."""
+        # the pod reads the catalog from its credentials secret; the worker's catalog connection names it here
+        return self.training.lineage(task_instance, self.mlflow_conn_id, "iceberg_default")

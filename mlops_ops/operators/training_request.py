@@ -99,6 +99,18 @@ class TrainingRequest:
                  output["alias"], output["run_id"])  # fmt: skip
         return dict(output)
 
+    def lineage(self, task_instance: Any, mlflow_conn_id: str, iceberg_conn_id: str) -> Any:
+        """OpenLineage of the training task, from its result (what every executor's operator returns)."""
+        from mlops_ops.lineage import openlineage as ol
+        from mlops_ops.operators import openlineage as emit
+
+        result = emit.task_result(task_instance)
+        if not result:
+            return None
+        lineage = ol.training(result, catalog=emit.catalog(iceberg_conn_id),
+                              tracking_uri=emit.tracking_uri(mlflow_conn_id), model_name=self.model_name)  # fmt: skip
+        return emit.as_operator_lineage(lineage)
+
     def fail_open_runs(self, mlflow_conn_id: str, inputs: TrainingInputs) -> list[str]:
         """Mark the MLflow runs a dead trainer left RUNNING (this DAG run and task) as FAILED; their ids."""
         from mlops_ops.hooks.mlflow import MlflowHook

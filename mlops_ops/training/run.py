@@ -43,7 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--experiment", default=None, help="MLflow experiment (default: the model name)")
     parser.add_argument("--tags", default="{}", help="JSON object of lineage tags for the run and the version")
     parser.add_argument("--result-file", type=Path, default=None)
+    parser.add_argument("--no-alias", action="store_true",
+                        help="register the version without moving the 'challenger' alias (replays)")  # fmt: skip
     return parser
+
+
+REQUEST_ARTIFACT = "mlops_ops/request.json"  # the entrypoint's own arguments: what a replay runs again
+
+
+def recorded_request(args: argparse.Namespace) -> dict[str, Any]:
+    """Everything that decides the model besides the code: kept on the run, read back by ``mlops-ops replay``."""
+    return {"features": args.features, "model": json.loads(args.model), "trainer": args.trainer,
+            "params": json.loads(args.params), "model_name": args.model_name, "experiment": args.experiment,
+            "package_version": __version__}  # fmt: skip
 
 
 @dataclass
@@ -201,13 +213,15 @@ def train_and_register(args: argparse.Namespace) -> dict[str, Any]:
         mlflow.log_dict({"feature_columns": prepared.columns.kinds, "encoded_columns": data.feature_names,
                          "target": settings.target, "task": settings.task,
                          "classes": prepared.labels.classes}, "features.json")  # fmt: skip
+        mlflow.log_dict(recorded_request(args), REQUEST_ARTIFACT)
         client = mlflow.MlflowClient()
         version = mlflow.register_model(info.model_uri, args.model_name, tags=lineage)
         client.set_model_version_tag(args.model_name, version.version, "mlops_ops.run_id", run.info.run_id)
-        client.set_registered_model_alias(args.model_name, CHALLENGER, version.version)
+        if not args.no_alias:
+            client.set_registered_model_alias(args.model_name, CHALLENGER, version.version)
     return {"run_id": run.info.run_id, "model_name": args.model_name, "version": str(version.version),
-            "model_uri": f"models:/{args.model_name}/{version.version}", "alias": CHALLENGER,
-            "features": args.features}  # fmt: skip
+            "model_uri": f"models:/{args.model_name}/{version.version}",
+            "alias": None if args.no_alias else CHALLENGER, "features": args.features}  # fmt: skip
 
 
 def _threshold(setting: Any, trained: Any, prepared: PreparedSplits) -> float:

@@ -1,0 +1,1 @@
+"""Lineage of models: OpenLineage datasets and facets for every stage, and the chain behind a model version."""
