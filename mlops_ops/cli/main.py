@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -119,6 +122,21 @@ def _model(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _output_only_on_stdout() -> Iterator[None]:
+    """Everything written to file descriptor 1 while the work runs (Airflow's and MLflow's logs, Spark's JVM) goes to
+    stderr, so that stdout holds the command's output only (``--json | jq`` works)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _lineage(args: argparse.Namespace) -> int:
     import json
 
@@ -131,15 +149,15 @@ def _lineage(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"mlops-ops: error: {err}", file=sys.stderr)
         return 2
-    catalog = IcebergCatalogHook(args.iceberg_conn_id).get_conn()
-    chain = chain_of(MlflowHook(args.mlflow_conn_id).get_conn(), catalog, name, version, limit=args.limit)
+    with _output_only_on_stdout():
+        catalog = IcebergCatalogHook(args.iceberg_conn_id).get_conn()
+        chain = chain_of(MlflowHook(args.mlflow_conn_id).get_conn(), catalog, name, version, limit=args.limit)
     print(json.dumps(chain.as_dict(), indent=1, default=str) if args.json else render(chain))
     return 0
 
 
 def _replay(args: argparse.Namespace) -> int:
     import json
-    import os
 
     from mlops_ops.hooks.iceberg import IcebergCatalogHook
     from mlops_ops.hooks.mlflow import MlflowHook
@@ -151,10 +169,11 @@ def _replay(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"mlops-ops: error: {err}", file=sys.stderr)
         return 2
-    hook = MlflowHook(args.mlflow_conn_id)
-    os.environ.update({**hook.client_env(), **IcebergCatalogHook(args.iceberg_conn_id).pyiceberg_env()})
     try:
-        result = replay(hook.get_conn(), name, version)
+        with _output_only_on_stdout():
+            hook = MlflowHook(args.mlflow_conn_id)
+            os.environ.update({**hook.client_env(), **IcebergCatalogHook(args.iceberg_conn_id).pyiceberg_env()})
+            result = replay(hook.get_conn(), name, version)
     except NotReplayableError as err:
         print(f"mlops-ops: error: {err}", file=sys.stderr)
         return 2

@@ -59,7 +59,7 @@ def test_replays_train_again_from_the_recorded_snapshot(stack) -> None:  # type:
     code, result = _replay(stack, f"{name}@{sk['version']}")
     assert code == 0 and result["within_tolerance"] and result["features"] == features, result
     metrics = result["metrics"]
-    assert {"test_roc_auc", "test_accuracy", "test_log_loss", "train_score"} <= set(metrics)
+    assert {"test_roc_auc", "test_accuracy", "test_log_loss", "decision_threshold"} <= set(metrics)
     assert all(m["difference"] == 0 for m in metrics.values()), metrics  # deterministic: identical
     replayed = client.get_model_version(name, result["version"])
     assert replayed.tags["mlops_ops.replay_of"] == f"{name}@{sk['version']}"
