@@ -81,6 +81,7 @@ DRIFT_SIGNAL_TASK = "drift_signal"
 QUALITY_XCOM_KEY = "quality"
 DOCS_XCOM_KEY = "data_docs_url"
 TRAIN_PARAMS_KEY = "train_params"  # DAG Param of training DAGs: hyper-parameters overriding the spec's
+REPLAY_PARAM = "replay_of"  # DAG Param of training DAGs: MODEL@VERSION to train again from what it recorded
 
 # ------------------------------------------------------------------ plugin routes
 PLUGIN_PREFIX = "/mlops-ops"

@@ -61,7 +61,7 @@ def _params(train: bool) -> dict[str, Any] | None:
         return None
     from airflow.sdk import Param
 
-    from mlops_ops.naming import TRAIN_PARAMS_KEY
+    from mlops_ops.naming import REPLAY_PARAM, TRAIN_PARAMS_KEY
 
     return {
         TRAIN_PARAMS_KEY: Param(
@@ -69,6 +69,14 @@ def _params(train: bool) -> dict[str, Any] | None:
             type="object",
             title="Hyper-parameters",
             description='JSON object overriding the spec\'s train.params for this run, e.g. {"epochs": 4, "lr": 0.001}',
+        ),
+        REPLAY_PARAM: Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^.+@[0-9]+$",
+            title="Replay a version",
+            description="MODEL@VERSION: train again from what that version recorded (its features snapshot, settings, "
+            "trainer and hyper-parameters); the new version is evaluated but never promoted, and no alias moves",
         ),
         # ["null", "string"]: optional in the trigger form (a plain string is required there, "" counts as missing)
         "reason": Param(

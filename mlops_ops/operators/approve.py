@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
 from mlops_ops.naming import EVALUATE_TASK
-from mlops_ops.operators.base import run_type
+from mlops_ops.operators.base import replay_of, run_type
 from mlops_ops.ui.links import ModelVersionLink
 
 if TYPE_CHECKING:
@@ -100,6 +100,8 @@ class ApproveModelOperator(ApprovalOperator):
             raise ValueError(f"nothing to approve: '{self.evaluate_task_id}' returned no version")
         if not evaluated.get("blessed"):
             raise AirflowSkipException(f"{self.model_name} v{version} is not blessed: no approval is asked")
+        if replay_of(context):
+            raise AirflowSkipException(f"{self.model_name} v{version} replays {replay_of(context)}: never promoted")
         client = MlflowHook(self.mlflow_conn_id).get_conn()
         self.subject = f"Promote {self.model_name} v{version} to champion?"
         self.body = self._evidence(client, context, str(version))

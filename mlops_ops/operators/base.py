@@ -51,3 +51,11 @@ def run_type(context: Context) -> str:
     (The task SDK gives an enum whose ``str()`` is ``DagRunType.BACKFILL``, not its value.)"""
     value = getattr(context.get("dag_run"), "run_type", None)
     return str(getattr(value, "value", value) or "")
+
+
+def replay_of(context: Context) -> str | None:
+    """``MODEL@VERSION`` when the run replays a version (DAG Param ``replay_of``): such a run never promotes."""
+    from mlops_ops.naming import REPLAY_PARAM
+
+    value = (context.get("params") or {}).get(REPLAY_PARAM)
+    return str(value) if value else None

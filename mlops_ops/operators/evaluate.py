@@ -276,6 +276,7 @@ class PromoteModelOperator(BaseOperator):
 
         from mlops_ops import metrics
         from mlops_ops.hooks.mlflow import MlflowHook
+        from mlops_ops.operators.base import replay_of
         from mlops_ops.training.approval import NotApprovedError
         from mlops_ops.training.registry import NotBlessedError, promote
 
@@ -283,6 +284,8 @@ class PromoteModelOperator(BaseOperator):
         version = self.version or evaluated.get("version")
         if not version:
             raise ValueError(f"no version to promote: pass version or run after '{self.evaluate_task_id}'")
+        if replay_of(context):
+            raise AirflowSkipException(f"v{version} replays {replay_of(context)}: a replay never moves an alias")
         by = f"{context['dag'].dag_id}/{context['run_id']}/{self.task_id}"
         try:
             result = promote(MlflowHook(self.mlflow_conn_id).get_conn(), self.model_name, str(version), by=by,

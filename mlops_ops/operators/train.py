@@ -66,7 +66,7 @@ class TrainModelOperator(BaseOperator):
         from mlops_ops.hooks.iceberg import IcebergCatalogHook
         from mlops_ops.hooks.mlflow import MlflowHook
 
-        inputs = self.training.inputs(context, self.task_id)
+        inputs = self.training.inputs(context, self.task_id, self.mlflow_conn_id)
         # The trainer imports no Airflow: the catalog reaches it as pyiceberg's own variables, MLflow as its own.
         env = {**os.environ, **MlflowHook(self.mlflow_conn_id).client_env(),
                **IcebergCatalogHook(self.iceberg_conn_id).pyiceberg_env(), "PYTHONUNBUFFERED": "1",

@@ -122,7 +122,7 @@ class TrainModelDockerOperator(DockerOperator):
         from mlops_ops.hooks.mlflow import MlflowHook
         from mlops_ops.training.run import SECRETS_FILE_ENV
 
-        inputs = self.training.inputs(context, self.task_id)
+        inputs = self.training.inputs(context, self.task_id, self.mlflow_conn_id)
         client_env = MlflowHook(self.mlflow_conn_id).client_env()
         secrets = {**client_env, **IcebergCatalogHook(self.iceberg_conn_id).pyiceberg_env()}
         self.environment = {**self.environment, "MLFLOW_TRACKING_URI": secrets.pop("MLFLOW_TRACKING_URI"),

@@ -97,7 +97,7 @@ class TrainModelKubernetesOperator(KubernetesPodOperator):
     def execute(self, context: Context) -> Any:
         from mlops_ops.hooks.mlflow import MlflowHook
 
-        inputs = self.training.inputs(context, self.task_id)
+        inputs = self.training.inputs(context, self.task_id, self.mlflow_conn_id)
         self.prepare(inputs, MlflowHook(self.mlflow_conn_id).client_env()["MLFLOW_TRACKING_URI"])
         try:
             output = super().execute(context)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from mlops_ops.naming import PREPROCESS_TASK, QUALITY_GATE_TASK, QUALITY_XCOM_KEY, TRAIN_PARAMS_KEY
+from mlops_ops.naming import PREPROCESS_TASK, QUALITY_GATE_TASK, QUALITY_XCOM_KEY, REPLAY_PARAM, TRAIN_PARAMS_KEY
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -26,6 +26,9 @@ class TrainingInputs:
     features: str
     params: dict[str, Any]
     tags: dict[str, str]
+    model: dict[str, Any] | None = None  # a replay: the recorded model settings and trainer, instead of the spec's
+    trainer: str | None = None
+    replay_of: str | None = None  # MODEL@VERSION: registered without moving an alias
 
 
 @dataclass
@@ -58,8 +61,12 @@ class TrainingRequest:
         """From a request or its JSON form (what a DAG plan holds)."""
         return value if isinstance(value, TrainingRequest) else cls(**dict(value))
 
-    def inputs(self, context: Context, task_id: str) -> TrainingInputs:
-        """The feature snapshot, the merged hyper-parameters and the lineage tags of this run."""
+    def inputs(self, context: Context, task_id: str, mlflow_conn_id: str = "mlflow_default") -> TrainingInputs:
+        """The feature snapshot, the merged hyper-parameters and the lineage tags of this run; with the DAG Param
+        ``replay_of``, what that version recorded instead (its snapshot, settings, trainer and parameters)."""
+        replay = (context.get("params") or {}).get(REPLAY_PARAM)
+        if replay:
+            return self._replay_inputs(str(replay), self._tags(context, task_id), mlflow_conn_id)
         features = self.features
         if not features:
             upstream = context["ti"].xcom_pull(task_ids=self.features_task_id)
@@ -70,26 +77,49 @@ class TrainingRequest:
         if not isinstance(overrides, dict):
             raise ValueError(f"DAG Param '{TRAIN_PARAMS_KEY}' must be a JSON object, got {type(overrides).__name__}")
         params = {**self.trainer_params, **overrides}
-        tags = {"mlops_ops.pipeline": self.pipeline, "airflow.dag_id": context["dag"].dag_id,
-                "airflow.run_id": str(context["run_id"]), "airflow.task_id": task_id}  # fmt: skip
+        tags = self._tags(context, task_id)
         quality = context["ti"].xcom_pull(task_ids=QUALITY_GATE_TASK, key=QUALITY_XCOM_KEY)
         if isinstance(quality, dict) and quality:
             tags["mlops_ops.raw_batches"] = ",".join(sorted(quality))[:4000]
             ids = [str(v["result_id"]) for v in quality.values() if isinstance(v, dict) and v.get("result_id")]
             if ids:
                 tags["mlops_ops.gx_validation"] = ",".join(ids)[:4000]
+        return TrainingInputs(features, params, tags)
+
+    def _tags(self, context: Context, task_id: str) -> dict[str, str]:
+        tags = {"mlops_ops.pipeline": self.pipeline, "airflow.dag_id": context["dag"].dag_id,
+                "airflow.run_id": str(context["run_id"]), "airflow.task_id": task_id}  # fmt: skip
+        dag_version = getattr(context["ti"], "dag_version_id", None)  # Airflow 3's DAG versioning
+        if dag_version:
+            tags["airflow.dag_version_id"] = str(dag_version)
         commit = os.environ.get("MLOPS_OPS_GIT_COMMIT")
         if commit:
             tags["mlops_ops.git_commit"] = commit
-        return TrainingInputs(features, params, tags)
+        return tags
+
+    def _replay_inputs(self, ref: str, tags: dict[str, str], mlflow_conn_id: str) -> TrainingInputs:
+        from mlops_ops.hooks.mlflow import MlflowHook
+        from mlops_ops.lineage.chain import parse_model_ref
+        from mlops_ops.training.replay import REPLAY_TAG, recorded_request
+
+        name, version = parse_model_ref(ref)
+        if name != self.model_name:
+            raise ValueError(f"DAG Param '{REPLAY_PARAM}' names model '{name}'; this pipeline trains "
+                             f"'{self.model_name}': replay it with `mlops-ops replay {ref}` or its DAG")  # fmt: skip
+        request, run_id = recorded_request(MlflowHook(mlflow_conn_id).get_conn(), name, version)
+        log.info("replaying %s (run %s): %s, trainer %s, params %s", ref, run_id, request["features"],
+                 request["trainer"], request["params"])  # fmt: skip
+        return TrainingInputs(request["features"], dict(request["params"]), {**tags, REPLAY_TAG: ref},
+                              model=dict(request["model"]), trainer=str(request["trainer"]), replay_of=ref)  # fmt: skip
 
     def arguments(self, inputs: TrainingInputs, result_file: str) -> list[str]:
         """The entrypoint's arguments after ``python -m mlops_ops.training``: the same for every backend."""
-        model = json.dumps({**self.model_options, "task": self.task, "target": self.target}, sort_keys=True)
-        return ["--features", inputs.features, "--model", model, "--trainer", self.trainer,
-                "--params", json.dumps(inputs.params, sort_keys=True), "--model-name", self.model_name,
-                "--experiment", self.experiment or self.model_name,
-                "--tags", json.dumps(inputs.tags, sort_keys=True), "--result-file", result_file]  # fmt: skip
+        settings = inputs.model or {**self.model_options, "task": self.task, "target": self.target}
+        return ["--features", inputs.features, "--model", json.dumps(settings, sort_keys=True),
+                "--trainer", inputs.trainer or self.trainer, "--params", json.dumps(inputs.params, sort_keys=True),
+                "--model-name", self.model_name, "--experiment", self.experiment or self.model_name,
+                "--tags", json.dumps(inputs.tags, sort_keys=True), "--result-file", result_file,
+                *(["--no-alias"] if inputs.replay_of else [])]  # fmt: skip
 
     def result(self, output: Any, where: str) -> dict[str, Any]:
         """The entrypoint's result file, as every backend hands it back; an error when it wrote none."""

@@ -79,7 +79,7 @@ def _trigger(services: AirflowServices, dag_id: str, reason: str) -> str:
     return str(run["dag_run_id"])
 
 
-def test_approve_reject_timeout_and_a_hand_marked_success(gated: dict[str, Any]) -> None:
+def test_approve_reject_timeout_a_hand_marked_success_and_a_replay(gated: dict[str, Any]) -> None:
     from mlflow import MlflowClient
 
     services: AirflowServices = gated["services"]
@@ -156,3 +156,23 @@ def test_approve_reject_timeout_and_a_hand_marked_success(gated: dict[str, Any])
     assert done["state"] == "failed" and services.task_states(training, run_id)["promote"] == "failed"
     assert client.get_model_version_by_alias(model, "champion").version == "1"
     assert client.get_model_version(model, "4").tags["mlops_ops.approval"] == "pending"
+
+    # 6. the DAG Param replay_of: version 1 trained again from what it recorded; evaluated, never put to a person,
+    # never promoted, no alias moved (the CLI's replay compares metrics: tests/integration/test_replay.py)
+    challenger = client.get_model_version_by_alias(model, "challenger").version
+    conf = {"replay_of": f"{model}@1", "reason": "replay"}
+    status, run = services.request("POST", f"/api/v2/dags/{training}/dagRuns", {"logical_date": None, "conf": conf})
+    assert status == 200, run
+    done = services.wait_for("the replay run", lambda: _finished(services, training, run["dag_run_id"]), timeout=600)
+    states = services.task_states(training, run["dag_run_id"])
+    assert done["state"] == "success" and states["train"] == "success" and states["evaluate"] == "success", states
+    assert states["approve"] == "skipped" and states["promote"] == "skipped", states
+    replayed = client.get_model_version(model, "5")
+    assert replayed.tags["mlops_ops.replay_of"] == f"{model}@1"
+    first = client.get_model_version(model, "1").tags
+    assert replayed.tags["mlops_ops.features_snapshot"] == first["mlops_ops.features_snapshot"]
+    assert client.get_model_version_by_alias(model, "champion").version == "1"
+    assert client.get_model_version_by_alias(model, "challenger").version == challenger
+    status, _ = services.request("POST", f"/api/v2/dags/{training}/dagRuns",
+                                 {"logical_date": None, "conf": {"replay_of": "not a version"}})  # fmt: skip
+    assert status == 400  # the Param's pattern: MODEL@VERSION

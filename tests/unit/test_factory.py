@@ -216,7 +216,7 @@ def test_train_evaluate_promote_tasks() -> None:
     assert isinstance(evaluate, EvaluateModelOperator) and evaluate.thresholds == {"roc_auc": {"min": 0.7, "max": None}}
     assert evaluate.max_regression == {"accuracy": 0.01} and evaluate.slice_column == "contract"
     assert isinstance(promote, PromoteModelOperator) and [o.name for o in promote.outlets] == ["mlops_ops.p.model"]
-    assert "train_params" in dag.params
+    assert "train_params" in dag.params and "replay_of" in dag.params
 
 
 def test_approval_sits_between_evaluate_and_promote() -> None:
@@ -279,7 +279,7 @@ def test_drift_dag_and_retraining_triggers_from_example_spec() -> None:
     assert isinstance(watcher.trigger, ControlTopicTrigger)
     assert watcher.trigger.serialize()[1] == {"pipeline": "churn", "topic": "mlops-ops.control",
                                               "kafka_config_id": "kafka_control", "poll_interval": 1.0}  # fmt: skip
-    assert set(training.params) == {"train_params", "reason"}
+    assert set(training.params) == {"train_params", "replay_of", "reason"}
     training.params.validate()  # runs without conf (schedule, assets, watcher) pass: every param has a valid default
     assert training.params.get_param("reason").schema["type"] == ["null", "string"]  # optional in the trigger form
     with pytest.raises(Exception, match="too long"):

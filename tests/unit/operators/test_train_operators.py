@@ -54,6 +54,18 @@ def test_every_backend_is_its_airflow_operator_with_the_same_request() -> None:
         assert op.training.arguments(INPUTS, "/r.json") == args("/r.json")
 
 
+def test_a_replay_runs_what_the_version_recorded_and_moves_no_alias() -> None:
+    recorded = TrainingInputs("churn.features@17", {"max_iter": 40}, {**TAGS, "mlops_ops.replay_of": "churn@3"},
+                              model={"task": "binary", "target": "churned", "threshold": 0.4}, trainer="sklearn",
+                              replay_of="churn@3")  # fmt: skip
+    argv = TrainingRequest(**TRAINING).arguments(recorded, "/r.json")  # type: ignore[arg-type]
+    given = dict(zip(argv[:-1:2], argv[1::2], strict=False))
+    assert given["--features"] == "churn.features@17" and given["--trainer"] == "sklearn"
+    assert json.loads(given["--model"]) == {"task": "binary", "target": "churned", "threshold": 0.4}
+    assert json.loads(given["--params"]) == {"max_iter": 40} and argv[-1] == "--no-alias"
+    assert "--no-alias" not in TrainingRequest(**TRAINING).arguments(INPUTS, "/r.json")  # type: ignore[arg-type]
+
+
 def test_training_request_fields_are_templated() -> None:
     from airflow.sdk import DAG
 
