@@ -5,8 +5,9 @@
   the champion learned from, whatever was built since.
 * **Current window**: files that snapshots of ``raw``'s ``main`` added after the champion's own raw
   snapshot (tag ``mlops_ops.raw_snapshot``), and after the raw snapshot the last check covered
-  (``since_last_check``), or within the N hours/days (``24h``, ``7d``) before the run's end of window (its data
-  interval's end: now for a run started now, a past day for a backfill run). Quarantined batches are never on
+  (``since_last_check``), or within the N hours/days (``24h``, ``7d``) before the run's end of window (now for
+  scheduled and asset-triggered runs; the data interval's end for backfill and manual runs, so a run for a past
+  day checks that day). Quarantined batches are never on
   ``main``. They are featurized with the pipeline's own preprocess transform, so both sides have the same
   columns.
 

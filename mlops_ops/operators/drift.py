@@ -286,7 +286,11 @@ def _is_backfill(context: Context) -> bool:
 
 
 def _window_end(context: Context) -> datetime | None:
-    """Where the run's window ends: its data interval's end (or logical date); ``None`` (now) for a run without."""
+    """Where the run's window ends. A backfill or manual run: its data interval's end (or logical date), so a run for
+    a past day checks that day. Scheduled and asset-triggered runs: ``None`` (now): a run that starts late (the first
+    one after unpausing, a scheduler that was down) still checks everything that arrived."""
+    if run_type(context) not in ("backfill", "manual"):
+        return None
     run = context.get("dag_run")
     end = getattr(run, "data_interval_end", None) or getattr(run, "logical_date", None)
     return end if isinstance(end, datetime) else None

@@ -4,7 +4,8 @@ start retraining.
 
 The lake holds 9 days of history: a champion trained on day -9's data, and a drifted batch published at noon of each
 day since (Iceberg snapshots carry those days' commit times: the seeding runs with pyiceberg's clock set back). The
-drift DAG checks a ``1d`` window ending at each run's data interval, so a run for a past day sees that day's batch.
+drift DAG checks a ``1d`` window ending at a backfill or manual run's data interval, so a run for a past day sees that
+day's batch.
 """
 
 from __future__ import annotations
