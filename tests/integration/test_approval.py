@@ -56,14 +56,14 @@ def _hitl(dag_id: str, run_id: str) -> str:
 def _waiting(services: AirflowServices, dag_id: str, run_id: str) -> dict[str, Any] | None:
     """The approval request once the task waits for a person.
 
-    Then a pause, as a person's answer takes: an answer within about a second of the request races Airflow 3.3.2's
+    Then a pause, as a person's answer takes: an answer within seconds of the request races Airflow 3.3.2's
     scheduler (the parked process's exit event, processed after the resume, fails the task; docs/approval.md)."""
     if services.task_states(dag_id, run_id).get("approve") != "awaiting_input":
         return None
     status, detail = services.request("GET", _hitl(dag_id, run_id))
     if status != 200:
         return None
-    time.sleep(5)
+    time.sleep(15)
     return detail  # type: ignore[no-any-return]
 
 
