@@ -186,7 +186,7 @@ def _approve_in_ui(page: Any, context: Any, server: UiServer, dag_id: str, run_i
         time.sleep(3)
     # a person reads before answering: an answer within seconds of the request races Airflow 3.3.2's scheduler
     # (the parked process's exit event, handled after the resume, fails the task: docs/approval.md)
-    time.sleep(15)
+    time.sleep(20)
     page.goto(f"{server.url}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/approve/required_actions")
     expect(page.get_by_text(subject).first).to_be_visible()
     for evidence in ("roc_auc", "Data quality gate", "What started this run", "Data Docs"):

@@ -63,7 +63,7 @@ def _waiting(services: AirflowServices, dag_id: str, run_id: str) -> dict[str, A
     status, detail = services.request("GET", _hitl(dag_id, run_id))
     if status != 200:
         return None
-    time.sleep(15)
+    time.sleep(20)
     return detail  # type: ignore[no-any-return]
 
 
