@@ -14,7 +14,8 @@ presses "Trigger" where a person would (through the REST API) and reads the resu
    (``run_type`` asset_triggered, the triggering event shown).
 3. Drops CSV exports (one of them corrupt) into S3; ``churn_exports__ingest`` ingests the good files and
    dead-letters the corrupt one; a second run finds nothing new.
-Prints where to look; exits non-zero if any of that did not hold.
+Prints the champion's lineage (Kafka offsets, raw batches and their gate verdicts, snapshots, training run) and where
+to look; exits non-zero if any of that did not hold.
 """
 
 from __future__ import annotations
@@ -348,6 +349,27 @@ def s3_story(af: Airflow, stack: EmbeddedStack) -> bool:
 DEMO_DAGS = ["churn__ingest", "churn__training", "churn__drift", "churn_exports__ingest"]
 
 
+def lineage_story() -> bool:
+    """What the champion was made from, as `mlops-ops lineage churn@<version>` prints it: it must name the Kafka
+    offsets and the snapshot ids that fed it."""
+    import mlflow
+    from pyiceberg.catalog import load_catalog
+
+    from mlops_ops.lineage.chain import chain_of, render
+
+    client = mlflow.MlflowClient()
+    champion = client.get_model_version_by_alias("churn", "champion").version
+    print(f"7b. lineage of the champion (`mlops-ops lineage churn@{champion}`, read from the records):")
+    chain = chain_of(client, load_catalog(), "churn", str(champion), limit=5)
+    for line in render(chain).splitlines():
+        print(f"   {line}")
+    offsets = [b.kafka_offsets for b in chain.batches if b.kafka_offsets]
+    ok = bool(offsets) and chain.raw_snapshot is not None and bool(chain.features)
+    if not ok:
+        print("   the chain does not name the Kafka offsets and snapshots that fed the champion")
+    return ok
+
+
 def main() -> int:
     stack = EmbeddedStack(project=Path.cwd())
     env = stack.environment()
@@ -377,7 +399,8 @@ def main() -> int:
             af.pause(dag_id, True)
     finally:
         services.stop()
-    ok = ok and drift_ok and s3_ok
+    lineage_ok = lineage_story()
+    ok = ok and drift_ok and s3_ok and lineage_ok
     print("8. where to look")
     print(
         "   runs: churn__ingest + churn__training (first model), churn__drift (drift found), churn__training "
