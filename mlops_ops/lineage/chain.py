@@ -11,10 +11,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mlops_ops.lake import transaction
+from mlops_ops.lake.history import rows
 from mlops_ops.lake.tables import PipelineTables, parse_snapshot_ref
-
-FEATURES_TAG = "mlops_ops.features_snapshot"
-RAW_TAG = "mlops_ops.raw_snapshot"
+from mlops_ops.monitoring.window import FEATURES_TAG, RAW_SNAPSHOT_TAG
 
 
 @dataclass
@@ -56,7 +55,7 @@ def chain_of(client: Any, catalog: Any, model_name: str, version: str, limit: in
     mv = client.get_model_version(model_name, version)
     tags = dict(mv.tags or {})
     aliases = sorted(getattr(mv, "aliases", []) or [])
-    features, raw_tag = tags.get(FEATURES_TAG), tags.get(RAW_TAG)
+    features, raw_tag = tags.get(FEATURES_TAG), tags.get(RAW_SNAPSHOT_TAG)
     raw_snapshot = int(raw_tag) if raw_tag else None
     batches: list[Batch] = []
     older = 0
@@ -67,7 +66,7 @@ def chain_of(client: Any, catalog: Any, model_name: str, version: str, limit: in
         raw = tables.load("raw")
         head = raw.snapshot_by_id(raw_snapshot) if raw is not None and raw_snapshot is not None else None
         if head is not None:
-            gates = {r["batch_id"]: r for r in _rows(tables.load("quality_checks"))}
+            gates = {r["batch_id"]: r for r in rows(tables.load("quality_checks"))}
             published = [s for s in transaction.ancestors(raw, head) if _holds_rows(s)]
             older = max(0, len(published) - limit)
             batches = [_batch(raw, s, gates) for s in published[:limit]]
@@ -81,12 +80,6 @@ def _holds_rows(snapshot: Any) -> bool:
         "quarantined",
         "compaction",
     )
-
-
-def _rows(table: Any) -> list[dict[str, Any]]:
-    from mlops_ops.lake.history import rows
-
-    return rows(table)
 
 
 def _batch(raw: Any, snapshot: Any, gates: dict[str, dict[str, Any]]) -> Batch:
