@@ -19,7 +19,7 @@ No Airflow imports: operators pass primitives (namespaces, the result dict).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import attr
 from openlineage.client.generated.base import DatasetFacet, InputDataset, OutputDataset, RunFacet
@@ -28,8 +28,17 @@ from openlineage.client.generated.dataset_version_dataset import DatasetVersionD
 
 SCHEMA_BASE = "https://mlops-ops.dev/spec/facets/1-0-0/"  # the JSON Schemas ship in mlops_ops/lineage/schemas/
 MAX_OBJECTS = 100  # S3 objects named per ingest event (the count is always given)
+_FacetClass = TypeVar("_FacetClass", bound=type)
 
 
+def _ours(cls: _FacetClass) -> _FacetClass:
+    """The library's facet: its ``_schemaURL`` names the JSON Schema shipped as ``schemas/<class name>.json``."""
+    url = SCHEMA_BASE + cls.__name__ + ".json"
+    cls._get_schema = staticmethod(lambda: url)  # type: ignore[attr-defined]
+    return cls
+
+
+@_ours
 @attr.define
 class KafkaOffsetsDatasetFacet(DatasetFacet):
     """The offsets a batch read: per partition, ``startOffset`` (first) to ``endOffset`` (next, exclusive)."""
@@ -37,41 +46,29 @@ class KafkaOffsetsDatasetFacet(DatasetFacet):
     clusterId: str | None  # OpenLineage facets' fields are camelCase
     partitions: list[dict[str, int]]
 
-    @staticmethod
-    def _get_schema() -> str:
-        return SCHEMA_BASE + "KafkaOffsetsDatasetFacet.json"
 
-
+@_ours
 @attr.define
 class S3ObjectDatasetFacet(DatasetFacet):
     eTag: str
 
-    @staticmethod
-    def _get_schema() -> str:
-        return SCHEMA_BASE + "S3ObjectDatasetFacet.json"
 
-
+@_ours
 @attr.define
 class IcebergSnapshotDatasetFacet(DatasetFacet):
     snapshotId: int
     branch: str
     batchId: str | None = None
 
-    @staticmethod
-    def _get_schema() -> str:
-        return SCHEMA_BASE + "IcebergSnapshotDatasetFacet.json"
 
-
+@_ours
 @attr.define
 class MlflowRunFacet(RunFacet):
     runId: str
     trackingUri: str
 
-    @staticmethod
-    def _get_schema() -> str:
-        return SCHEMA_BASE + "MlflowRunFacet.json"
 
-
+@_ours
 @attr.define
 class ModelVersionDatasetFacet(DatasetFacet):
     name: str
@@ -83,19 +80,12 @@ class ModelVersionDatasetFacet(DatasetFacet):
     decidedAt: str | None = None
     comment: str | None = None
 
-    @staticmethod
-    def _get_schema() -> str:
-        return SCHEMA_BASE + "ModelVersionDatasetFacet.json"
 
-
+@_ours
 @attr.define
 class DataDocsDatasetFacet(DatasetFacet):
     suite: str
     page: str | None = None
-
-    @staticmethod
-    def _get_schema() -> str:
-        return SCHEMA_BASE + "DataDocsDatasetFacet.json"
 
 
 @attr.define
