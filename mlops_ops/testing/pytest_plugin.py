@@ -11,14 +11,18 @@ Fixtures:
   relative ``sql:`` file is found beside the spec; the trainer subprocess imports what the test can
   (the project's own trainer and transform modules) without PYTHONPATH.
 
-Airflow reads ``AIRFLOW_HOME`` and its database URL on first import, so ``pytest_configure``
-points them at the test stack unless they are set already. Nothing heavy is imported until a
-fixture is used.
+The plugin changes nothing unless a test asks for one of its fixtures: no environment variable is set at
+configure time (a deployment's own DAG tests run exactly as without it). ``mlops_stack`` exports the stack's
+environment for its session and, unless ``AIRFLOW_HOME`` is set already, points Airflow's home and a SQLite
+database into the stack folder; Airflow reads both when it is first imported, so a test session that imported
+Airflow before the fixture ran (a test module importing it at top level) without ``AIRFLOW_HOME`` gets an error
+saying so instead of writing to ``~/airflow``. Nothing heavy is imported until a fixture is used.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,25 +51,37 @@ def _home(config: pytest.Config) -> Path:
     return Path(chosen or config.rootpath / ".mlops" / "pytest").resolve()
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    home = _home(config)
-    os.environ.setdefault("MLOPS_OPS_HOME", str(home))
-    if "AIRFLOW_HOME" not in os.environ:
-        os.environ["AIRFLOW_HOME"] = str(home / "airflow")
-        db = f"sqlite:///{home / 'airflow' / 'airflow.db'}?timeout=60"  # writers wait for SQLite's lock
-        os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", db)
-    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    config.addinivalue_line("markers", "mlops_stack: the test uses the embedded mlops-ops stack")
+def _airflow_environment(home: Path) -> dict[str, str]:
+    """Where Airflow keeps its home and database for the test stack, unless the session chose already."""
+    if "AIRFLOW_HOME" in os.environ:
+        return {}
+    if "airflow" in sys.modules:
+        raise RuntimeError(
+            "mlops_stack: Airflow was imported before the fixture could point it at the test stack "
+            f"({home / 'airflow'}), and AIRFLOW_HOME is not set, so Airflow is using ~/airflow. Set AIRFLOW_HOME "
+            "(and AIRFLOW__DATABASE__SQL_ALCHEMY_CONN) for the test session, or import Airflow inside the tests."
+        )
+    db = f"sqlite:///{home / 'airflow' / 'airflow.db'}?timeout=60"  # writers wait for SQLite's lock
+    return {"AIRFLOW_HOME": str(home / "airflow"), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db,
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def mlops_stack(request: pytest.FixtureRequest) -> Iterator[EmbeddedStack]:
-    """The embedded stack, up for the whole session, with its environment exported."""
+    """The embedded stack, up for the whole session, with its environment exported (restored at the end)."""
     from mlops_ops.stack import EmbeddedStack
 
-    stack = EmbeddedStack(home=Path(os.environ["MLOPS_OPS_HOME"]), project=request.config.rootpath)
-    stack.up(timeout=180)
+    home = _home(request.config)
     saved = dict(os.environ)
+    os.environ["MLOPS_OPS_HOME"] = str(home)
+    os.environ.update(_airflow_environment(home))
+    stack = EmbeddedStack(home=home, project=request.config.rootpath)
+    try:
+        stack.up(timeout=180)
+    except BaseException:
+        os.environ.clear()
+        os.environ.update(saved)
+        raise
     os.environ.update(stack.environment())
     try:
         yield stack

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlops_ops._extras import require
 from mlops_ops.training.tasks import METRICS, higher_is_better
 
 CHAMPION = "champion"
@@ -80,7 +81,8 @@ def compute_metrics(
     """Metrics of one model on one split. ``y`` holds class codes (``-1``: a label the model does not know: it
     counts as an error in label metrics and is left out of probability metrics) or values."""
     import numpy as np
-    from sklearn import metrics as m
+
+    m = require("sklearn.metrics")
 
     task = predictions.task
     y = np.asarray(y)
@@ -204,7 +206,7 @@ class ModelScorer:
     """A registered model loaded as pyfunc: its metadata (task, classes, threshold) and its predictions."""
 
     def __init__(self, model_uri: str) -> None:
-        import mlflow
+        mlflow = require("mlflow")
 
         self.uri = model_uri
         self.pyfunc = mlflow.pyfunc.load_model(model_uri)
@@ -242,7 +244,7 @@ class ModelScorer:
 
 
 def confusion_png(y: Any, predicted: Any, classes: list[Any]) -> bytes:
-    from sklearn.metrics import confusion_matrix
+    confusion_matrix = require("sklearn.metrics").confusion_matrix
 
     import_pyplot = _pyplot()
     k = len(classes)

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_ops._extras import require
 from mlops_ops.spec import FeaturesSpec
 from mlops_ops.training.serving import TIMESTAMP_PARTS
 
@@ -68,10 +69,11 @@ def select_columns(frame: Any, spec: FeaturesSpec, *, target: str, excluded: tup
 
 def build_preprocessor(columns: FeatureColumns, spec: FeaturesSpec, *, scale: bool) -> Any:
     """An unfitted ``ColumnTransformer`` from prepared columns to a dense float matrix."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    ColumnTransformer = require("sklearn.compose").ColumnTransformer
+    SimpleImputer = require("sklearn.impute").SimpleImputer
+    make_pipeline = require("sklearn.pipeline").make_pipeline
+    preprocessing = require("sklearn.preprocessing")
+    OneHotEncoder, StandardScaler = preprocessing.OneHotEncoder, preprocessing.StandardScaler
 
     strategy, fill = {"median": ("median", None), "mean": ("mean", None), "zero": ("constant", 0.0)}[
         spec.impute.numeric

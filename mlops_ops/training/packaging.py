@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from mlops_ops._extras import require
 from mlops_ops.training import serving
 
 
@@ -27,22 +28,22 @@ def _pins(names: list[str]) -> list[str]:
 
 
 def _dump_skops(obj: Any, path: Path) -> list[str]:
-    import skops.io
+    skops_io = require("skops.io")
 
-    skops.io.dump(obj, path)
-    return list(skops.io.get_untrusted_types(file=path))
+    skops_io.dump(obj, path)
+    return list(skops_io.get_untrusted_types(file=path))
 
 
 def log_tabular_model(mlflow: Any, trained: Any, preprocessor: Any, meta: dict[str, Any], example: Any) -> Any:
     """Log the model under the active run as ``model``; ``example`` is a few rows of raw feature columns."""
-    from mlflow.models import infer_signature
+    infer_signature = require("mlflow.models").infer_signature
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         trusted = set(_dump_skops(preprocessor, folder / "preprocessor.skops"))
         requirements = ["mlflow", "pandas", "numpy", "scikit-learn", "skops"]
         if trained.kind == "torch":
-            import torch
+            torch = require("torch")
 
             estimator = folder / "estimator.pt"
             torch.save(trained.model, estimator)

@@ -160,7 +160,8 @@ def _example(train: Any, columns: Any) -> Any:
 def tune_threshold(metric: str, y: Any, positive: Any) -> float:
     """The threshold in (0, 1) that maximises ``metric`` on (validation) labels ``y`` and probabilities."""
     import numpy as np
-    from sklearn import metrics as m
+
+    m = require("sklearn.metrics")
 
     scorers = {"f1": m.f1_score, "precision": m.precision_score, "recall": m.recall_score,
                "accuracy": m.accuracy_score}  # fmt: skip
@@ -175,7 +176,7 @@ def tune_threshold(metric: str, y: Any, positive: Any) -> float:
 
 
 def train_and_register(args: argparse.Namespace) -> dict[str, Any]:
-    mlflow = require("mlflow", "mlflow")
+    mlflow = require("mlflow")
 
     from mlops_ops.spec import ModelSpec
     from mlops_ops.training.data import open_features
@@ -251,7 +252,7 @@ def positive_scores(trained: Any, x: Any) -> Any:
     import numpy as np
 
     if trained.kind == "torch":
-        import torch
+        torch = require("torch")
 
         with torch.no_grad():
             return torch.sigmoid(trained.model(torch.from_numpy(np.asarray(x, dtype="float32"))).reshape(-1)).numpy()

@@ -21,9 +21,12 @@ import json
 from typing import Any
 
 # A model-from-code file: MLflow executes it on load, so it needs its imports at module level.
-import mlflow  # noqa: TID253
-import numpy as np
-import pandas as pd  # noqa: TID253
+try:
+    import mlflow
+    import numpy as np
+    import pandas as pd
+except ImportError as err:  # not through mlops_ops._extras: this file must load wherever MLflow serves the model
+    raise ImportError(f"mlops-ops models need {err.name!r}: pip install 'mlops-ops[mlflow,sklearn]'") from err
 
 TIMESTAMP_PARTS = ("year", "month", "day", "weekday", "hour", "epoch_days")
 

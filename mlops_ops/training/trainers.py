@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mlops_ops._extras import require
 from mlops_ops.training.tasks import BUILT_IN_TRAINERS, TASKS
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,13 @@ Trainer = Callable[..., TrainedModel]
 
 def estimator_class(path: str | None, task: str) -> Any:
     """The scikit-learn estimator class ``path`` names (default: histogram gradient boosting for the task)."""
-    from sklearn.base import BaseEstimator, is_classifier, is_regressor
+    base = require("sklearn.base")
+    BaseEstimator, is_classifier, is_regressor = base.BaseEstimator, base.is_classifier, base.is_regressor
 
     if path is None:
-        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+        ensemble = require("sklearn.ensemble")
+        HistGradientBoostingClassifier = ensemble.HistGradientBoostingClassifier
+        HistGradientBoostingRegressor = ensemble.HistGradientBoostingRegressor
 
         return HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
     module_name, _, name = path.rpartition(".")
