@@ -68,6 +68,16 @@ class MissingExtraError(MlopsOpsError, ImportError):
         )
 
 
+class LakeNotConfiguredError(MlopsOpsError, ValueError):
+    """No lake folder was given: mlops-ops never picks a bucket on its own (bucket names are global)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no lake folder is configured for Data Docs and drift reports: set the Airflow Variable 'mlops_ops_lake' "
+            "(e.g. AIRFLOW_VAR_MLOPS_OPS_LAKE=s3://<your-bucket>/mlops) or 'lake:' in the pipeline spec"
+        )
+
+
 class StackError(MlopsOpsError):
     """The embedded stack could not be started, checked or stopped."""
 

@@ -94,3 +94,17 @@ PIPELINES_ROUTE = PLUGIN_PREFIX + "/pipelines"
 def snapshot_route(pipeline: str, table: str, snapshot_id: int | str) -> str:
     """The plugin page of one snapshot of a lake table (summary, files added)."""
     return f"{LAKE_ROUTE}/{pipeline}/{table}/{snapshot_id}"
+
+
+def safe_link(url: object) -> str:
+    """``url`` when it is an http(s) URL or a same-origin path (``/...``, not ``//host``), else ``""``.
+
+    Links shown in the UI come from XCom, connections and the lake: a ``javascript:`` or ``data:`` URL there must
+    never become a clickable link."""
+    text = str(url or "").strip()
+    if any(ch in text for ch in "\x00\r\n\t\\") or not text:
+        return ""
+    lowered = text.lower()
+    if lowered.startswith(("https://", "http://")) or (text.startswith("/") and not text.startswith("//")):
+        return text
+    return ""

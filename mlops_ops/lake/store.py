@@ -13,11 +13,14 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
-DEFAULT_LAKE = "s3://mlops-lake/lake"
+from mlops_ops.exceptions import LakeNotConfiguredError
 
 
 def lake_path(uri: str, conn_id: str | None = None) -> ObjectStoragePath:
-    """An :class:`ObjectStoragePath` for a lake URI; plain paths become ``file://`` URIs."""
+    """An :class:`ObjectStoragePath` for a lake URI; plain paths become ``file://`` URIs. An empty URI (no Variable
+    ``mlops_ops_lake`` and no ``lake:`` in the spec) is an error naming what to set: there is no default bucket."""
+    if not uri.strip():
+        raise LakeNotConfiguredError()
     if uri.startswith("/"):
         uri = "file://" + uri
     if uri.startswith("s3://"):

@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from mlops_ops.lake.store import DEFAULT_LAKE
-
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-LAKE_TEMPLATE = "{{ var.value.get('mlops_ops_lake', '" + DEFAULT_LAKE + "') }}"
+# No default folder: an unset Variable renders empty, and the first write fails naming the Variable to set.
+LAKE_TEMPLATE = "{{ var.value.get('mlops_ops_lake', '') }}"
 
 
 class LakeOperator(BaseOperator):

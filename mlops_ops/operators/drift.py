@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, BaseOperatorLink
 
-from mlops_ops.naming import DRIFT_CHECK_TASK, REPORTS_ROUTE
+from mlops_ops.naming import DRIFT_CHECK_TASK, REPORTS_ROUTE, safe_link
 from mlops_ops.operators.base import LakeOperator, run_type
 from mlops_ops.ui.links import MlflowRunLink, task_result
 
@@ -33,7 +33,7 @@ class DriftReportLink(BaseOperatorLink):
     name = "Drift report"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        return str(task_result(ti_key).get("report_url") or "")
+        return safe_link(task_result(ti_key).get("report_url"))
 
 
 class DriftCheckOperator(LakeOperator):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseOperatorLink
 
-from mlops_ops.naming import DOCS_ROUTE, DOCS_XCOM_KEY, QUALITY_XCOM_KEY
+from mlops_ops.naming import DOCS_ROUTE, DOCS_XCOM_KEY, QUALITY_XCOM_KEY, safe_link
 from mlops_ops.operators.base import LakeOperator
 from mlops_ops.ui.links import LakeSnapshotLink
 
@@ -29,7 +29,7 @@ class DataDocsLink(BaseOperatorLink):
         from airflow.sdk.execution_time.xcom import XCom
 
         url = XCom.get_value(ti_key=ti_key, key=DOCS_XCOM_KEY)
-        return str(url) if url else ""
+        return safe_link(url)
 
 
 class QualityGateOperator(LakeOperator):

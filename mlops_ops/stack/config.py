@@ -77,8 +77,18 @@ class StackPaths:
         return self.home / "airflow"
 
     def ensure(self) -> None:
+        """The state folder and its parts, readable by their owner only (0700): they hold the stack's passwords,
+        Airflow's database and JWT secret, the lake and the services' logs."""
+        private_folder(self.home)
         for sub in ("pids", "logs", "data", "airflow"):
-            (self.home / sub).mkdir(parents=True, exist_ok=True)
+            private_folder(self.home / sub)
+
+
+def private_folder(path: Path) -> Path:
+    """``path`` created if missing, with mode 0700 (also when it existed with a wider mode)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    return path
 
 
 def load_settings(paths: StackPaths, *, create: bool) -> StackSettings | None:
@@ -102,7 +112,7 @@ def load_settings(paths: StackPaths, *, create: bool) -> StackSettings | None:
 
 
 def save_settings(paths: StackPaths, settings: StackSettings) -> None:
-    paths.home.mkdir(parents=True, exist_ok=True)
+    private_folder(paths.home)
     tmp = paths.settings_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(settings), indent=2))
     tmp.chmod(0o600)

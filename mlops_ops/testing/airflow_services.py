@@ -75,7 +75,9 @@ class AirflowServices:
                                                   "--celery-hostname", f"worker{i}@%h"]  # fmt: skip
 
     def start(self, timeout: float = 180) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
+        from mlops_ops.stack.config import private_folder
+
+        private_folder(self.home)  # Airflow's database, JWT secret and passwords file
         subprocess.run([self.airflow, "db", "migrate"], env=self.env, check=True, capture_output=True, timeout=300)
         for name, args in self.commands.items():
             log = (self.home / f"{name}.log").open("ab")

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from mlops_ops.naming import safe_link
+
 APPROVAL_TAG = "mlops_ops.approval"  # pending | approved | rejected | timed_out
 APPROVAL_BY_TAG = "mlops_ops.approval_by"
 APPROVAL_AT_TAG = "mlops_ops.approval_at"
@@ -81,7 +83,8 @@ def _threshold(bounds: Mapping[str, Any] | None) -> str:
 
 def _link(label: str, url: str | None) -> str:
     """Only http(s) or same-origin links (``/...``) are written; anything else shows as text."""
-    if url and (url.startswith(("https://", "http://")) or (url.startswith("/") and not url.startswith("//"))):
+    url = safe_link(url)
+    if url:
         return f"[{_text(label)}]({url.replace(' ', '%20').replace(')', '%29')})"
     return _text(label)
 

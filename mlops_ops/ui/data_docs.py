@@ -4,18 +4,53 @@ Mounted by the plugin at ``/mlops-ops``: ``GET /mlops-ops/data-docs/<pipeline>/<
 reads ``<lake>/<pipeline>/_data_docs/<path>`` through the lake's connection (local disk or
 S3), so the quality gate's task link works wherever the lake is. A user sees a pipeline's
 docs when Airflow's auth manager lets them read its training DAG (docs show sample values).
+
+Pages in the lake are written by tasks from data: they are served from Airflow's origin only inside a CSP sandbox.
+Data Docs run no script at all; Evidently reports need theirs, which run in an opaque origin (no cookies, no
+Airflow API, no network: ``connect-src 'none'``). Every request path is checked segment by segment first: ``.``,
+``..``, backslashes and control characters (also percent-encoded) are a 404 on every route.
 """
 
 from __future__ import annotations
 
 import mimetypes
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import PlainTextResponse
 
 MAX_BYTES = 50 << 20
+_LOCKED = "default-src 'none'; img-src data: https:; style-src 'unsafe-inline' https:; font-src data: https:; " \
+          "frame-ancestors 'self'; form-action 'none'; base-uri 'none'"  # fmt: skip
+DOCS_CSP = "sandbox; " + _LOCKED  # Data Docs: no script runs
+REPORT_CSP = "sandbox allow-scripts; script-src 'unsafe-inline' 'unsafe-eval'; connect-src 'none'; " + _LOCKED.replace(
+    "img-src data: https:", "img-src data: blob: https:"
+)  # Evidently's report renders with its own inline scripts, in an opaque origin
+PAGE_HEADERS = {"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer"}  # fmt: skip
 
 app = FastAPI(title="mlops-ops", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def bad_segment(path: str) -> bool:
+    """Whether a request path has a segment no route accepts: ``.``, ``..``, a backslash or a control character,
+    as sent or percent-decoded (once or twice)."""
+    for text in (path, unquote(path), unquote(unquote(path))):
+        for segment in text.split("/"):
+            if segment in (".", "..") or "\\" in segment or any(ord(ch) < 32 or ord(ch) == 127 for ch in segment):
+                return True
+    return False
+
+
+@app.middleware("http")
+async def refuse_bad_segments(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    if bad_segment(raw.decode("latin-1")) or bad_segment(request.url.path):
+        return PlainTextResponse("not found", status_code=404)
+    return await call_next(request)
 
 
 async def current_user(request: Request) -> Any:
@@ -32,7 +67,10 @@ async def _check_access(request: Request, pipeline: str) -> None:
     from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 
     from mlops_ops.naming import training_dag_id
+    from mlops_ops.spec import IDENTIFIER
 
+    if not re.match(IDENTIFIER, pipeline):  # before the login check: a bad name says nothing about who may read
+        raise HTTPException(status_code=404, detail="no such pipeline")
     user = await current_user(request)
 
     details = DagDetails(id=training_dag_id(pipeline))
@@ -43,9 +81,12 @@ async def _check_access(request: Request, pipeline: str) -> None:
 def lake_uri() -> str:
     from airflow.sdk import Variable
 
-    from mlops_ops.lake.store import DEFAULT_LAKE
+    from mlops_ops.exceptions import LakeNotConfiguredError
 
-    return str(Variable.get("mlops_ops_lake", default=DEFAULT_LAKE))
+    uri = str(Variable.get("mlops_ops_lake", default=""))
+    if not uri:
+        raise HTTPException(status_code=503, detail=str(LakeNotConfiguredError()))
+    return uri
 
 
 def pipeline_lake(pipeline: str) -> str:
@@ -99,7 +140,7 @@ async def data_docs(pipeline: str, path: str, request: Request) -> Response:
     await _check_access(request, pipeline)
     # s3fs runs its own event loop behind a sync API: call it off the server's loop, as blocking I/O anyway is
     body, media = await run_in_threadpool(lambda: read_page(pipeline_lake(pipeline), pipeline, path))
-    return Response(content=body, media_type=media, headers={"Cache-Control": "private, max-age=60"})
+    return Response(content=body, media_type=media, headers={**PAGE_HEADERS, "Content-Security-Policy": DOCS_CSP})
 
 
 @app.get("/drift-reports/{pipeline}/{path:path}")
@@ -111,4 +152,4 @@ async def drift_reports(pipeline: str, path: str, request: Request) -> Response:
     body, media = await run_in_threadpool(
         lambda: read_page(pipeline_lake(pipeline), pipeline, path, folder="monitoring/reports")
     )
-    return Response(content=body, media_type=media, headers={"Cache-Control": "private, max-age=60"})
+    return Response(content=body, media_type=media, headers={**PAGE_HEADERS, "Content-Security-Policy": REPORT_CSP})

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
 
-from mlops_ops.naming import snapshot_route
+from mlops_ops.naming import safe_link, snapshot_route
 
 SNAPSHOT_PATH = re.compile(r"^(?P<table>[a-z][a-z0-9_]{0,62})/(?P<snapshot>-?[0-9]{1,20})$")
 
@@ -57,7 +57,7 @@ class MlflowRunLink(BaseOperatorLink):
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         result = task_result(ti_key)
         run_id = str(result.get("run_id") or result.get("mlflow_run_id") or "")
-        return run_url(_mlflow_ui(operator), run_id) if run_id else ""
+        return safe_link(run_url(_mlflow_ui(operator), run_id)) if run_id else ""
 
 
 class ModelVersionLink(BaseOperatorLink):
@@ -69,7 +69,7 @@ class ModelVersionLink(BaseOperatorLink):
         result = task_result(ti_key)
         name = str(result.get("model_name") or getattr(operator, "model_name", "") or "")
         version = str(result.get("champion") or result.get("version") or "")
-        return model_version_url(_mlflow_ui(operator), name, version) if version else ""
+        return safe_link(model_version_url(_mlflow_ui(operator), name, version)) if version else ""
 
 
 class LakeSnapshotLink(BaseOperatorLink):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote
 
+from mlops_ops.naming import safe_link
 from mlops_ops.ui.links import model_version_url
 from mlops_ops.ui.overview import PipelineRow, Point
 
@@ -57,7 +58,7 @@ def _row(row: PipelineRow, mlflow_ui: str) -> str:
     champion = '<span class="none">no champion yet</span>'
     if row.champion_version:
         text = f"v{row.champion_version}"
-        href = model_version_url(mlflow_ui, row.model_name or "", row.champion_version)
+        href = safe_link(model_version_url(mlflow_ui, row.model_name or "", row.champion_version))
         if href:
             text = f'<a href="{escape(href)}" target="_blank" rel="noopener">{escape(text)}</a>'
         metric = (f"{escape(row.key_metric or '')} {row.champion_metric:.4f}" if row.champion_metric is not None
@@ -69,16 +70,16 @@ def _row(row: PipelineRow, mlflow_ui: str) -> str:
         gate = _state("success" if passed else "failed", "passed" if passed else "failed")
         counts = f"{row.gate['batches']} batch(es), {row.gate['failed_expectations']} failed expectation(s)"
         gate += f' <span class="small">{counts}</span>'
-        if row.gate.get("data_docs_url"):
-            gate += f' <a href="{escape(row.gate["data_docs_url"])}" target="_blank">Data Docs</a>'
+        if safe_link(row.gate.get("data_docs_url")):
+            gate += f' <a href="{escape(safe_link(row.gate["data_docs_url"]))}" target="_blank">Data Docs</a>'
     drift = '<span class="none">not checked</span>'
     if row.drift:
         share = row.drift.get("drift_share")
         drifted = bool(row.drift.get("drifted"))
         drift = _state("failed" if drifted else "success", "drift" if drifted else "no drift")
         drift += f' <span class="metric">share {share:.2f}</span>' if isinstance(share, int | float) else ""
-        if row.drift.get("report_url"):
-            drift += f' <a href="{escape(row.drift["report_url"])}" target="_blank">report</a>'
+        if safe_link(row.drift.get("report_url")):
+            drift += f' <a href="{escape(safe_link(row.drift["report_url"]))}" target="_blank">report</a>'
     run = row.last_run or {}
     last_run = _state(run.get("state")) + (
         f' <span class="small">{escape(run.get("run_type", ""))}</span>' if run else ""

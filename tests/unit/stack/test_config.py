@@ -28,3 +28,13 @@ def test_the_spark_connection_names_the_cluster_only_when_it_runs(tmp_path: Path
     conn = spark_connection(settings)
     assert conn["host"] == "spark://127.0.0.1" and conn["port"] == settings.ports["spark_master"]
     assert conn["extra"]["shared_filesystem"] is True  # type: ignore[index]
+
+
+def test_state_folders_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    home = tmp_path / "state"
+    (home / "logs").mkdir(parents=True)
+    (home / "logs").chmod(0o755)  # left wide by an earlier version: tightened
+    paths = StackPaths(home, tmp_path)
+    paths.ensure()
+    for folder in (home, *(home / sub for sub in ("pids", "logs", "data", "airflow"))):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
