@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mlops_ops.durations import DURATION
+
 IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
 DOTTED_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 SCHEDULE_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
@@ -251,6 +253,9 @@ class TrainSpec(ModelSpec):
     executor: Literal["local", "docker", "kubernetes"] = "local"
     trainer: str = Field(min_length=1, description="'torch_mlp', 'sklearn' or module.path:function")
     params: dict[str, Any] = {}
+    # JSON Schema of a user trainer's hyper-parameters (train.params and a run's train_params must fit it); the
+    # built-in trainers declare theirs (mlops_ops.training.params_schema)
+    params_schema: dict[str, Any] | None = None
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     image: str | None = None  # docker / kubernetes: default mlops-ops-trainer:<version> (docker/trainer.Dockerfile)
     node_selector: dict[str, str] = {}
@@ -346,6 +351,19 @@ class RetrainSpec(_Model):
     on_new_data: bool = True
 
 
+class TimeoutsSpec(_Model):
+    """Each stage's ``execution_timeout`` (``30m``, ``6h``, ``2d``): a task still running then is failed (and retried),
+    so a runaway job (``{"epochs": 1e9}``) cannot hold a worker for ever. The approval wait has its own timeout."""
+
+    ingest: str = Field(default="1h", pattern=DURATION)
+    preprocess: str = Field(default="2h", pattern=DURATION)
+    quality: str = Field(default="1h", pattern=DURATION)
+    train: str = Field(default="12h", pattern=DURATION)
+    evaluate: str = Field(default="1h", pattern=DURATION)
+    promote: str = Field(default="15m", pattern=DURATION)
+    drift: str = Field(default="1h", pattern=DURATION)
+
+
 class PipelineSpec(_Model):
     """A whole pipeline; ``pipeline`` becomes the prefix of its DAG ids."""
 
@@ -357,6 +375,7 @@ class PipelineSpec(_Model):
     start_date: datetime = datetime(2026, 1, 1, tzinfo=UTC)
     lake: str | None = Field(default=None, pattern=r"^(s3://[a-z0-9][a-z0-9.-]+[a-z0-9](/.*)?|file://.+|/.+)$")
     retries: int = Field(default=2, ge=0, le=20)
+    timeouts: TimeoutsSpec = TimeoutsSpec()
     source: SourceSpec | None = None
     preprocess: PreprocessSpec | None = None
     quality: QualitySpec | None = None
@@ -428,6 +447,20 @@ def _executor_checks(train: TrainSpec) -> list[tuple[tuple[str | int, ...], str,
     return out
 
 
+def _params_checks(train: TrainSpec) -> list[tuple[tuple[str | int, ...], str, Any]]:
+    from mlops_ops.training.params_schema import problems, schema_for, schema_problem
+
+    if train.params_schema is not None:
+        if train.trainer in ("sklearn", "torch_mlp"):
+            return [(("train", "params_schema"), f"trainer '{train.trainer}' declares its own parameters", None)]
+        problem = schema_problem(train.params_schema)
+        if problem:
+            return [(("train", "params_schema"), problem, None)]
+    schema = schema_for(train.trainer, train.params_schema)
+    return [(("train", "params"), f"{line} (allowed: see the trainer's parameter schema)", None)
+            for line in problems(train.params, schema)]  # fmt: skip
+
+
 def cross_checks(spec: PipelineSpec) -> list[tuple[tuple[str | int, ...], str, Any]]:
     """Problems between stages (where a metric fits the task, a threshold names a computed metric, ...):
     ``(location, message, given)`` each, so the loader can name the file, line and field."""
@@ -459,6 +492,7 @@ def cross_checks(spec: PipelineSpec) -> list[tuple[tuple[str | int, ...], str, A
         if train.max_rows is not None and train.trainer == "torch_mlp":
             out.append((("train", "max_rows"), "torch_mlp streams the whole split in batches; max_rows samples "
                         "for trainers that hold the data in memory (sklearn, your own)", train.max_rows))  # fmt: skip
+        out.extend(_params_checks(train))
         out.extend(_executor_checks(train))
         key = spec.preprocess.key_column if spec.preprocess is not None else None
         for field_name in ("include", "exclude"):

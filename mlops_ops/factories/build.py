@@ -55,8 +55,9 @@ def _operator_class(name: str) -> type:
     raise ValueError(f"unknown operator '{name}' in a DAG plan")
 
 
-def _params(train: bool) -> dict[str, Any] | None:
-    """Trigger-time settings, validated by Airflow (JSON schema): a bad ``conf`` is refused, the UI shows a form."""
+def _params(train: bool, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Trigger-time settings, validated by Airflow (JSON schema): a bad ``conf`` is refused (the REST API answers
+    400), the UI shows a form. ``train_params`` is bounded by the trainer's parameter schema."""
     if not train:
         return None
     from airflow.sdk import Param
@@ -66,7 +67,7 @@ def _params(train: bool) -> dict[str, Any] | None:
     return {
         TRAIN_PARAMS_KEY: Param(
             {},
-            type="object",
+            **{"type": "object", **(schema or {})},
             title="Hyper-parameters",
             description='JSON object overriding the spec\'s train.params for this run, e.g. {"epochs": 4, "lr": 0.001}',
         ),
@@ -136,14 +137,15 @@ def dag_from_plan(plan: dict[str, Any]) -> DAG:
             "retry_exponential_backoff": True,
         },
         doc_md=d["doc_md"],
-        params=_params(d.get("train_params", False)),
+        params=_params(d.get("train_params", False), d.get("train_params_schema")),
     )
     with dag:
         built: dict[str, Any] = {}
         for task in plan["tasks"]:
             outlets = [Asset(name=name, group=ASSET_GROUP) for name in task.get("outlets", [])]
             inlets = [Asset(name=name, group=ASSET_GROUP) for name in task.get("inlets", [])]
-            op = _operator_class(task["operator"])(**task["kwargs"], outlets=outlets, inlets=inlets)
+            timeout = {"execution_timeout": timedelta(seconds=task["timeout_s"])} if "timeout_s" in task else {}
+            op = _operator_class(task["operator"])(**task["kwargs"], **timeout, outlets=outlets, inlets=inlets)
             for upstream in task.get("upstream", []):
                 built[upstream] >> op
             built[op.task_id] = op

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from mlops_ops import naming
+from mlops_ops.durations import parse_duration
 from mlops_ops.exceptions import StageNotSupportedError
 from mlops_ops.factories import docs
 
@@ -38,9 +39,26 @@ SUPPORTED_STAGES = (
 )
 
 
+# Which ``timeouts`` entry bounds each operator (the approval task waits on its own ``promote.approval.timeout``).
+STAGE_OF_OPERATOR = {
+    "kafka_to_lake": "ingest",
+    "s3_to_lake": "ingest",
+    "spark_preprocess": "preprocess",
+    "quality_gate": "quality",
+    "train_model": "train",
+    "train_model_docker": "train",
+    "train_model_kubernetes": "train",
+    "evaluate_model": "evaluate",
+    "promote_model": "promote",
+    "drift_check": "drift",
+    "drift_signal": "drift",
+}
+
+
 class TaskPlan(TypedDict, total=False):
     operator: str
     kwargs: dict[str, Any]
+    timeout_s: int  # the task's execution_timeout (the spec's ``timeouts`` of its stage)
     outlets: list[str]
     inlets: list[str]
     upstream: list[str]
@@ -59,6 +77,7 @@ class DagSettings(TypedDict):
     retries: int
     doc_md: str
     train_params: bool
+    train_params_schema: dict[str, Any] | None
 
 
 class DagPlan(TypedDict):
@@ -85,6 +104,7 @@ def _dag(
     trigger_assets: list[dict[str, Any]],
     extra_tags: tuple[str, ...] = (),
     train_params: bool = False,
+    train_params_schema: dict[str, Any] | None = None,
 ) -> DagSettings:
     return {
         "dag_id": dag_id,
@@ -100,6 +120,7 @@ def _dag(
         "retries": spec.retries,
         "doc_md": doc_md,
         "train_params": train_params,
+        "train_params_schema": train_params_schema,
     }
 
 
@@ -244,6 +265,7 @@ def plan_training_dag(spec: PipelineSpec, *, source: str = "<spec>") -> DagPlan 
         docs.training_doc(spec, source),
         _training_triggers(spec),
         train_params=spec.train is not None,
+        train_params_schema=_params_schema(spec),
     )
     return {"dag": dag, "tasks": tasks}
 
@@ -273,6 +295,14 @@ def _training_triggers(spec: PipelineSpec) -> list[dict[str, Any]]:
     return assets
 
 
+def _params_schema(spec: PipelineSpec) -> dict[str, Any] | None:
+    if spec.train is None:
+        return None
+    from mlops_ops.training.params_schema import schema_for
+
+    return schema_for(spec.train.trainer, spec.train.params_schema)
+
+
 def _train_evaluate_promote(spec: PipelineSpec) -> list[TaskPlan]:
     train = spec.train
     if train is None:
@@ -294,6 +324,7 @@ def _train_evaluate_promote(spec: PipelineSpec) -> list[TaskPlan]:
             ),
             "trainer": train.trainer,
             "trainer_params": dict(train.params),
+            "params_schema": _params_schema(spec),
         },
     }
     if train.executor != "local":
@@ -425,4 +456,9 @@ def plan_dags(spec: PipelineSpec, *, source: str | Path = "<spec>") -> list[DagP
         plans.append(training)
     if spec.drift is not None:
         plans.append(plan_drift_dag(spec, source=source))
+    for plan in plans:
+        for task in plan["tasks"]:
+            stage = STAGE_OF_OPERATOR.get(task["operator"])
+            if stage is not None:
+                task["timeout_s"] = int(parse_duration(getattr(spec.timeouts, stage)).total_seconds())
     return plans

@@ -19,7 +19,7 @@ from typing import Any
 import mlops_ops
 from mlops_ops.factories import plan as planning
 
-PLAN_FORMAT = 7
+PLAN_FORMAT = 9
 _PLANNING_MODULES = ("spec.py", "spec_loader.py", "naming.py", "factories/plan.py", "factories/docs.py")
 
 

@@ -52,6 +52,7 @@ class TrainingRequest:
     model_options: dict[str, Any] = field(default_factory=dict)
     trainer: str = "sklearn"
     trainer_params: dict[str, Any] = field(default_factory=dict)
+    params_schema: dict[str, Any] | None = None  # the trainer's (mlops_ops.training.params_schema); None: unchecked
     features: str | None = None
     features_task_id: str = PREPROCESS_TASK
     experiment: str | None = None
@@ -77,6 +78,14 @@ class TrainingRequest:
         if not isinstance(overrides, dict):
             raise ValueError(f"DAG Param '{TRAIN_PARAMS_KEY}' must be a JSON object, got {type(overrides).__name__}")
         params = {**self.trainer_params, **overrides}
+        if self.params_schema is not None:
+            from mlops_ops.training.params_schema import problems
+
+            found = problems(params, self.params_schema)
+            if found:
+                raise ValueError(
+                    f"hyper-parameters of this run do not fit trainer '{self.trainer}': {'; '.join(found)}"
+                )
         tags = self._tags(context, task_id)
         quality = context["ti"].xcom_pull(task_ids=QUALITY_GATE_TASK, key=QUALITY_XCOM_KEY)
         if isinstance(quality, dict) and quality:

@@ -176,3 +176,8 @@ def test_approve_reject_timeout_a_hand_marked_success_and_a_replay(gated: dict[s
     status, _ = services.request("POST", f"/api/v2/dags/{training}/dagRuns",
                                  {"logical_date": None, "conf": {"replay_of": "not a version"}})  # fmt: skip
     assert status == 400  # the Param's pattern: MODEL@VERSION
+    # hyper-parameters at trigger time are bounded by the trainer's parameter schema: a runaway job is refused
+    for oversized in ({"max_iter": 1e12}, {f"k{i}": 1 for i in range(65)}, {"x": "a" * 10_000}):
+        status, reply = services.request("POST", f"/api/v2/dags/{training}/dagRuns",
+                                         {"logical_date": None, "conf": {"train_params": oversized}})  # fmt: skip
+        assert status == 400 and "train_params" in str(reply), reply

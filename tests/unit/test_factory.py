@@ -299,3 +299,66 @@ def test_retraining_needs_a_trigger_compatible_schedule() -> None:
 
     assert isinstance(dag.timetable.asset_condition, Asset)  # the control-topic Asset alone schedules it
     assert dag.timetable.asset_condition.name == "mlops_ops.p.retrain_request"
+
+
+def test_every_stage_has_an_execution_timeout_the_spec_can_change() -> None:
+    from datetime import timedelta
+
+    dags = _dags(parse_spec(SPEC + TRAINING, default_pipeline="p"), source="p.yaml")
+    timeouts = {t.task_id: t.execution_timeout for d in dags.values() for t in d.tasks}
+    assert timeouts["ingest_kafka"] == timedelta(hours=1) and timeouts["preprocess"] == timedelta(hours=2)
+    assert timeouts["train"] == timedelta(hours=12) and timeouts["evaluate"] == timedelta(hours=1)
+    assert timeouts["promote"] == timedelta(minutes=15)
+    assert all(value is not None for value in timeouts.values()), timeouts
+
+    changed = parse_spec(SPEC + TRAINING + "timeouts: {train: 30m, ingest: 2d}\n", default_pipeline="p")
+    dags = _dags(changed, source="p.yaml")
+    assert dags["training"].get_task("train").execution_timeout == timedelta(minutes=30)
+    assert dags["ingest"].get_task("ingest_kafka").execution_timeout == timedelta(days=2)
+    assert dags["training"].get_task("evaluate").execution_timeout == timedelta(hours=1)  # others keep defaults
+
+    with pytest.raises(SpecError, match=r"timeouts\.train"):
+        parse_spec(SPEC + TRAINING + "timeouts: {train: forever}\n", default_pipeline="p")
+    with pytest.raises(SpecError, match=r"timeouts\.trian"):
+        parse_spec(SPEC + TRAINING + "timeouts: {trian: 1h}\n", default_pipeline="p")
+
+
+def test_trigger_time_hyper_parameters_are_bounded_by_the_trainers_schema() -> None:
+    import copy
+
+    from airflow.sdk.exceptions import ParamValidationError
+
+    dag = _dags(parse_spec(SPEC + TRAINING, default_pipeline="p"), source="p.yaml")["training"]
+
+    def refused(conf: dict) -> bool:  # what the REST API and the trigger form do with a run's conf
+        params = copy.deepcopy(dag.params)
+        try:
+            for key, value in conf.items():
+                params[key] = value
+            params.validate()
+        except ParamValidationError:
+            return True
+        return False
+
+    assert not refused({"train_params": {"epochs": 4, "lr": 0.001}})
+    assert refused({"train_params": {"epochs": 1e9}})  # torch_mlp: epochs ≤ 10,000
+    assert refused({"train_params": {"epochs": 4, "rm_rf": True}})  # a key the trainer does not take
+    assert refused({"train_params": {"hidden": [64] * 100}})
+
+    sklearn = TRAINING.replace("trainer: torch_mlp", "trainer: sklearn").replace("params: {epochs: 3}", "params: {}")
+    dag = _dags(parse_spec(SPEC + sklearn, default_pipeline="p"), source="p.yaml")["training"]
+    assert not refused({"train_params": {"max_iter": 200, "class_weight": {"0": 1, "1": 5}}})
+    assert refused({"train_params": {f"k{i}": 1 for i in range(65)}})
+    assert refused({"train_params": {"max_iter": 1e12}})
+    assert refused({"train_params": {"x": "a" * 10_000}})
+
+    with pytest.raises(SpecError, match=r"train\.params.*epochs"):
+        parse_spec(SPEC + TRAINING.replace("params: {epochs: 3}", "params: {epochs: 0}"), default_pipeline="p")
+    schema = "{properties: {rounds: {type: integer, maximum: 50}}, additionalProperties: false}"
+    custom = TRAINING.replace("trainer: torch_mlp", "trainer: 'team.train:fit'").replace(
+        "params: {epochs: 3}", "params: {rounds: 3}, params_schema: " + schema
+    )
+    dag = _dags(parse_spec(SPEC + custom, default_pipeline="p"), source="p.yaml")["training"]
+    assert not refused({"train_params": {"rounds": 50}}) and refused({"train_params": {"rounds": 51}})
+    with pytest.raises(SpecError, match=r"train\.params_schema"):
+        parse_spec(SPEC + custom.replace("type: integer", "type: integr"), default_pipeline="p")

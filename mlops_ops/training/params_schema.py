@@ -1,0 +1,79 @@
+"""The JSON Schema of each trainer's hyper-parameters: what a spec's ``train.params`` and a run's ``train_params``
+(DAG Param, REST API, trigger form) may hold.
+
+``torch_mlp`` declares every parameter with a range; ``sklearn`` and a user trainer get a bounded generic schema
+(at most 64 keys of scalars, short strings and short lists, numbers within ±1e6) unless the spec declares its own in
+``train.params_schema``. The schema becomes the Param's schema, so Airflow refuses a bad ``conf`` when the run is
+created (the API answers 400); the training task checks the merged parameters once more before any work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+_SCALAR: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "minimum": -1e6, "maximum": 1e6},
+        {"type": "string", "maxLength": 200},
+        {"type": "boolean"},
+        {"type": "null"},
+    ]
+}
+GENERIC: dict[str, Any] = {
+    "type": "object",
+    "maxProperties": 64,
+    "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"},
+    "additionalProperties": {
+        "anyOf": [
+            _SCALAR,
+            {"type": "array", "maxItems": 64, "items": _SCALAR},
+            {"type": "object", "maxProperties": 64, "additionalProperties": _SCALAR},  # e.g. class_weight
+        ]
+    },
+}
+TORCH_MLP: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "hidden": {"type": "array", "maxItems": 16, "items": {"type": "integer", "minimum": 1, "maximum": 8192}},
+        "epochs": {"type": "integer", "minimum": 1, "maximum": 10_000},
+        "batch_size": {"type": "integer", "minimum": 1, "maximum": 1_048_576},
+        "lr": {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
+        "weight_decay": {"type": "number", "minimum": 0, "maximum": 10},
+        "dropout": {"type": "number", "minimum": 0, "maximum": 0.95},
+        "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+        "patience": {"type": "integer", "minimum": 0, "maximum": 10_000},
+        "loss": {"enum": ["mse", "huber"]},
+    },
+}
+
+
+def schema_for(trainer: str, declared: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The hyper-parameter schema of ``trainer`` (``declared`` wins: a spec's ``train.params_schema``)."""
+    if declared:
+        return {"type": "object", **dict(declared)}
+    return dict(TORCH_MLP if trainer == "torch_mlp" else GENERIC)
+
+
+def problems(params: Any, schema: Mapping[str, Any]) -> list[str]:
+    """Every way ``params`` breaks ``schema``, as ``<key>: <message>`` lines (empty when it fits)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(dict(schema))
+    found = []
+    for error in sorted(validator.iter_errors(params), key=lambda e: list(map(str, e.absolute_path))):
+        where = ".".join(str(p) for p in error.absolute_path) or "(the object)"
+        found.append(f"{where}: {error.message[:200]}")
+    return found
+
+
+def schema_problem(schema: Mapping[str, Any]) -> str | None:
+    """Why ``schema`` is not a usable JSON Schema (``None`` when it is)."""
+    import jsonschema
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(dict(schema))
+    except jsonschema.SchemaError as err:
+        return f"not a valid JSON Schema: {err.message}"
+    return None
