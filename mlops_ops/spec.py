@@ -12,12 +12,26 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mlops_ops.durations import DURATION
 
 IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
 DOTTED_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _trusted(value: str) -> str:
+    """A dotted path the trust model admits (:mod:`mlops_ops.callables`): never ``builtins``, ``pickle``, ``os``...;
+    otherwise mlops_ops, the DAGs/plugins folder or Airflow's ``[mlops_ops] allowed_callable_modules``."""
+    from mlops_ops.callables import trust_problem
+
+    problem = trust_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+CallablePath = Annotated[str, Field(pattern=DOTTED_PATH), AfterValidator(_trusted)]
 SCHEDULE_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
 COLUMN_TYPES = ("string", "int", "float", "bool", "timestamp")
 
@@ -60,7 +74,7 @@ class KafkaSourceSpec(_Model):
     conn_id: str = "kafka_default"
     group_id: str | None = None
     format: Literal["json"] = "json"
-    deserializer: str | None = Field(default=None, pattern=DOTTED_PATH)
+    deserializer: CallablePath | None = None
     schema_: dict[str, Literal["string", "int", "float", "bool", "timestamp"]] | None = Field(
         default=None, alias="schema"
     )
@@ -118,7 +132,7 @@ class SplitSpec(_Model):
 
 
 class PreprocessSpec(_Model):
-    transform: str | None = Field(default=None, pattern=DOTTED_PATH)
+    transform: CallablePath | None = None
     sql: str | None = None
     params: dict[str, Any] = {}
     key_column: str
@@ -272,8 +286,10 @@ class TrainSpec(ModelSpec):
     @field_validator("trainer")
     @classmethod
     def _trainer(cls, value: str) -> str:
-        if value in ("torch_mlp", "sklearn") or re.match(DOTTED_PATH, value):
+        if value in ("torch_mlp", "sklearn"):
             return value
+        if re.match(DOTTED_PATH, value):
+            return _trusted(value)
         raise ValueError("must be 'torch_mlp', 'sklearn' or a dotted path 'package.module:function'")
 
 
@@ -294,7 +310,7 @@ class CustomMetricSpec(_Model):
     """A metric computed by ``function(y_true, y_pred)``: labels (classification) or values (regression), or
     with ``uses: probabilities`` the positive-class probability (binary) / the probability matrix (multiclass)."""
 
-    function: str = Field(pattern=DOTTED_PATH)
+    function: CallablePath
     higher_is_better: bool = True
     uses: Literal["predictions", "probabilities"] = "predictions"
 

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import mlops_ops
+from mlops_ops.callables import configured_modules
 from mlops_ops.factories import plan as planning
 
 PLAN_FORMAT = 9
-_PLANNING_MODULES = ("spec.py", "spec_loader.py", "naming.py", "factories/plan.py", "factories/docs.py")
+_PLANNING_MODULES = ("spec.py", "spec_loader.py", "naming.py", "callables.py", "factories/plan.py", "factories/docs.py")
 
 
 def cache_dir() -> Path:
@@ -34,7 +35,9 @@ def cache_dir() -> Path:
 def _code_fingerprint() -> str:
     root = Path(mlops_ops.__file__).parent
     stamps = [f"{name}:{(root / name).stat().st_mtime_ns}" for name in _PLANNING_MODULES]
-    return f"{PLAN_FORMAT}|{mlops_ops.__version__}|{'|'.join(stamps)}"
+    # which spec callables are trusted decides whether a spec is valid: a changed allow-list is a miss
+    trusted = ",".join(configured_modules())
+    return f"{PLAN_FORMAT}|{mlops_ops.__version__}|{trusted}|{'|'.join(stamps)}"
 
 
 def plan_key(content: bytes, source: str) -> str:

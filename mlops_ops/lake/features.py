@@ -20,7 +20,6 @@ Nothing new in raw since the last build (same transform) reuses the current feat
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import shutil
 import tempfile
@@ -95,14 +94,9 @@ def split_expression(F: Any, key_column: str, fractions: Mapping[str, float]) ->
 
 
 def load_transform(dotted: str) -> Any:
-    module_name, _, attr = dotted.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"preprocess transform '{dotted}' cannot be imported: {err}") from err
-    if not callable(fn):
-        raise ValueError(f"preprocess transform '{dotted}' is not callable")
-    return fn
+    from mlops_ops.callables import load_callable
+
+    return load_callable(dotted, field="preprocess transform")
 
 
 def _sql_text(sql: str | None) -> str | None:

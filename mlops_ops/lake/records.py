@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -31,11 +30,9 @@ def load_decoder(dotted: str | None) -> Decoder:
     """The default JSON decoder, or a user function given as ``package.module:function``."""
     if dotted is None:
         return json_decoder
-    module, _, name = dotted.partition(":")
-    try:
-        func: Decoder = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"deserializer '{dotted}' cannot be imported: {err}") from err
+    from mlops_ops.callables import load_callable
+
+    func: Decoder = load_callable(dotted, field="deserializer")
     return func
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import importlib
 import io
 import json
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_ops._extras import require
+from mlops_ops.callables import load_callable
 from mlops_ops.training.tasks import METRICS, higher_is_better
 
 CHAMPION = "champion"
@@ -49,11 +49,7 @@ class CustomMetric:
     uses: str = "predictions"
 
     def compute(self, y: Any, predictions: Predictions, classes: list[Any] | None) -> float:
-        module, _, name = self.function.partition(":")
-        try:
-            fn = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as err:
-            raise ValueError(f"custom metric '{self.function}' cannot be imported: {err}") from err
+        fn = load_callable(self.function, field="custom metric")
         if predictions.task == "regression":
             return float(fn(y, predictions.scores))
         if self.uses == "probabilities":

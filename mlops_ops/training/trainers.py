@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mlops_ops._extras import require
+from mlops_ops.callables import load_callable
 from mlops_ops.training.tasks import BUILT_IN_TRAINERS, TASKS
 
 log = logging.getLogger(__name__)
@@ -137,13 +138,9 @@ def resolve(trainer: str, task: str) -> Trainer:
         if task not in BUILT_IN_TRAINERS[trainer]:
             raise ValueError(f"trainer '{trainer}' does not support task '{task}'")
         return BUILT_IN[trainer]
-    module_name, sep, attr = trainer.partition(":")
-    if not sep:
+    if ":" not in trainer:
         raise ValueError(f"trainer '{trainer}' is not one of {', '.join(BUILT_IN)} nor module.path:function")
-    try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"trainer '{trainer}' cannot be imported: {err}") from err
+    fn = load_callable(trainer, field="trainer")
     supported = tuple(getattr(fn, "tasks", TASKS))
     if task not in supported:
         raise ValueError(f"trainer '{trainer}' supports task(s) {', '.join(supported)}, not '{task}'")
