@@ -2,7 +2,7 @@
 
 Adds "ML pipelines" (the overview page) and a link to the MLflow UI to the Airflow navigation
 bar, and mounts ``/mlops-ops`` on the API server (see :mod:`mlops_ops.ui.app`): the overview,
-the quality gate's Data Docs, drift reports and lake manifests, read from the lake.
+the quality gate's Data Docs, drift reports and lake snapshots, read from the lake.
 The MLflow URL comes from
 ``MLOPS_OPS_MLFLOW_UI_URL``, else ``MLFLOW_TRACKING_URI`` (what ``mlops-ops stack env`` exports), read once when the
 plugin loads, so no database or network call happens at import time.

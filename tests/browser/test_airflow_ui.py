@@ -212,3 +212,60 @@ def _wait_run(context: Any, server: UiServer, dag_id: str, run_id: str, timeout:
 def _api(context: Any, server: UiServer, path: str) -> tuple[int, Any]:
     reply = context.request.get(server.url + path)
     return reply.status, reply.json()
+
+
+PLANTED_DOCS = """<html><head><title>planted</title></head><body><p id="static">static text</p>
+<script>document.title = "script ran"; document.getElementById("static").textContent = "rewritten";</script>
+</body></html>"""
+PLANTED_REPORT = """<html><head><title>report</title></head><body><p id="out">not run</p><script>
+const out = document.getElementById("out"); const seen = [];
+try { seen.push("cookie:" + (document.cookie.length ? "read" : "empty")); } catch (e) { seen.push("cookie:blocked"); }
+try { localStorage.setItem("x", "1"); seen.push("storage:open"); } catch (e) { seen.push("storage:blocked"); }
+out.textContent = seen.join(" ");
+fetch("/api/v2/dags").then(() => { out.textContent += " api:reached"; })
+  .catch(() => { out.textContent += " api:blocked"; });
+</script></body></html>"""
+
+
+def test_pages_in_the_lake_run_no_script_with_airflows_origin(ui: dict[str, Any], browser: Any,
+                                                              screenshots: Path) -> None:  # fmt: skip
+    """A page a task wrote from data (or anyone who can write the lake) is served from Airflow's origin: the sandbox
+    keeps its scripts away from the signed-in user's session. Data Docs run no script; a drift report runs its own
+    in an opaque origin with no access to cookies, storage or Airflow's API."""
+    from playwright.sync_api import expect
+
+    server: UiServer = ui["server"]
+    pipeline = ui["spec"].pipeline
+    folder = Path(ui["spec"].lake) / pipeline
+    (folder / "_data_docs").mkdir(parents=True, exist_ok=True)
+    (folder / "_data_docs" / "planted.html").write_text(PLANTED_DOCS)
+    (folder / "monitoring" / "reports").mkdir(parents=True, exist_ok=True)
+    (folder / "monitoring" / "reports" / "planted.html").write_text(PLANTED_REPORT)
+    context = browser.new_context(viewport={"width": 1200, "height": 700})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    try:
+        page.goto(server.url + "/")
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill(server.password())
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(re.compile(r".*/$"))
+        assert any(c["name"] == "_token" for c in context.cookies())  # the session a script would want
+
+        reply = page.goto(f"{server.url}/mlops-ops/data-docs/{pipeline}/planted.html")
+        assert reply is not None and reply.status == 200
+        expect(page.locator("#static")).to_have_text("static text")
+        page.wait_for_timeout(500)
+        assert page.title() == "planted" and page.locator("#static").inner_text() == "static text"
+        _shot(page, screenshots, "12-planted-data-docs-page")
+
+        reply = page.goto(f"{server.url}/mlops-ops/drift-reports/{pipeline}/planted.html")
+        assert reply is not None and reply.status == 200
+        expect(page.locator("#out")).to_contain_text("api:")
+        assert page.locator("#out").inner_text() == "cookie:blocked storage:blocked api:blocked"
+        _shot(page, screenshots, "13-planted-report-page")
+
+        for path in (f"/mlops-ops/data-docs/{pipeline}/%2e%2e/%2e%2e/x", f"/mlops-ops/drift-reports/..%2f{pipeline}/x"):
+            assert context.request.get(server.url + path).status == 404
+    finally:
+        context.close()
