@@ -105,7 +105,9 @@ def _schedule(cron: str | None, trigger_assets: list[dict[str, Any]]) -> Any:
     """The spec's schedule, OR-ed with the trigger Assets (source arrivals, new raw data, drift, control topic)."""
     if not trigger_assets:
         return cron
-    from airflow.sdk import AssetAny, AssetOrTimeSchedule, AssetWatcher, CronTriggerTimetable
+    from airflow.sdk import AssetAny, AssetWatcher
+
+    from mlops_ops._compat import asset_or_time_schedule, cron_trigger_timetable
 
     assets = []
     for entry in trigger_assets:
@@ -117,7 +119,8 @@ def _schedule(cron: str | None, trigger_assets: list[dict[str, Any]]) -> Any:
     condition = assets[0] if len(assets) == 1 else AssetAny(*assets)
     if cron is None:
         return condition
-    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=condition)
+    timetable = cron_trigger_timetable()(cron, timezone="UTC")
+    return asset_or_time_schedule()(timetable=timetable, assets=condition)
 
 
 def dag_from_plan(plan: dict[str, Any]) -> DAG:

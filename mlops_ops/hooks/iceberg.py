@@ -44,7 +44,9 @@ class IcebergCatalogHook(BaseHook):
 
     def _catalog(self) -> tuple[str, dict[str, str]]:
         """The catalog's name and properties, from one look-up of the connection."""
-        from airflow.sdk.exceptions import AirflowNotFoundException
+        from mlops_ops._compat import airflow_exception
+
+        AirflowNotFoundException = airflow_exception("AirflowNotFoundException")
 
         try:
             conn = self.get_connection(self.iceberg_conn_id)

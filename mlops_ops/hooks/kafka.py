@@ -21,3 +21,16 @@ class LakeConsumerHook(KafkaConsumerHook):
         from mlops_ops.lake.kafka_ingest import CONSUMER_OVERRIDES
 
         return super()._get_client({**config, "group.id": self.group_id, **CONSUMER_OVERRIDES})
+
+
+class ControlConsumerHook(KafkaConsumerHook):
+    """A consumer of retraining requests for one pipeline (the control trigger on Airflow before 3.3): a group of its
+    own, commits by the trigger, and a new group starts at the end of the topic (old requests are not replayed)."""
+
+    def __init__(self, *, topic: str, group_id: str, kafka_config_id: str = "kafka_default") -> None:
+        super().__init__(topics=[topic], kafka_config_id=kafka_config_id)
+        self.group_id = group_id
+
+    def _get_client(self, config: dict[str, Any]) -> Any:
+        return super()._get_client({**config, "group.id": self.group_id, "enable.auto.commit": False,
+                                    "auto.offset.reset": "latest"})  # fmt: skip

@@ -107,7 +107,9 @@ class SparkHook(BaseHook):
         self.app_name = app_name
 
     def session_options(self) -> SparkSessionOptions:
-        from airflow.sdk.exceptions import AirflowNotFoundException
+        from mlops_ops._compat import airflow_exception
+
+        AirflowNotFoundException = airflow_exception("AirflowNotFoundException")
 
         try:
             conn = self.get_connection(self.spark_conn_id)

@@ -89,7 +89,9 @@ class ApproveModelOperator(ApprovalOperator):
         return {k: v for k, v in super().serialized_params.items() if k in FORM_FIELDS}
 
     def execute(self, context: Context) -> Any:
-        from airflow.sdk.exceptions import AirflowSkipException
+        from mlops_ops._compat import airflow_exception
+
+        AirflowSkipException = airflow_exception("AirflowSkipException")
 
         from mlops_ops.hooks.mlflow import MlflowHook
         from mlops_ops.training.approval import APPROVAL_TAG, PENDING

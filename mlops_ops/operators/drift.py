@@ -84,7 +84,9 @@ class DriftCheckOperator(LakeOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import os
 
-        from airflow.sdk.exceptions import AirflowSkipException
+        from mlops_ops._compat import airflow_exception
+
+        AirflowSkipException = airflow_exception("AirflowSkipException")
 
         from mlops_ops import metrics
         from mlops_ops.hooks.mlflow import MlflowHook
@@ -248,7 +250,9 @@ class DriftSignalOperator(BaseOperator):
         self.backfill_retrains = backfill_retrains
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
+        from mlops_ops._compat import airflow_exception
+
+        AirflowSkipException = airflow_exception("AirflowSkipException")
 
         summary = context["ti"].xcom_pull(task_ids=self.check_task_id)
         if not summary:

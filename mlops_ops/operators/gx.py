@@ -63,7 +63,10 @@ class QualityGateOperator(LakeOperator):
         self.spark_conn_id = spark_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+        from mlops_ops._compat import airflow_exception
+
+        AirflowFailException = airflow_exception("AirflowFailException")
+        AirflowSkipException = airflow_exception("AirflowSkipException")
 
         from mlops_ops import metrics
         from mlops_ops.hooks.gx import GreatExpectationsHook

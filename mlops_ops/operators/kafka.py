@@ -75,7 +75,9 @@ class KafkaToLakeOperator(LakeOperator):
         self.publish = publish
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
+        from mlops_ops._compat import airflow_exception
+
+        AirflowSkipException = airflow_exception("AirflowSkipException")
 
         from mlops_ops import metrics
         from mlops_ops.hooks.kafka import LakeConsumerHook

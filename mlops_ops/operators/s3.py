@@ -62,7 +62,10 @@ class S3ToLakeOperator(LakeOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-        from airflow.sdk.exceptions import AirflowSkipException
+
+        from mlops_ops._compat import airflow_exception
+
+        AirflowSkipException = airflow_exception("AirflowSkipException")
 
         from mlops_ops import metrics
         from mlops_ops.lake import batches

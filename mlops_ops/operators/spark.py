@@ -56,7 +56,9 @@ class SparkPreprocessOperator(LakeOperator):
         self.spark_conn_id = spark_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
+        from mlops_ops._compat import airflow_exception
+
+        AirflowSkipException = airflow_exception("AirflowSkipException")
 
         from mlops_ops.exceptions import EmptyInputError
         from mlops_ops.hooks.spark import SparkHook

@@ -79,11 +79,12 @@ class TrainingRequest:
             raise ValueError(f"DAG Param '{TRAIN_PARAMS_KEY}' must be a JSON object, got {type(overrides).__name__}")
         params = {**self.trainer_params, **overrides}
         if self.params_schema is not None:
+            from mlops_ops._compat import airflow_exception
             from mlops_ops.training.params_schema import problems
 
             found = problems(params, self.params_schema)
-            if found:
-                raise ValueError(
+            if found:  # no retry can fix it
+                raise airflow_exception("AirflowFailException")(
                     f"hyper-parameters of this run do not fit trainer '{self.trainer}': {'; '.join(found)}"
                 )
         tags = self._tags(context, task_id)

@@ -212,7 +212,10 @@ class PipelineRunner:
         to run the same isolated pipeline again (new data, a retraining, the drift check).
         """
         import airflow.settings
-        from airflow.dag_processing.dagbag import DagBag
+
+        from mlops_ops._compat import dag_bag
+
+        DagBag = dag_bag()
 
         parsed = self.load(spec, isolate=isolate)
         self.ensure_topics(parsed)

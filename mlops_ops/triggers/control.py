@@ -9,6 +9,9 @@ rejoins the group for every request: seconds to tens of seconds per run, see
 ``bench/control_latency.py``. The provider is imported only in the triggerer: DAG files must
 parse without confluent-kafka. The connection must set ``enable.auto.commit: false``.
 
+On Airflow before 3.3 (no shared streams) the triggerer calls :meth:`ControlTopicTrigger.run`, which reads the
+topic with a consumer group of its own per pipeline.
+
 A request is a JSON object ``{"pipeline": "<name>", "reason": "..."}``. Requests for other
 pipelines are passed over; messages that are not such an object are rejected (logged, committed
 past). Neither starts a run.
@@ -93,7 +96,38 @@ class ControlTopicTrigger(BaseEventTrigger):
             if request is not None:
                 yield TriggerEvent(request)
 
+    def fallback_group(self) -> str:
+        """The consumer group of :meth:`run`: one per pipeline, so no pipeline's consumer passes over (and commits)
+        another's request."""
+        return f"mlops-ops.{self.pipeline}.control"
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Not used: the triggerer drives shared-stream triggers through ``filter_shared_stream``."""
-        raise NotImplementedError("ControlTopicTrigger runs only through the triggerer's shared-stream manager")
-        yield  # pragma: no cover - makes this an async generator
+        """Airflow before 3.3 has no shared streams: the triggerer runs this instead, a consumer of this trigger's own
+        (group :meth:`fallback_group`; a new group starts at the topic's end, so requests sent before the watcher
+        first ran are not replayed). A message's offset is committed once the triggerer asks for the next event,
+        that is after it took this one: a triggerer killed in between re-reads the request at its restart."""
+        import asyncio
+
+        from mlops_ops.hooks.kafka import ControlConsumerHook
+
+        group = self.fallback_group()
+        hook = ControlConsumerHook(topic=self.topic, group_id=group, kafka_config_id=self.kafka_config_id)
+        consumer = await asyncio.to_thread(hook.get_consumer)
+        try:
+            while True:
+                message = await asyncio.to_thread(consumer.poll, self.poll_interval)
+                if message is None:
+                    continue
+                if message.error():
+                    log.warning("control topic %s: %s", self.topic, message.error())
+                    continue
+                try:
+                    request = parse_request(message.value(), pipeline=self.pipeline, topic=self.topic)
+                except MalformedRequest as err:
+                    log.warning("ignored control message on %s: %s", self.topic, err)
+                    request = None
+                if request is not None:
+                    yield TriggerEvent(request)
+                await asyncio.to_thread(consumer.commit, message=message, asynchronous=False)
+        finally:
+            await asyncio.to_thread(consumer.close)

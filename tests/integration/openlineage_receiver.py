@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import mlops_ops.lineage
 from mlops_ops.lineage.openlineage import SCHEMA_BASE
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "mlops_ops" / "lineage" / "schemas"
+# the schemas of the installed package (the wheel's, when the tests run against one)
+SCHEMAS = Path(mlops_ops.lineage.__file__).resolve().parent / "schemas"
 
 
 class Receiver:

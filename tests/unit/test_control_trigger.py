@@ -44,6 +44,7 @@ def test_the_reason_is_cut_to_its_limit() -> None:
     assert request is not None and len(request["reason"]) == MAX_REASON
 
 
+@pytest.mark.shared_streams
 def test_the_filter_yields_one_event_per_request_for_its_pipeline(caplog: pytest.LogCaptureFixture) -> None:
     trigger = ControlTopicTrigger(pipeline="churn", topic="ctl", kafka_config_id="kafka_control")
     stream = [b"garbage", b'{"pipeline": "fraud"}', b'{"pipeline": "churn", "reason": "a"}', b"{}",
@@ -68,6 +69,7 @@ def test_pipelines_on_one_topic_and_connection_share_one_consumer() -> None:
     assert a.shared_stream_key() == b.shared_stream_key() != c.shared_stream_key()
 
 
+@pytest.mark.shared_streams
 def test_the_shared_consumer_is_the_kafka_providers_with_the_triggers_settings() -> None:
     from airflow.providers.apache.kafka.triggers.shared_stream import KafkaSharedStreamProducer
 

@@ -32,7 +32,8 @@ LIBRARIES = {
     "postgres": ["psycopg2", "asyncpg"],
     "celery": ["celery", "redis", "airflow.providers.celery"],
 }
-MODULES = [m for modules in LIBRARIES.values() for m in modules]
+MODULES = [m for extra, modules in LIBRARIES.items() if extra != "torch" for m in modules]
+IMPORTS = [pytest.param(MODULES, id="runtime-extras"), pytest.param(["torch"], id="torch", marks=pytest.mark.torch)]
 
 BLOCKER = """
 import sys
@@ -108,7 +109,8 @@ def _imports(module: str) -> str:
     return f"import {module}; print('imported {module}')"
 
 
-def test_every_extra_library_imports_from_python_c() -> None:
+@pytest.mark.parametrize("modules", IMPORTS)
+def test_every_extra_library_imports_from_python_c(modules: list[str]) -> None:
     """``python -c``: pyspark's doctest guard used to end such a process silently when GX probed Spark Connect."""
 
     def run(module: str) -> tuple[str, subprocess.CompletedProcess[str]]:
@@ -116,19 +118,21 @@ def test_every_extra_library_imports_from_python_c() -> None:
                                       timeout=300)  # fmt: skip
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for module, done in pool.map(run, MODULES):
+        for module, done in pool.map(run, modules):
             assert done.returncode == 0 and f"imported {module}" in done.stdout, (module, done.stdout, done.stderr)
 
 
-def test_every_extra_library_imports_from_a_script(tmp_path: Path) -> None:
+@pytest.mark.parametrize("modules", IMPORTS)
+def test_every_extra_library_imports_from_a_script(tmp_path: Path, modules: list[str]) -> None:
     script = tmp_path / "imports.py"
-    script.write_text("\n".join(_imports(m) for m in MODULES) + "\n")
+    script.write_text("\n".join(_imports(m) for m in modules) + "\n")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert _imported(done.stdout) == [f"imported {m}" for m in MODULES]
+    assert _imported(done.stdout) == [f"imported {m}" for m in modules]
 
 
-def test_every_extra_library_imports_in_a_notebook_kernel() -> None:
+@pytest.mark.parametrize("modules", IMPORTS)
+def test_every_extra_library_imports_in_a_notebook_kernel(modules: list[str]) -> None:
     from jupyter_client.manager import start_new_kernel
 
     manager, client = start_new_kernel(kernel_name="python3", extra_arguments=[], startup_timeout=120,
@@ -139,10 +143,10 @@ def test_every_extra_library_imports_in_a_notebook_kernel() -> None:
         def keep(message: dict[str, Any]) -> None:
             printed.append(message["content"].get("text", ""))
 
-        for module in MODULES:
+        for module in modules:
             reply = client.execute_interactive(_imports(module), timeout=300, output_hook=keep)
             assert reply["content"]["status"] == "ok", (module, reply["content"])
-        assert _imported("".join(printed)) == [f"imported {m}" for m in MODULES]
+        assert _imported("".join(printed)) == [f"imported {m}" for m in modules]
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)

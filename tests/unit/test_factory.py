@@ -83,7 +83,9 @@ def test_s3_source_is_watched_by_default() -> None:
 
 
 def test_kafka_watch_and_schedule_together() -> None:
-    from airflow.sdk import AssetOrTimeSchedule
+    from mlops_ops._compat import asset_or_time_schedule
+
+    AssetOrTimeSchedule = asset_or_time_schedule()
 
     from mlops_ops.triggers.sources import KafkaArrivalsTrigger
 
@@ -253,7 +255,11 @@ def test_train_needs_a_feature_table() -> None:
 
 
 def test_drift_dag_and_retraining_triggers_from_example_spec() -> None:
-    from airflow.sdk import AssetAny, AssetOrTimeSchedule
+    from airflow.sdk import AssetAny
+
+    from mlops_ops._compat import asset_or_time_schedule
+
+    AssetOrTimeSchedule = asset_or_time_schedule()
 
     from mlops_ops.naming import control_asset_name, drift_asset_name
     from mlops_ops.operators.drift import DriftCheckOperator, DriftSignalOperator
@@ -326,7 +332,9 @@ def test_every_stage_has_an_execution_timeout_the_spec_can_change() -> None:
 def test_trigger_time_hyper_parameters_are_bounded_by_the_trainers_schema() -> None:
     import copy
 
-    from airflow.sdk.exceptions import ParamValidationError
+    from mlops_ops._compat import airflow_exception
+
+    ParamValidationError = airflow_exception("ParamValidationError")
 
     dag = _dags(parse_spec(SPEC + TRAINING, default_pipeline="p"), source="p.yaml")["training"]
 

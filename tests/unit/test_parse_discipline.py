@@ -17,7 +17,8 @@ PROBE = """
 import json, sys
 import mlops_ops, mlops_ops.plugin, mlops_ops.provider_info
 after_import = sorted(m for m in {heavy} if m in sys.modules)
-from airflow.dag_processing.dagbag import DagBag
+from mlops_ops._compat import dag_bag
+DagBag = dag_bag()
 bag = DagBag(dag_folder={folder!r})
 print(json.dumps({{
     "after_import": after_import,

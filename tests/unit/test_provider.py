@@ -7,10 +7,14 @@ from mlops_ops.plugin import MlopsOpsPlugin, _external_views
 
 def test_registered_as_airflow_provider() -> None:
     from airflow.providers_manager import ProvidersManager
-    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    try:  # where tasks look hooks up (Airflow 3.2+); Airflow 3.1 has the one manager
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime as HookManager
+    except ImportError:
+        HookManager = ProvidersManager  # type: ignore[assignment,misc]
 
     assert "mlops-ops" in ProvidersManager().providers
-    hook = ProvidersManagerTaskRuntime().hooks["mlflow"]
+    hook = HookManager().hooks["mlflow"]
     assert hook is not None and hook.hook_class_name == "mlops_ops.hooks.mlflow.MlflowHook"
 
 

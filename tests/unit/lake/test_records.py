@@ -79,7 +79,7 @@ def test_fast_conformer_matches_conform() -> None:
 @pytest.mark.parametrize(
     ("raw", "fragment"),
     [
-        (b"[" * 1024, "nested too deeply"),  # RecursionError inside json, not a crash of the batch
+        (b"[" * 100_000, "nested too deeply"),  # RecursionError inside json (every Python), not a crash
         (b'{"id": "a", "n": 1, "x": 1.0, "ok": true, "at": "10000-01-01T00:00:00"}', "column 'at' must be timestamp"),
         (b'{"id": "a", "n": 1, "x": 1.0, "ok": true, "at": 1e15}', "column 'at' must be timestamp"),
         (b'{"id": "a", "n": 100000000000000000000000, "x": 1.0, "ok": true, "at": 0}', "column 'n' must be int"),

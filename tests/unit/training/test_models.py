@@ -86,7 +86,7 @@ def test_labels(splits) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("trainer,params", [
     ("sklearn", {"estimator": "sklearn.linear_model.LogisticRegression", "max_iter": 300}),
     ("sklearn", {}),
-    ("torch_mlp", {"epochs": 30, "hidden": [32], "lr": 0.01}),
+    pytest.param("torch_mlp", {"epochs": 30, "hidden": [32], "lr": 0.01}, marks=pytest.mark.torch),
 ])  # fmt: skip
 def test_multiclass_string_labels_predict_labels_and_probabilities(splits, trainer, params) -> None:  # type: ignore[no-untyped-def]
     train, valid = splits
@@ -101,8 +101,8 @@ def test_multiclass_string_labels_predict_labels_and_probabilities(splits, train
 
 @pytest.mark.parametrize("trainer,params", [
     ("sklearn", {"estimator": "sklearn.ensemble.RandomForestRegressor", "n_estimators": 40}),
-    ("torch_mlp", {"epochs": 30, "hidden": [32], "lr": 0.01}),
-    ("torch_mlp", {"epochs": 30, "hidden": [32], "lr": 0.01, "loss": "huber"}),
+    pytest.param("torch_mlp", {"epochs": 30, "hidden": [32], "lr": 0.01}, marks=pytest.mark.torch),
+    pytest.param("torch_mlp", {"epochs": 30, "hidden": [32], "lr": 0.01, "loss": "huber"}, marks=pytest.mark.torch),
 ])  # fmt: skip
 def test_regression_predicts_in_the_targets_units(splits, trainer, params) -> None:  # type: ignore[no-untyped-def]
     train, valid = splits

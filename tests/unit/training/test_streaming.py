@@ -54,6 +54,7 @@ def test_the_stream_covers_the_split_once_per_epoch_in_a_shuffled_file_order(sna
     assert x.dtype == np.float32 and x.shape[1] == data.x.shape[1] == len(data.feature_names)
 
 
+@pytest.mark.torch
 def test_torch_trains_on_the_stream_and_the_saved_model_predicts(snapshot: FeatureSnapshot) -> None:
     settings = ModelSpec(task="multiclass", target="label", features=FeaturesSpec(exclude=["amount", "churn"]))
     prepared = prepare_splits(snapshot, settings, stream=True)
@@ -70,6 +71,7 @@ def test_torch_trains_on_the_stream_and_the_saved_model_predicts(snapshot: Featu
     assert accuracy > 0.75, accuracy
 
 
+@pytest.mark.torch
 def test_a_binary_threshold_is_tuned_on_the_streamed_validation_split(snapshot: Any) -> None:
     from mlops_ops.spec import TuneThreshold
     from mlops_ops.training.run import _threshold
