@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PIP_VERSION := 25.3
 ENV := set -a; eval "$$($(BIN)/mlops-ops stack env)"; set +a
 
-.PHONY: setup demo test unit integration lint up down status ui bench lock clean browser debs
+.PHONY: setup demo test unit integration lint up down status ui bench lock clean browser debs compat
 
 setup: $(STAMP)
 
@@ -60,6 +60,11 @@ debs:
 # pytest exits 5 when it collects no test: report it and don't fail on it.
 test: lint browser debs
 	$(BIN)/pytest tests -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+
+# The other supported Python/Airflow pairs from the built wheel: unit tests + DagBag parse (.ci/compat; CI runs it).
+compat:
+	.ci/compat install
+	.ci/compat test
 
 # UI_HOME / UI_DAGS run the UI on another Airflow home and DAG folder (the browser test does); default: the stack's.
 ui: up

@@ -200,6 +200,19 @@ def _gx(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_secrets(args: argparse.Namespace) -> int:
+    import os
+
+    from mlops_ops.secrets_check import secret_problems
+
+    problems = secret_problems(args.names, os.environ)
+    for problem in problems:
+        print(f"mlops-ops: refused: {problem}", file=sys.stderr)
+    if not problems:
+        print(f"{len(args.names)} secret(s) set and not placeholders")
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-ops", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -257,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay_cmd.add_argument("--iceberg-conn-id", default="iceberg_default")
     replay_cmd.add_argument("--mlflow-conn-id", default="mlflow_default")
     replay_cmd.set_defaults(func=_replay)
+    secrets = sub.add_parser("check-secrets", help="refuse placeholder or short secrets before a deployment starts")
+    secrets.add_argument("names", nargs="+", metavar="VAR[:MIN_LENGTH]",
+                         help="environment variables to check (default minimum length 16)")  # fmt: skip
+    secrets.set_defaults(func=_check_secrets)
     gx = sub.add_parser("gx", help="Great Expectations context helpers")
     gx.add_argument("action", choices=["init", "scaffold"], help="init: create a context; scaffold: checkpoints")
     gx.add_argument("suite", nargs="?", default=None, help="scaffold: an expectation suite of the context")

@@ -138,3 +138,39 @@ def test_helm_values_use_the_charts_keys_and_this_release() -> None:
     assert values["triggerer"]["enabled"] and values["dagProcessor"]["enabled"]  # watchers, parsing
     assert all(set(item) == {"name", "value"} for item in values["env"])
     assert all(isinstance(v, str) for section in values["config"].values() for v in section.values())
+
+
+def test_the_examples_placeholders_are_refused_before_anything_starts(compose: dict[str, Any]) -> None:
+    """The compose file's init step (every Airflow service waits for it) checks the raw values of docker/.env first:
+    started with the example file, the deployment refuses to come up; with generated values it passes."""
+    import base64
+    import os
+    import secrets
+    import subprocess
+    import sys
+
+    init = compose["services"]["airflow-init"]
+    first = init["command"][0].strip().splitlines()[1]
+    assert first.startswith("mlops-ops check-secrets ")
+    checked = first.split()[2:]
+    assert {name.split(":")[0] for name in checked} == {k for k in init["environment"] if k.startswith("CHECK_")}
+    for service in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
+        if service in compose["services"]:
+            assert compose["services"][service]["depends_on"]["airflow-init"] == {
+                "condition": "service_completed_successfully"}  # fmt: skip
+
+    example = dict(line.split("=", 1) for line in (DOCKER / ".env.example").read_text().splitlines()
+                   if "=" in line and not line.startswith("#"))  # fmt: skip
+    env_of = {f"CHECK_{k}": v for k, v in example.items()}
+    cli = [str(Path(sys.executable).parent / "mlops-ops"), "check-secrets", *checked]
+    refused = subprocess.run(cli, env={**os.environ, **env_of}, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1
+    for name in ("CHECK_POSTGRES_PASSWORD", "CHECK_S3_SECRET_KEY", "CHECK_AIRFLOW_ADMIN_PASSWORD",
+                 "CHECK_AIRFLOW_JWT_SECRET", "CHECK_AIRFLOW_FERNET_KEY"):  # fmt: skip
+        assert name in refused.stderr
+    assert "change-me" not in refused.stderr  # the values themselves are never printed
+
+    generated = {name: secrets.token_urlsafe(32) for name in env_of}
+    generated["CHECK_AIRFLOW_FERNET_KEY"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    accepted = subprocess.run(cli, env={**os.environ, **generated}, capture_output=True, text=True, timeout=60)
+    assert accepted.returncode == 0, accepted.stderr
