@@ -24,8 +24,11 @@ class SpecProblem:
 
     def render(self) -> str:
         where = f"line {self.line}, " if self.line is not None else ""
-        given = "" if self.given is None else f" (given: {_short(self.given)})"
-        return f"{where}field '{self.field}': {self.message}{given}"
+        return f"{where}field '{self.field}': {self.render_message()}"
+
+    def render_message(self) -> str:
+        """The message with the given value, without the place."""
+        return self.message + ("" if self.given is None else f" (given: {_short(self.given)})")
 
 
 def _short(value: object, limit: int = 80) -> str:

@@ -165,3 +165,14 @@ def _problem(error: Any, root: yaml.Node | None) -> SpecProblem:
     if isinstance(given, dict):
         given = None
     return SpecProblem(field, message, given, _line_of(root, loc))
+
+
+def spec_node(path: str | Path) -> yaml.Node | None:
+    """The YAML node tree of a spec file (for the lines of fields), as :func:`load_spec` reads it."""
+    node, _ = _compose(Path(path).read_text(encoding="utf-8"), str(path))
+    return node
+
+
+def line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The line of the field at ``loc`` (or of its nearest parent that is in the file)."""
+    return _line_of(root, loc)

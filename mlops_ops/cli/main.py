@@ -48,7 +48,7 @@ def _print_status(statuses: list) -> None:  # type: ignore[type-arg]
 def _validate(args: argparse.Namespace) -> int:
     from mlops_ops.factories.loader import check_spec_files
 
-    problems = check_spec_files([Path(p) for p in args.paths])
+    problems = check_spec_files([Path(p) for p in args.paths], deep=not args.shallow, connections=args.connections)
     for message in problems:
         print(message, file=sys.stderr)
     if not problems:
@@ -230,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     stack.set_defaults(func=_stack)
     validate = sub.add_parser("validate", help="check pipeline spec files and the DAGs they build")
     validate.add_argument("paths", nargs="+", help="spec files or folders of them")
+    validate.add_argument("--shallow", action="store_true",
+                          help="parse and build the DAGs only (what the DAG processor does): import nothing, no GX "
+                               "context, no Spark, no connections")  # fmt: skip
+    validate.add_argument("--connections", action=argparse.BooleanOptionalAction, default=None,
+                          help="check that the connections the specs name exist in Airflow (default: when "
+                               "AIRFLOW_HOME is set)")  # fmt: skip
     validate.set_defaults(func=_validate)
     quality = sub.add_parser("quality", help="batches held by a quality gate: list them, or release one")
     quality.add_argument("action", choices=["list", "release"])

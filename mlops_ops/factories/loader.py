@@ -90,8 +90,10 @@ def report_spec_errors(folder: str | Path) -> None:
         raise PipelineLoadError(errors, [])
 
 
-def check_spec_files(paths: list[Path]) -> list[str]:
-    """Validate specs and build their DAGs without running anything; return one message per problem."""
+def check_spec_files(paths: list[Path], *, deep: bool = False, connections: bool | None = None) -> list[str]:
+    """Validate specs and build their DAGs without running anything; return one ``file:line: field: problem`` line
+    per problem. ``deep``: also what the first run would fail on (:mod:`mlops_ops.spec_checks`: imports and
+    signatures, GX suites and columns, SQL, connections)."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -106,8 +108,21 @@ def check_spec_files(paths: list[Path]) -> list[str]:
     problems = []
     for path in files:
         try:
-            for dag in build_dags(load_spec(path), source=path):
+            spec = load_spec(path)
+            for dag in build_dags(spec, source=path):
                 dag.validate()
+            if deep:
+                from mlops_ops.spec_checks import deep_problems
+                from mlops_ops.spec_loader import spec_node
+
+                found = deep_problems(spec, path, spec_node(path), connections=connections)
+                problems += [_located(path, p.line, p.field, p.message) for p in found]
+        except SpecError as err:
+            problems += [_located(path, p.line, p.field, p.render_message()) for p in err.problems]
         except MlopsOpsError as err:
-            problems.append(str(err))
+            problems.append(f"{path}: {err}")
     return problems
+
+
+def _located(path: Path, line: int | None, field: str, message: str) -> str:
+    return f"{path}:{line or 1}: {field}: {message}"

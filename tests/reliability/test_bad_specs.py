@@ -41,7 +41,7 @@ def test_validate_cli_exits_non_zero_and_lists_every_bad_file(tmp_path: Path) ->
     for i, (_, text, _) in enumerate(CASES[:10]):
         _write(tmp_path / f"p{i}.yaml", _renamed(text, f"p{i}"))
     _write(tmp_path / "good.yaml", BASE.format(name="good"))
-    result = subprocess.run([sys.executable, "-m", "mlops_ops.cli.main", "validate", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "mlops_ops.cli.main", "validate", str(tmp_path), "--no-connections"],
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
     output = result.stdout + result.stderr
