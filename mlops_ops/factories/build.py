@@ -63,16 +63,20 @@ def _params(train: bool, schema: dict[str, Any] | None) -> dict[str, Any] | None
     from airflow.sdk import Param
 
     from mlops_ops.naming import REPLAY_PARAM, TRAIN_PARAMS_KEY
+    from mlops_ops.training.params_schema import DRAFT
+
+    draft: dict[str, Any] = {"$schema": DRAFT}  # Airflow re-checks each Param's schema at every parse: draft 7 is cheap
 
     return {
         TRAIN_PARAMS_KEY: Param(
             {},
-            **{"type": "object", **(schema or {})},
+            **{"$schema": DRAFT, "type": "object", **(schema or {})},
             title="Hyper-parameters",
             description='JSON object overriding the spec\'s train.params for this run, e.g. {"epochs": 4, "lr": 0.001}',
         ),
         REPLAY_PARAM: Param(
             None,
+            **draft,
             type=["null", "string"],
             pattern=r"^.+@[0-9]+$",
             title="Replay a version",
@@ -82,6 +86,7 @@ def _params(train: bool, schema: dict[str, Any] | None) -> dict[str, Any] | None
         # ["null", "string"]: optional in the trigger form (a plain string is required there, "" counts as missing)
         "reason": Param(
             None,
+            **draft,
             type=["null", "string"],
             maxLength=500,
             title="Reason",

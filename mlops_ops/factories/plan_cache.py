@@ -20,7 +20,7 @@ import mlops_ops
 from mlops_ops.callables import configured_modules
 from mlops_ops.factories import plan as planning
 
-PLAN_FORMAT = 9
+PLAN_FORMAT = 10
 _PLANNING_MODULES = ("spec.py", "spec_loader.py", "naming.py", "callables.py", "factories/plan.py", "factories/docs.py")
 
 

