@@ -73,9 +73,21 @@ class MlflowHook(BaseHook):
         uri = self.tracking_uri()
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
+    def scoped_client(self) -> Any:
+        """An ``MlflowClient`` whose credentials live in the client only (store scheme ``mlops-ops``, see
+        :mod:`mlops_ops.hooks.mlflow_stores`): for long-lived processes such as the API server. Reads and registry
+        calls only: MLflow resolves proxied artifacts through the process's tracking URI."""
+        require("mlflow", "mlflow")
+        from mlflow import MlflowClient
+
+        from mlops_ops.hooks.mlflow_stores import store_uri
+
+        uri = store_uri(self.mlflow_conn_id)
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
     def test_connection(self) -> tuple[bool, str]:
         try:
-            client = self.get_conn()
+            client = self.scoped_client()
             client.search_experiments(max_results=1)
         except Exception as err:  # noqa: BLE001 - reported to the UI, never raised
             return False, f"{type(err).__name__}: {err}"

@@ -174,7 +174,7 @@ def mlflow_client(conn_id: str = "mlflow_default") -> Any:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     from mlops_ops.hooks.mlflow import MlflowHook
 
-    return MlflowHook(conn_id).get_conn()
+    return MlflowHook(conn_id).scoped_client()  # the API server: no password in its environment
 
 
 def add_champion(row: PipelineRow, client: Any) -> None:
