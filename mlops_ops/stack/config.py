@@ -78,16 +78,20 @@ class StackPaths:
 
     def ensure(self) -> None:
         """The state folder and its parts, readable by their owner only (0700): they hold the stack's passwords,
-        Airflow's database and JWT secret, the lake and the services' logs."""
-        private_folder(self.home)
+        Airflow's database and JWT secret, the lake and the services' logs. Run as root, the PostgreSQL server runs
+        as ``nobody`` and must reach its own 0700 folder ``data/postgres``: the state folder and ``data`` are then
+        0711 (others may pass through, not list or read)."""
+        passage = os.geteuid() == 0
+        private_folder(self.home, traverse=passage)
         for sub in ("pids", "logs", "data", "airflow"):
-            private_folder(self.home / sub)
+            private_folder(self.home / sub, traverse=passage and sub == "data")
 
 
-def private_folder(path: Path) -> Path:
-    """``path`` created if missing, with mode 0700 (also when it existed with a wider mode)."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.chmod(0o700)
+def private_folder(path: Path, *, traverse: bool = False) -> Path:
+    """``path`` created if missing, with mode 0700 (0711 with ``traverse``), also when it existed with another."""
+    mode = 0o711 if traverse else 0o700
+    path.mkdir(parents=True, exist_ok=True, mode=mode)
+    path.chmod(mode)
     return path
 
 
