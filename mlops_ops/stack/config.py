@@ -116,7 +116,7 @@ def load_settings(paths: StackPaths, *, create: bool) -> StackSettings | None:
 
 
 def save_settings(paths: StackPaths, settings: StackSettings) -> None:
-    private_folder(paths.home)
+    paths.ensure()
     tmp = paths.settings_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(settings), indent=2))
     tmp.chmod(0o600)

@@ -37,6 +37,7 @@ def test_state_folders_are_readable_by_their_owner_only(tmp_path: Path) -> None:
     (home / "logs").chmod(0o755)  # left wide by an earlier version: tightened
     paths = StackPaths(home, tmp_path)
     paths.ensure()
+    load_settings(paths, create=True)  # writing the settings file keeps the modes
     for folder in (home / "pids", home / "logs", home / "airflow"):
         assert folder.stat().st_mode & 0o777 == 0o700, folder
     # as root, PostgreSQL runs as nobody: it may pass through the state folder and data/ to its own 0700 folder
