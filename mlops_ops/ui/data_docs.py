@@ -90,19 +90,21 @@ def lake_uri() -> str:
 
 
 def pipeline_lake(pipeline: str) -> str:
-    """The pipeline's lake: the one its DAG's tasks were built with when the spec sets ``lake:``, else the Variable."""
-    from mlops_ops.naming import training_dag_id
+    """The pipeline's lake: the one its DAGs' tasks were built with when the spec sets ``lake:`` (the quality gate of
+    the ingest DAG and the drift check of the drift DAG carry it as a template field), else the Variable."""
+    from mlops_ops.naming import drift_dag_id, ingest_dag_id, training_dag_id
 
-    try:
-        from airflow.models.serialized_dag import SerializedDagModel
+    for dag_id in (ingest_dag_id(pipeline), drift_dag_id(pipeline), training_dag_id(pipeline)):
+        try:
+            from airflow.models.serialized_dag import SerializedDagModel
 
-        dag = SerializedDagModel.get_dag(training_dag_id(pipeline))
-    except Exception:  # noqa: BLE001 - no such DAG (yet) or no database: the deployment-wide lake
-        dag = None
-    for task in getattr(dag, "tasks", ()):
-        lake = getattr(task, "lake", None)
-        if isinstance(lake, str) and lake and "{{" not in lake:
-            return lake
+            dag = SerializedDagModel.get_dag(dag_id)
+        except Exception:  # noqa: BLE001 - no such DAG (yet) or no database: the deployment-wide lake
+            dag = None
+        for task in getattr(dag, "tasks", ()):
+            lake = getattr(task, "lake", None)
+            if isinstance(lake, str) and lake and "{{" not in lake:
+                return lake
     return lake_uri()
 
 

@@ -175,3 +175,22 @@ def test_only_http_links_and_same_origin_paths_are_shown(url: str | None, shown:
     row = PipelineRow("churn", "churn_training", "churn_drift", gate=gate, drift={"drifted": False, "report_url": url})
     links = re.findall(r'href="([^"]*)"', render([row], ""))
     assert (html.escape(shown) in links) if shown else all(safe_link(html.unescape(link)) for link in links)
+
+
+def test_the_pipelines_own_lake_is_found_on_its_gate_or_drift_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spec's ``lake:`` lives on the tasks that write there (the ingest DAG's gate, the drift DAG's check), not on
+    the training DAG: the pages are read from it, not from the deployment-wide Variable."""
+    from types import SimpleNamespace
+
+    from airflow.models.serialized_dag import SerializedDagModel
+
+    dags = {
+        "churn__ingest": SimpleNamespace(tasks=[SimpleNamespace(task_id="ingest_kafka"),
+                                                SimpleNamespace(task_id="quality_gate", lake="/lakes/churn")]),
+        "churn__training": SimpleNamespace(tasks=[SimpleNamespace(task_id="preprocess")]),
+        "other__ingest": SimpleNamespace(tasks=[SimpleNamespace(lake="{{ var.value.get('mlops_ops_lake', '') }}")]),
+    }  # fmt: skip
+    monkeypatch.setattr(SerializedDagModel, "get_dag", staticmethod(lambda dag_id, **_: dags.get(dag_id)))
+    monkeypatch.setattr(data_docs, "lake_uri", lambda: "s3://deployment-lake/lake")
+    assert data_docs.pipeline_lake("churn") == "/lakes/churn"
+    assert data_docs.pipeline_lake("other") == "s3://deployment-lake/lake"  # templated: the Variable decides
