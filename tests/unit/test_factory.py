@@ -349,6 +349,7 @@ def test_trigger_time_hyper_parameters_are_bounded_by_the_trainers_schema() -> N
         return False
 
     assert not refused({"train_params": {"epochs": 4, "lr": 0.001}})
+    assert not refused({"train_params": {"epochs": 1500, "patience": 100000}})  # no early stop: epochs bound the run
     assert refused({"train_params": {"epochs": 1e9}})  # torch_mlp: epochs ≤ 10,000
     assert refused({"train_params": {"epochs": 4, "rm_rf": True}})  # a key the trainer does not take
     assert refused({"train_params": {"hidden": [64] * 100}})
