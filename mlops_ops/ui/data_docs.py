@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from fastapi import FastAPI, HTTPException, Request, Response
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse
 
 MAX_BYTES = 50 << 20
 _LOCKED = "default-src 'none'; img-src data: https:; style-src 'unsafe-inline' https:; font-src data: https:; " \
@@ -49,7 +49,7 @@ def bad_segment(path: str) -> bool:
 async def refuse_bad_segments(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
     raw = request.scope.get("raw_path") or request.url.path.encode()
     if bad_segment(raw.decode("latin-1")) or bad_segment(request.url.path):
-        return PlainTextResponse("not found", status_code=404)
+        return JSONResponse({"detail": "no such page"}, status_code=404)  # as the routes' own 404s
     return await call_next(request)
 
 
