@@ -69,12 +69,9 @@ def _in_trusted_folder(top: str) -> bool:
         return False
     if found is None:
         return False
+    folders = _trusted_folders()
     places = [found.origin, *(found.submodule_search_locations or [])]
-    for place in filter(None, places):
-        path = Path(place).resolve()
-        if any(path.is_relative_to(folder) for folder in _trusted_folders()):
-            return True
-    return False
+    return any(Path(place).resolve().is_relative_to(folder) for place in filter(None, places) for folder in folders)
 
 
 def _module_of(path: str) -> str:

@@ -76,19 +76,16 @@ def mlops_stack(request: pytest.FixtureRequest) -> Iterator[EmbeddedStack]:
     os.environ["MLOPS_OPS_HOME"] = str(home)
     os.environ.update(_airflow_environment(home))
     stack = EmbeddedStack(home=home, project=request.config.rootpath)
+    started = False
     try:
         stack.up(timeout=180)
-    except BaseException:
-        os.environ.clear()
-        os.environ.update(saved)
-        raise
-    os.environ.update(stack.environment())
-    try:
+        started = True
+        os.environ.update(stack.environment())
         yield stack
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        if not request.config.getoption("mlops_keep_stack"):
+        if started and not request.config.getoption("mlops_keep_stack"):
             stack.down()
 
 

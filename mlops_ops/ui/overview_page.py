@@ -70,16 +70,18 @@ def _row(row: PipelineRow, mlflow_ui: str) -> str:
         gate = _state("success" if passed else "failed", "passed" if passed else "failed")
         counts = f"{row.gate['batches']} batch(es), {row.gate['failed_expectations']} failed expectation(s)"
         gate += f' <span class="small">{counts}</span>'
-        if safe_link(row.gate.get("data_docs_url")):
-            gate += f' <a href="{escape(safe_link(row.gate["data_docs_url"]))}" target="_blank">Data Docs</a>'
+        docs = safe_link(row.gate.get("data_docs_url"))
+        if docs:
+            gate += f' <a href="{escape(docs)}" target="_blank">Data Docs</a>'
     drift = '<span class="none">not checked</span>'
     if row.drift:
         share = row.drift.get("drift_share")
         drifted = bool(row.drift.get("drifted"))
         drift = _state("failed" if drifted else "success", "drift" if drifted else "no drift")
         drift += f' <span class="metric">share {share:.2f}</span>' if isinstance(share, int | float) else ""
-        if safe_link(row.drift.get("report_url")):
-            drift += f' <a href="{escape(safe_link(row.drift["report_url"]))}" target="_blank">report</a>'
+        report = safe_link(row.drift.get("report_url"))
+        if report:
+            drift += f' <a href="{escape(report)}" target="_blank">report</a>'
     run = row.last_run or {}
     last_run = _state(run.get("state")) + (
         f' <span class="small">{escape(run.get("run_type", ""))}</span>' if run else ""
