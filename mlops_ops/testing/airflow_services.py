@@ -3,8 +3,10 @@ Celery workers with the CeleryExecutor).
 
 Each runs as ``airflow <command>`` in its own process group with a private AIRFLOW_HOME, a metadata database (its
 own SQLite file by default, or ``database_url``: the stack's PostgreSQL), the embedded stack's connections, and the
-DAG folder the caller gives; ``stop`` terminates them by PID. Logs land in ``<home>/<name>.log`` for failure
-reports. Used by ``make demo``, this project's tests and benchmarks and the ``mlops_airflow`` pytest fixture.
+DAG folder the caller gives; ``stop`` terminates them by PID. ``connections`` are stored in the metadata database (as
+a deployment keeps them) rather than passed as ``AIRFLOW_CONN_*`` variables, which every process would inherit.
+Logs land in ``<home>/<name>.log`` for failure reports. Used by ``make demo``, this project's tests and benchmarks
+and the ``mlops_airflow`` pytest fixture.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class AirflowServices:
         database_url: str | None = None,
         executor: str = "LocalExecutor",
         celery_workers: int = 0,
+        connections: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.home = home
         self.port = free_port()
@@ -67,6 +70,9 @@ class AirflowServices:
             "PYTHONPATH": os.pathsep.join(str(p) for p in [*(python_path or []), dags]),
             **(extra_env or {}),
         }
+        self.connections = connections or {}
+        for conn_id in self.connections:  # a variable would win over the database: the stored one is what runs
+            self.env.pop(f"AIRFLOW_CONN_{conn_id.upper()}", None)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.airflow = str(Path(sys.executable).parent / "airflow")
         self.commands: dict[str, list[str]] = {c: [c] for c in COMMANDS}
@@ -79,6 +85,7 @@ class AirflowServices:
 
         private_folder(self.home)  # Airflow's database, JWT secret and passwords file
         subprocess.run([self.airflow, "db", "migrate"], env=self.env, check=True, capture_output=True, timeout=300)
+        self.import_connections()
         for name, args in self.commands.items():
             log = (self.home / f"{name}.log").open("ab")
             self.processes[name] = subprocess.Popen(
@@ -89,6 +96,27 @@ class AirflowServices:
         except BaseException:
             self.stop()  # a process that died at start-up: stop the others, leave nothing behind
             raise
+
+    def import_connections(self) -> None:
+        """Store ``connections`` in the metadata database with ``airflow connections import`` (encrypted with the
+        Fernet key when one is set), from a 0600 file that is removed whatever happens."""
+        if not self.connections:
+            return
+        path = self.home / "connections-import.json"
+        stored = {
+            conn_id: {**conn, "extra": json.dumps(conn["extra"])} if isinstance(conn.get("extra"), dict) else conn
+            for conn_id, conn in self.connections.items()
+        }
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as out:
+                json.dump(stored, out)
+            done = subprocess.run([self.airflow, "connections", "import", "--overwrite", str(path)], env=self.env,
+                                  capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+        finally:
+            path.unlink(missing_ok=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"airflow connections import failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

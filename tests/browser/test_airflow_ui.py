@@ -24,6 +24,14 @@ def _shot(page: Any, folder: Path, name: str) -> None:
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
+def _sign_in(page: Any, password: str) -> None:
+    """Fill the login form Airflow shows and wait for the home page."""
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r".*/$"))
+
+
 def test_pipeline_in_the_airflow_ui(ui: dict[str, Any], browser: Any, screenshots: Path) -> None:
     from playwright.sync_api import expect
 
@@ -41,9 +49,7 @@ def test_pipeline_in_the_airflow_ui(ui: dict[str, Any], browser: Any, screenshot
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_text(re.compile("invalid", re.I)).first).to_be_visible()
         assert "/auth/login" in page.url
-        page.get_by_label("Password").fill(server.password())
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(re.compile(r".*/$"))
+        _sign_in(page, server.password())
         _shot(page, screenshots, "01-home")
 
         # the pipeline's DAGs are listed with their tags
@@ -246,10 +252,7 @@ def test_pages_in_the_lake_run_no_script_with_airflows_origin(ui: dict[str, Any]
     page = context.new_page()
     try:
         page.goto(server.url + "/")
-        page.get_by_label("Username").fill("admin")
-        page.get_by_label("Password").fill(server.password())
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(re.compile(r".*/$"))
+        _sign_in(page, server.password())
         assert any(c["name"] == "_token" for c in context.cookies())  # the session a script would want
 
         reply = page.goto(f"{server.url}/mlops-ops/data-docs/{pipeline}/planted.html")

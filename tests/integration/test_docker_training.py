@@ -4,8 +4,10 @@ A spec-built pipeline with ``train.executor: docker``: ingest (Kafka) -> gate ->
 Asset event -> preprocess (Spark, in the worker) -> train in the trainer image (built here from a debootstrap base;
 no Airflow inside) -> evaluate -> promote. The container reads the features from the lake, logs to MLflow and
 registers the challenger. Then a training task killed mid-fit: its container is stopped and removed, nothing is
-registered, its MLflow run is marked FAILED, and the retry registers exactly one version. Credentials never show in
-the rendered fields, the task log or the container's configuration (``docker inspect``).
+registered, its MLflow run is marked FAILED, and the retry registers exactly one version. Credentials (the MLflow
+connection is stored in the metadata database) never show in the container's configuration (``docker inspect``), the
+XComs, rendered fields or run confs in the metadata database, or the logs of the first run, the killed try and its
+retry.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from mlops_ops.testing.runner import LOADER
 from tests.conftest import ROOT
 from tests.integration.churn_data import clean_rows, kafka_pipeline_spec
 from tests.integration.lake_helpers import produce
+from tests.integration.secret_scan import found, metadata_texts
 
 SENTINEL = "SENTINEL-docker-mlflow-4c1e77"
 TRAIN = """  executor: docker
@@ -63,12 +66,13 @@ def pipeline(stack, trainer_image: str, tmp_path_factory) -> Iterator[dict[str, 
     (dags / "pipelines_dag.py").write_text(LOADER)
     mlflow = {"conn_type": "mlflow", "host": "127.0.0.1", "port": ports["mlflow"], "schema": "http",
               "login": "mlops", "password": SENTINEL}  # fmt: skip
-    env = {"AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(mlflow), "MLOPS_OPS_GX_ROOT": str(ROOT / "great_expectations")}
-    services = AirflowServices(root / "airflow", dags, stack.environment(), extra_env=env, python_path=[ROOT])
+    env = {"MLOPS_OPS_GX_ROOT": str(ROOT / "great_expectations")}
+    services = AirflowServices(root / "airflow", dags, stack.environment(), extra_env=env, python_path=[ROOT],
+                               connections={"mlflow_default": mlflow})  # fmt: skip
     services.start()
     try:
         yield {**names, "services": services, "mlflow": f"http://127.0.0.1:{ports['mlflow']}",
-               "secrets": [SENTINEL, stack.settings.s3_secret_key]}  # fmt: skip
+               "secrets": {"mlflow": SENTINEL, "s3": stack.settings.s3_secret_key}}  # fmt: skip
     finally:
         services.stop()
 
@@ -121,7 +125,7 @@ def test_pipeline_trains_in_a_container_under_the_scheduler(pipeline: dict[str, 
     log = _task_log(services, training, done["dag_run_id"], 1)
     assert "credentials from MLOPS_OPS_SECRETS_FILE" in log and "registered" in log
     texts = {"rendered fields": json.dumps(ti.get("rendered_fields")), "log": log}
-    assert [(where, s[:12]) for where, text in texts.items() for s in pipeline["secrets"] if s in text] == []
+    assert found(texts, pipeline["secrets"]) == []
 
 
 def test_killed_training_stops_its_container_and_a_retry_trains_once(pipeline: dict[str, Any]) -> None:
@@ -150,7 +154,7 @@ def test_killed_training_stops_its_container_and_a_retry_trains_once(pipeline: d
     (container,) = services.wait_for("the trainer container to be fitting", fitting, timeout=600, every=0.5)
     # the running container's configuration (what `docker inspect` shows once it has finished) holds no credential
     inspect = docker("inspect", container)
-    assert [s[:12] for s in pipeline["secrets"] if s in inspect] == []
+    assert found({"docker inspect": inspect}, pipeline["secrets"]) == []
     (config,) = json.loads(inspect)
     assert "MLOPS_OPS_SECRETS_FILE=/run/mlops-ops/secrets.json" in config["Config"]["Env"]
     assert any(m["Destination"] == "/run/mlops-ops" and not m["RW"] for m in config["Mounts"])
@@ -174,3 +178,12 @@ def test_killed_training_stops_its_container_and_a_retry_trains_once(pipeline: d
     mine = client.search_model_versions(f"name = '{pipeline['model']}' and tags.`airflow.run_id` = '{run_id}'")
     assert len(mine) == 1 and len(client.search_model_versions(f"name = '{pipeline['model']}'")) == before + 1
     assert trainer_containers(pipeline["pipeline"]) == []
+
+    # what the runs left where users read: the metadata database (the train task's XCom holds its MLflow run id,
+    # so the scan reads real values) and the logs of the killed try and of its retry
+    texts = metadata_texts(services.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    assert mine[0].run_id in texts["xcom"] and "train_params" in texts["run conf"]
+    logs = {f"log of try {n}": _task_log(services, training, run_id, n) for n in (1, 2)}
+    assert "credentials from MLOPS_OPS_SECRETS_FILE" in logs["log of try 1"] and "registered" in logs["log of try 2"]
+    assert found({**texts, **logs}, pipeline["secrets"]) == []
+    assert found({"control": f"x{SENTINEL}x"}, pipeline["secrets"]) == ["mlflow in control"]  # the scan finds one

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.integration.conftest import bootstrap, stack, topic
+from tests.integration.conftest import bootstrap, postgres_stack, stack, topic
 
-__all__ = ["bootstrap", "stack", "topic"]
+__all__ = ["bootstrap", "postgres_stack", "stack", "topic"]

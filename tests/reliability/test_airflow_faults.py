@@ -1,18 +1,18 @@
-"""With Airflow's real scheduler, dag-processor, triggerer and API server (LocalExecutor):
+"""With Airflow's real scheduler, dag-processor, triggerer and API server (LocalExecutor, PostgreSQL metadata DB):
 
 * concurrency: scheduled, manual and backfill runs writing the same ``raw`` table at once (the factory's
   ingest DAG and a hand-written writer DAG that allows 4 active runs), with a producer still writing:
   commits are conditional, losers retry from the winner's position, every produced row lands exactly once,
   and the registry holds one version per successful training;
-* secrets: a sentinel secret in each connection never shows in task logs, XCom, rendered template
-  fields, run conf, the plugin view, or the reports in the lake and MLflow;
+* secrets: a sentinel secret in each connection (stored in the metadata database, as a deployment keeps them) never
+  shows in task logs, XCom, rendered template fields, run conf, the plugin view, the reports in the lake and MLflow,
+  or the API server's environment after its ML pipelines view has read the champion from MLflow;
 * a task process SIGKILLed mid-write is failed by Airflow, retried, and the retry lands every row once.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -26,8 +26,10 @@ from mlops_ops.testing.airflow_services import AirflowServices
 from mlops_ops.testing.runner import LOADER
 from tests.conftest import ROOT
 from tests.integration.churn_data import SCHEMA, clean_rows
+from tests.integration.conftest import fresh_database
 from tests.integration.lake_helpers import SCHEMA as EVENT_SCHEMA
 from tests.integration.lake_helpers import checksum, committed_rows, event, pipeline_tables, produce
+from tests.integration.secret_scan import found, metadata_texts
 
 pytestmark = pytest.mark.integration
 
@@ -103,9 +105,10 @@ with DAG("conc_writer", schedule="* * * * *", start_date=datetime(2026, 1, 1), c
 
 
 @pytest.fixture(scope="module")
-def airflow(stack, tmp_path_factory) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def airflow(postgres_stack, tmp_path_factory) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
     from confluent_kafka.admin import AdminClient, NewTopic
 
+    stack = postgres_stack  # PostgreSQL: the writers' runs, a backfill and the REST calls must not queue on SQLite
     root = tmp_path_factory.mktemp("airflow-faults")
     names = {"pipeline": f"conc_{uuid.uuid4().hex[:6]}", "topic": f"conc-{uuid.uuid4().hex[:6]}",
              "model": f"conc-{uuid.uuid4().hex[:6]}", "lake": str(root / "lake"),
@@ -128,19 +131,22 @@ def airflow(stack, tmp_path_factory) -> Iterator[dict[str, Any]]:  # type: ignor
                                pipeline=names["pipeline"])  # fmt: skip
     (dags / "conc_writer.py").write_text(writer)
     conns = {  # each with a sentinel secret the stack's services ignore
-        "AIRFLOW_CONN_MLFLOW_DEFAULT": {"conn_type": "mlflow", "host": "127.0.0.1", "port": ports["mlflow"],
-                                        "schema": "http", "login": "mlops", "password": SENTINELS["mlflow"]},
-        "AIRFLOW_CONN_KAFKA_DEFAULT": {"conn_type": "kafka", "extra": {
+        "mlflow_default": {"conn_type": "mlflow", "host": "127.0.0.1", "port": ports["mlflow"], "schema": "http",
+                           "login": "mlops", "password": SENTINELS["mlflow"]},
+        "kafka_default": {"conn_type": "kafka", "extra": {
             "bootstrap.servers": bootstrap, "sasl.username": "mlops", "sasl.password": SENTINELS["kafka"]}},
-        "AIRFLOW_CONN_SPARK_DEFAULT": {"conn_type": "mlops_spark", "host": "local[2]", "extra": {
+        "spark_default": {"conn_type": "mlops_spark", "host": "local[2]", "extra": {
             "conf": {"spark.hadoop.fs.s3a.secret.key": SENTINELS["spark"]}}},
     }  # fmt: skip
-    env = {k: json.dumps(v) for k, v in conns.items()}
-    env["MLOPS_OPS_GX_ROOT"] = str(ROOT / "great_expectations")
-    services = AirflowServices(root / "airflow", dags, stack.environment(), extra_env=env, python_path=[ROOT])
+    audit = root / "environ-audit"  # each Airflow process records its environment here (environ_audit/)
+    audit.mkdir()
+    env = {"MLOPS_OPS_GX_ROOT": str(ROOT / "great_expectations"), "MLOPS_ENVIRON_AUDIT": str(audit)}
+    services = AirflowServices(root / "airflow", dags, stack.environment(), extra_env=env,
+                               python_path=[ROOT, Path(__file__).parent / "environ_audit"],
+                               database_url=fresh_database(stack), connections=conns)  # fmt: skip
     services.start()
     try:
-        yield {**names, "services": services, "root": root, "s3_secret": stack.settings.s3_secret_key,
+        yield {**names, "services": services, "root": root, "s3_secret": stack.settings.s3_secret_key, "audit": audit,
                "bootstrap": bootstrap,
                "mlflow": f"http://127.0.0.1:{ports['mlflow']}"}  # fmt: skip
     finally:
@@ -187,14 +193,7 @@ def test_scheduled_manual_and_backfill_writers_at_once_land_every_row_once(airfl
         now = datetime.now(UTC).replace(second=0, microsecond=0)
         request = {"dag_id": "conc_writer", "from_date": (now - timedelta(minutes=4)).isoformat(),
                    "to_date": now.isoformat(), "max_active_runs": 4, "reprocess_behavior": "completed"}  # fmt: skip
-        # Airflow refuses to create a backfill while SQLite is locked by the scheduler and tasks ("use PostgreSQL"):
-        # ask again, as an operator would, until a moment the database is free
-        status, backfill = services.wait_for(
-            "the backfill to be accepted",
-            lambda: (lambda r: r if r[0] not in (500, 503) else None)(
-                services.request("POST", "/api/v2/backfills", request)),
-            timeout=120, every=2.0,
-        )  # fmt: skip
+        status, backfill = services.request("POST", "/api/v2/backfills", request)
         assert status == 200, backfill
         services.wait_for("backfill runs", lambda: [r for r in services.runs("conc_writer")
                                                     if r["run_type"] == "backfill"], timeout=120)  # fmt: skip
@@ -258,10 +257,6 @@ def test_scheduled_manual_and_backfill_writers_at_once_land_every_row_once(airfl
     assert services.task_states(drift_id, done["dag_run_id"])["drift_check"] == "success", services.logs()
 
 
-def _scan(texts: dict[str, str], secrets: dict[str, str]) -> list[str]:
-    return [f"{name} in {where}" for where, text in texts.items() for name, secret in secrets.items() if secret in text]
-
-
 def test_no_secret_reaches_logs_xcom_rendered_fields_views_or_reports(airflow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from mlflow import MlflowClient
 
@@ -273,14 +268,7 @@ def test_no_secret_reaches_logs_xcom_rendered_fields_views_or_reports(airflow, t
         if path.is_file():
             texts[str(path)] = path.read_text(errors="replace")
     assert any("/logs/" in p and "train" in p for p in texts), "no task logs found to scan"
-    db = sqlite3.connect(home / "airflow.db")
-    try:
-        texts["xcom"] = "\n".join(str(v) for (v,) in db.execute("SELECT value FROM xcom"))
-        texts["rendered fields"] = "\n".join(str(v) for (v,) in db.execute(
-            "SELECT rendered_fields FROM rendered_task_instance_fields"))  # fmt: skip
-        texts["run conf"] = "\n".join(str(v) for (v,) in db.execute("SELECT conf FROM dag_run"))
-    finally:
-        db.close()
+    texts.update(metadata_texts(services.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]))
     assert "snapshot_id" in texts["xcom"] and texts["rendered fields"]
     texts["plugin view"] = json.dumps(services.request("GET", "/mlops-ops/api/pipelines")[1])
     for path in Path(airflow["lake"]).rglob("*"):  # Data Docs, drift reports
@@ -300,8 +288,33 @@ def test_no_secret_reaches_logs_xcom_rendered_fields_views_or_reports(airflow, t
     assert any("evaluation/report.json" in k for k in texts) and any("drift/report.html" in k for k in texts)
 
     texts_with_control = {**texts, "control": f"password={SENTINELS['kafka']}"}
-    assert _scan(texts_with_control, secrets) == ["kafka in control"]  # the scan does find a secret
-    assert _scan(texts, secrets) == [], f"{len(texts)} places scanned"
+    assert found(texts_with_control, secrets) == ["kafka in control"]  # the scan does find a secret
+    assert found(texts, secrets) == [], f"{len(texts)} places scanned"
+
+
+def _audit_records(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for path in folder.glob("*.jsonl") for line in path.read_text().splitlines()]
+
+
+def test_api_server_environment_holds_no_connection_secret(airflow) -> None:  # type: ignore[no-untyped-def]
+    """The ML pipelines view reads the champion from MLflow with the connection's password (stored in the metadata
+    database); no API server process holds that password, or any connection's, in its environment: neither the
+    environment it started with nor any ``os.environ`` change since (recorded by ``environ_audit/sitecustomize.py``)."""
+    services: AirflowServices = airflow["services"]
+    status, rows = services.request("GET", "/mlops-ops/api/pipelines")
+    assert status == 200, rows
+    (row,) = [r for r in rows if r["pipeline"] == airflow["pipeline"]]
+    assert row["champion_version"] and row["errors"] == [], row  # the view did use the MLflow connection
+    records = _audit_records(airflow["audit"])
+    api = [r for r in records if r["role"] == "api-server"]
+    assert any(r["event"] == "start" and "api-server" in r["argv"] for r in api), "the API server was not audited"
+    started = {f"api-server {r['pid']} start": json.dumps(r["environ"]) for r in api if r["event"] == "start"}
+    changed = {"api-server environment changes": json.dumps([[r["key"], r["value"]] for r in api
+                                                             if r["event"] == "putenv"])}  # fmt: skip
+    # positive control: the same records do show a task process exporting the MLflow password (docs/security.md)
+    tasks = [r for r in records if r["role"] == "scheduler" and r["event"] == "putenv"]
+    assert ["MLFLOW_TRACKING_PASSWORD", SENTINELS["mlflow"]] in [[r["key"], r["value"]] for r in tasks]
+    assert found({**started, **changed}, SENTINELS) == []
 
 
 def test_task_process_killed_mid_write_is_retried_and_lands_every_row_once(airflow) -> None:  # type: ignore[no-untyped-def]

@@ -1,4 +1,5 @@
-"""AirflowServices leaves no process behind when one of Airflow's processes dies at start-up."""
+"""AirflowServices leaves no process behind when one of Airflow's processes dies at start-up, and stores connections in
+the metadata database, not in the environment every process inherits."""
 
 from __future__ import annotations
 
@@ -22,3 +23,24 @@ def test_a_process_dying_at_start_up_stops_the_others(tmp_path: Path, monkeypatc
     assert set(services.processes) == {"scheduler", "dag-processor", "triggerer", "api-server", "celery-worker1"}
     assert all(p.poll() is not None for p in services.processes.values())  # every other process was stopped
     assert "no scheduler today" in services.logs()
+
+
+def test_connections_are_stored_in_the_metadata_database_not_in_the_environment(tmp_path: Path) -> None:
+    import json
+    import sys
+
+    conn = {"conn_type": "mlflow", "host": "127.0.0.1", "port": 5000, "login": "u", "password": "SENTINEL-unit-3c9d",
+            "extra": {"region": "eu-west-3"}}  # fmt: skip
+    stack_env = {"AIRFLOW_CONN_MLFLOW_DEFAULT": "mlflow://other:other@example.invalid", "AIRFLOW_CONN_KEEP": "http://x"}
+    services = AirflowServices(tmp_path / "home", tmp_path, stack_env, connections={"mlflow_default": conn})
+    assert "AIRFLOW_CONN_MLFLOW_DEFAULT" not in services.env and services.env["AIRFLOW_CONN_KEEP"] == "http://x"
+    services.home.mkdir()
+    airflow = str(Path(sys.executable).parent / "airflow")
+    subprocess.run([airflow, "db", "migrate"], env=services.env, check=True, capture_output=True, timeout=300)
+    services.import_connections()
+    assert [p.name for p in services.home.iterdir() if "connections" in p.name] == []  # the import file is gone
+    got = subprocess.run([airflow, "connections", "get", "mlflow_default", "-o", "json"], env=services.env,
+                         check=True, capture_output=True, text=True, timeout=120)  # fmt: skip
+    (stored,) = json.loads(got.stdout)
+    assert (stored["host"], stored["port"], stored["login"]) == ("127.0.0.1", "5000", "u")  # the CLI prints text
+    assert stored["password"] == conn["password"] and stored["extra_dejson"] == {"region": "eu-west-3"}
