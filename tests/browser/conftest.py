@@ -47,8 +47,11 @@ def browser() -> Iterator[Any]:
         if os.environ.get("MLOPS_REQUIRE_BROWSER") == "1":
             pytest.fail(message)
         pytest.skip(message)
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # expect()'s own default is 5 s, separate from the pages' 30 s: a loaded 2-core CI machine renders Airflow's
+    # first page slower than that (CI: the DAG list drew its rows just past 5 s after the page opened): one timeout
+    expect.set_options(timeout=30_000)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
