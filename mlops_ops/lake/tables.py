@@ -165,19 +165,25 @@ def ensure_table(catalog: Any, ident: str, schema: Any) -> Any:
     except exceptions.NoSuchTableError:
         catalog.create_namespace_if_not_exists(namespace)
         try:
-            table = catalog.create_table(ident, schema=schema, properties=TABLE_PROPERTIES)
+            table = _create(catalog, ident, schema)
             log.info("created Iceberg table %s", ident)
-            return _first_snapshot(_set_name_mapping(table))
+            return table
         except exceptions.TableAlreadyExistsError:
             table = catalog.load_table(ident)  # created meanwhile by another writer
     return evolve(table, schema)
 
 
-def _first_snapshot(table: Any) -> Any:
-    """An empty first snapshot on ``main``: branches (audit) can only start from a snapshot."""
-    with table.transaction() as tx, tx.update_snapshot(snapshot_properties={"mlops.event": "created"}).fast_append():
+def _create(catalog: Any, ident: str, schema: Any) -> Any:
+    """Create the table in one commit, with its name mapping (Parquet files without Iceberg field ids, ours and
+    Spark's, are read by column name) and an empty first snapshot on ``main`` (branches, the audit's, can only
+    start from a snapshot): a process killed while creating leaves either no table or a complete one."""
+    tx = catalog.create_table_transaction(ident, schema=schema, properties=TABLE_PROPERTIES)
+    mapping = tx.table_metadata.schema().name_mapping.model_dump_json()
+    tx.set_properties(**{"schema.name-mapping.default": mapping})
+    with tx.update_snapshot(snapshot_properties={"mlops.event": "created"}).fast_append():
         pass
-    return table.refresh()
+    tx.commit_transaction()
+    return catalog.load_table(ident)
 
 
 def _set_name_mapping(table: Any) -> Any:
