@@ -59,7 +59,7 @@ debs:
 
 # pytest exits 5 when it collects no test: report it and don't fail on it.
 test: lint browser debs
-	$(BIN)/pytest tests -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+	$(BIN)/pytest tests -q --durations=25; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 # The other supported Python/Airflow pairs from the built wheel: unit tests + DagBag parse (.ci/compat; CI runs it).
 compat:

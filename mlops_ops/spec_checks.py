@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from mlops_ops.exceptions import SpecProblem
 from mlops_ops.spec import PipelineSpec
+
+EXPLAIN = "EXPLAIN "  # prefixed to a preprocessing query to parse it without running it
 
 Loc = tuple[str | int, ...]
 # What the library passes to each kind of callable: positional arguments and keyword names.
@@ -169,12 +172,15 @@ def sql_problems(spec: PipelineSpec, source: Path) -> list[tuple[Loc, str]]:
     text = path.read_text(encoding="utf-8")
     from mlops_ops.hooks.spark import SparkHook
 
-    spark = SparkHook().get_conn()
+    spark = SparkHook().get_conn()  # a local session, or the deployment's Spark Connect server: both parse
     try:
-        spark._jsparkSession.sessionState().sqlParser().parsePlan(text)
-    except Exception as err:  # noqa: BLE001 - py4j wraps Spark's ParseException
-        message = str(err).split("\n\n")[0].replace("\n", " ")[:400]
-        return [(("preprocess", "sql"), f"{path.name} does not parse: {message}")]
+        # EXPLAIN parses the whole statement and runs none of it (analysis errors, such as the view ``raw`` that
+        # does not exist here, are part of its output, not raised); only Spark's parser raises here
+        spark.sql(EXPLAIN + text).collect()
+    except Exception as err:  # noqa: BLE001 - classic (py4j) and Connect (gRPC) wrap Spark's ParseException
+        first = str(err).split("\n\n")[0].replace("\n", " ")
+        message = re.sub(r"\(line 1, pos (\d+)\)", lambda m: f"(line 1, pos {int(m[1]) - len(EXPLAIN)})", first)
+        return [(("preprocess", "sql"), f"{path.name} does not parse: {message[:400]}")]
     return []
 
 

@@ -6,7 +6,15 @@ All Spark settings are made here, in one place:
   memory sized for a 24 GiB machine, few shuffle partitions;
 * host ``spark://h`` (port 7077), ``yarn``, ``k8s://https://...``: the same session in
   client mode against that cluster manager;
-* host ``sc://h`` (port 15002): Spark Connect.
+* host ``sc://h`` (port 15002): Spark Connect, a session on a long-running server (the embedded stack runs
+  one): no JVM in the task, so a task's Spark work starts in about a second instead of a cold JVM's 20.
+  ``extra.shared_filesystem`` says the server runs on this machine (it reads and writes the task's scratch
+  folders, as local mode does).
+
+A Python process holds sessions of one kind: pyspark keeps classic (JVM) and Connect sessions apart by the
+variable ``SPARK_CONNECT_MODE_ENABLED``, which a Connect session sets for the process. A process that inherited
+it from a parent (a test session, a scheduler started from one) and has no Connect session of its own drops it
+before it builds a classic session; one that holds a Connect session gets a clear error instead of pyspark's.
 
 ``extra`` may hold ``{"conf": {...}}`` with any ``spark.*`` settings; they override the
 defaults. :meth:`SparkHook.session_options` is what a session is built from, so a test
@@ -22,26 +30,8 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from mlops_ops._extras import require
+from mlops_ops.spark_conf import CLUSTER_CONF, CONNECT_PORT, LOCAL_CONF
 
-LOCAL_CONF: dict[str, str] = {
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.driver.memory": "4g",
-    "spark.sql.shuffle.partitions": "8",
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.parquet.compression.codec": "zstd",
-    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",  # Iceberg timestamps are microseconds
-    "spark.sql.sources.partitionOverwriteMode": "dynamic",
-    "spark.driver.bindAddress": "127.0.0.1",
-    "spark.driver.host": "127.0.0.1",
-    "spark.sql.execution.arrow.pyspark.enabled": "true",
-}
-CLUSTER_CONF: dict[str, str] = {
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.parquet.compression.codec": "zstd",
-    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-    "spark.sql.execution.arrow.pyspark.enabled": "true",
-}
 SECRET_HINTS = ("secret", "password", "token", "key")
 
 
@@ -78,9 +68,10 @@ def options_for(host: str | None, port: int | None, extra: dict[str, Any], app_n
     if not host or host.startswith("local"):
         master = host or f"local[{extra.get('cores', '*')}]"
         return SparkSessionOptions(app_name, master=master, conf={**LOCAL_CONF, **user_conf})
-    if host.startswith("sc://"):
-        return SparkSessionOptions(app_name, remote=f"{host}:{port or 15002}", conf=user_conf)
     shared = bool(extra.get("shared_filesystem", False))
+    if host.startswith("sc://"):
+        return SparkSessionOptions(app_name, remote=f"{host}:{port or CONNECT_PORT}", conf=user_conf,
+                                   shared_filesystem=shared)  # fmt: skip
     if host.startswith("spark://"):
         master = f"{host}:{port or 7077}"
     elif host == "yarn" or host.startswith("k8s://"):
@@ -119,18 +110,9 @@ class SparkHook(BaseHook):
 
     def get_conn(self) -> Any:
         """The ``SparkSession`` (``getOrCreate``: tasks in one process share it)."""
-        require("pyspark", "spark")
-        from pyspark.sql import SparkSession
-
         options = self.session_options()
         self.log.info("Spark session: %s", options.redacted())
-        if options.stages_locally:  # executors on this machine run this interpreter's Python workers
-            os.environ.setdefault("PYSPARK_PYTHON", _python())
-        builder = SparkSession.builder.appName(options.app_name)
-        builder = builder.remote(options.remote) if options.remote else builder.master(options.master or "local[*]")
-        for key, value in options.conf.items():
-            builder = builder.config(key, value)
-        return builder.getOrCreate()
+        return session(options)
 
     def test_connection(self) -> tuple[bool, str]:
         try:
@@ -139,6 +121,37 @@ class SparkHook(BaseHook):
         except Exception as err:  # noqa: BLE001 - reported to the UI, not raised
             return False, f"{type(err).__name__}: {err}"
         return got == 3, f"Spark {spark.version} answered"
+
+
+def session(options: SparkSessionOptions) -> Any:
+    """A session built from ``options`` (``getOrCreate``)."""
+    require("pyspark", "spark")
+    from pyspark.sql import SparkSession
+
+    if options.remote:
+        builder = SparkSession.builder.appName(options.app_name).remote(options.remote)
+    else:
+        _leave_connect_mode()
+        if options.stages_locally:  # executors on this machine run this interpreter's Python workers
+            os.environ.setdefault("PYSPARK_PYTHON", _python())
+        builder = SparkSession.builder.appName(options.app_name).master(options.master or "local[*]")
+    for key, value in options.conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _leave_connect_mode() -> None:
+    """Before a classic session: drop a Spark Connect mode this process inherited (see the module's doc)."""
+    if "SPARK_CONNECT_MODE_ENABLED" not in os.environ:
+        return
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    if ConnectSession._get_default_session() is not None:
+        raise RuntimeError(
+            "this process already holds a Spark Connect session; pyspark cannot build a classic (local or cluster) "
+            "session beside it: use one kind of Spark connection per process"
+        )
+    os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
 
 
 def _python() -> str:

@@ -246,12 +246,13 @@ def _collect_output(features: Any, local_out: Path, target: str, local_session: 
             upload(features.io, part, dest)
             out.append(dest)
         return out
-    # a cluster wrote straight into the table's folder: list it with Spark's own file system
-    jvm = spark.sparkContext._jvm
-    folder = jvm.org.apache.hadoop.fs.Path(spark_uri(target))
-    listing = folder.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).listStatus(folder)
+    # a cluster wrote straight into the table's folder: Spark lists what it wrote (DataFrame.inputFiles works in
+    # classic and Spark Connect sessions alike; the names come back as Spark's s3a:// URIs)
     out = []
-    for name in sorted(str(s.getPath().getName()) for s in listing if str(s.getPath().getName()).startswith("part-")):
+    for written in sorted(spark.read.parquet(spark_uri(target)).inputFiles()):
+        name = written.rsplit("/", 1)[-1]
+        if not name.startswith("part-"):
+            continue
         uri = f"{target}/{name}"
         with features.io.new_input(uri).open() as fh:
             if pq.ParquetFile(fh).metadata.num_rows:

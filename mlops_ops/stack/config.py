@@ -25,7 +25,7 @@ S3_PORT_NAMES = (
 )  # fmt: skip
 SPARK_WORKERS = 2
 SPARK_PORT_NAMES = ("spark_master", "spark_master_ui", *(f"spark_worker{i}_ui" for i in range(1, SPARK_WORKERS + 1)))
-PORT_NAMES = ("kafka", "mlflow", *(f"weed_{n}" for n in S3_PORT_NAMES), *SPARK_PORT_NAMES, "postgres")
+PORT_NAMES = ("kafka", "mlflow", *(f"weed_{n}" for n in S3_PORT_NAMES), *SPARK_PORT_NAMES, "postgres", "spark_connect")
 
 
 def default_home() -> Path:
@@ -185,10 +185,12 @@ def airflow_database(paths: StackPaths, settings: StackSettings) -> str:
 
 
 def spark_connection(settings: StackSettings) -> dict[str, object]:
-    """Local mode, or the stack's standalone cluster. Its workers run on this machine, so Spark reads and writes
-    through local scratch folders (``shared_filesystem``) as local mode does: pyspark ships no S3 connector."""
+    """The stack's Spark Connect server (warm: no task starts a JVM), or its standalone cluster when that runs. Both
+    run on this machine, so Spark reads and writes through local scratch folders (``shared_filesystem``) as local
+    mode does: pyspark ships no S3 connector."""
     if not settings.spark_cluster:
-        return {"conn_type": "spark", "host": "local[*]"}
+        return {"conn_type": "spark", "host": "sc://127.0.0.1", "port": settings.ports["spark_connect"],
+                "extra": {"shared_filesystem": True}}  # fmt: skip
     conf = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1", "spark.ui.enabled": "false",
             "spark.executor.memory": "1g", "spark.executor.cores": "1", "spark.cores.max": str(SPARK_WORKERS),
             "spark.sql.shuffle.partitions": "8"}  # fmt: skip

@@ -197,6 +197,33 @@ def _spark_worker_check(index: int) -> Callable[[StackSettings], None]:
     return check
 
 
+def _spark_connect_command(paths: StackPaths, s: StackSettings) -> list[str]:
+    """pyspark's own ``sbin/start-connect-server.sh`` in the foreground (``--wait``): one warm driver on loopback
+    that every Spark task connects to, with the settings of a local session (:mod:`mlops_ops.spark_conf`)."""
+    from mlops_ops.spark_conf import LOCAL_CONF
+
+    conf = {**LOCAL_CONF, "spark.connect.grpc.binding.address": "127.0.0.1",
+            "spark.connect.grpc.binding.port": str(s.ports["spark_connect"])}  # fmt: skip
+    return [str(spark_home() / "sbin" / "start-connect-server.sh"), "--wait", "--master", "local[*]",
+            "--driver-java-options", "-Djava.net.preferIPv4Stack=true",  # its sockets on 127.0.0.1, not ::ffff:...
+            *(arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}"))]  # fmt: skip
+
+
+def _spark_connect_env(paths: StackPaths, s: StackSettings) -> dict[str, str]:
+    """The server's Python workers (UDFs) run this interpreter and import what the DAGs import: the project and
+    its DAG folder come first on their path."""
+    path = [str(paths.project), str(paths.project / "dags"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**_spark_env(paths, s), "PYTHONPATH": os.pathsep.join(path), "SPARK_IDENT_STRING": "mlops-ops",
+            "SPARK_PID_DIR": str(paths.data("spark-connect"))}  # fmt: skip
+
+
+def _spark_connect_check(s: StackSettings) -> None:
+    from mlops_ops.stack.process import port_is_open
+
+    if not port_is_open(s.ports["spark_connect"]):
+        raise StackError("Spark Connect's port is not open yet")
+
+
 SPARK_SERVICES: tuple[Service, ...] = (
     Service("spark-master", "Spark standalone master", _spark_master_command, _spark_env, _spark_master_check,
             lambda s: f"spark://127.0.0.1:{s.ports['spark_master']}", optional=True),
@@ -213,6 +240,10 @@ SERVICES: tuple[Service, ...] = (
     Service(
         "kafka", "Tansu Kafka broker", _kafka_command, lambda p, s: {}, _kafka_check,
         lambda s: f"127.0.0.1:{s.ports['kafka']}",
+    ),
+    Service(
+        "spark-connect", "Spark Connect server (warm Spark for every task)", _spark_connect_command,
+        _spark_connect_env, _spark_connect_check, lambda s: f"sc://127.0.0.1:{s.ports['spark_connect']}",
     ),
     Service(
         "mlflow", "MLflow tracking server", _mlflow_command, _mlflow_env,

@@ -74,8 +74,12 @@ class EmbeddedStack:
             save_settings(self.paths, settings)
             if not postgres:
                 self._stop(POSTGRES_SERVICES)
-        for service in self._services(settings):
-            self._ensure_running(service, settings, timeout)
+        # every service starts at once, then each is waited for: start-up time is the slowest one's, not the sum
+        services = self._services(settings)
+        records = {service.name: self._start(service, settings) for service in services}
+        deadline = time.monotonic() + timeout
+        for service in services:
+            self._wait_healthy(service, settings, records[service.name], deadline, timeout)
         if airflow_db:
             self._migrate_airflow_db(settings)
         return self.status()
@@ -115,7 +119,8 @@ class EmbeddedStack:
         return out
 
     # -- internals ---------------------------------------------------------------
-    def _ensure_running(self, service: Service, settings: StackSettings, timeout: float) -> None:
+    def _start(self, service: Service, settings: StackSettings) -> process.PidRecord:
+        """The service's process: the one running, or a new one."""
         pidfile, logfile = self.paths.pidfile(service.name), self.paths.logfile(service.name)
         record = process.read_pidfile(pidfile)
         if record is None or record.process() is None:
@@ -125,7 +130,12 @@ class EmbeddedStack:
             record = process.spawn(
                 service.command(self.paths, settings), pidfile=pidfile, logfile=logfile, env=env, cwd=self.paths.home
             )
-        deadline = time.monotonic() + timeout
+        return record
+
+    def _wait_healthy(
+        self, service: Service, settings: StackSettings, record: process.PidRecord, deadline: float, timeout: float
+    ) -> None:
+        logfile = self.paths.logfile(service.name)
         while True:
             if record.process() is None:
                 raise StackError(

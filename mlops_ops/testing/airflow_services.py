@@ -26,6 +26,14 @@ from typing import Any
 COMMANDS = ("scheduler", "dag-processor", "triggerer", "api-server")
 
 
+def exit_handled(scheduler_log: str, dag_id: str, task_id: str, run_id: str) -> bool:
+    """Whether a scheduler's log shows it handled the executor's report that this task's process exited (its
+    ``TaskInstance Finished`` line). A task that defers or waits for a person (HITL) exits its worker process; an
+    answer that resumes the task before the scheduler handled that exit races Airflow 3.3.2's scheduler, which then
+    takes the resumed task for one killed externally and fails it (docs/approval.md)."""
+    return f"TaskInstance Finished: dag_id={dag_id}, task_id={task_id}, run_id={run_id}," in scheduler_log
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -45,8 +53,12 @@ class AirflowServices:
         executor: str = "LocalExecutor",
         celery_workers: int = 0,
         connections: dict[str, dict[str, Any]] | None = None,
+        migrate: bool = True,
     ) -> None:
+        """``migrate=False``: ``database_url`` is already at this Airflow's schema (a copy of a migrated template
+        database, as this project's tests make once per session), so ``start`` skips ``airflow db migrate``."""
         self.home = home
+        self.migrate = migrate
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -84,7 +96,8 @@ class AirflowServices:
         from mlops_ops.stack.config import private_folder
 
         private_folder(self.home)  # Airflow's database, JWT secret and passwords file
-        subprocess.run([self.airflow, "db", "migrate"], env=self.env, check=True, capture_output=True, timeout=300)
+        if self.migrate:
+            subprocess.run([self.airflow, "db", "migrate"], env=self.env, check=True, capture_output=True, timeout=300)
         self.import_connections()
         for name, args in self.commands.items():
             log = (self.home / f"{name}.log").open("ab")
@@ -176,6 +189,11 @@ class AirflowServices:
 
         _, body = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances")
         return {t["task_id"]: t["state"] for t in body["task_instances"]}
+
+    def exit_handled(self, dag_id: str, task_id: str, run_id: str) -> bool:
+        """:func:`exit_handled` on this deployment's scheduler log."""
+        log = self.home / "scheduler.log"
+        return log.exists() and exit_handled(log.read_text(errors="replace"), dag_id, task_id, run_id)
 
     def logs(self, tail: int = 4000) -> str:
         out = []

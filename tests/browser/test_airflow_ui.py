@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from mlops_ops.testing.airflow_services import exit_handled
 from tests.browser.ui_server import UiServer
 
 
@@ -190,9 +191,11 @@ def _approve_in_ui(page: Any, context: Any, server: UiServer, dag_id: str, run_i
         if state == "skipped" and not required:  # the challenger was not blessed: nobody is asked
             return False
         time.sleep(3)
-    # a person reads before answering: an answer within seconds of the request races Airflow 3.3.2's scheduler
-    # (the parked process's exit event, handled after the resume, fails the task: docs/approval.md)
-    time.sleep(20)
+    # an answer before the scheduler handled the parked process's exit races Airflow 3.3.2's scheduler (the exit
+    # event, handled after the resume, fails the task: docs/approval.md): wait for that, not for a fixed time
+    while not exit_handled(server.log(tail=10**9), dag_id, "approve", run_id):
+        assert time.monotonic() < deadline, f"the scheduler never handled the approve task's exit\n{server.log()}"
+        time.sleep(1)
     page.goto(f"{server.url}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/approve/required_actions")
     expect(page.get_by_text(subject).first).to_be_visible()
     for evidence in ("roc_auc", "Data quality gate", "What started this run", "Data Docs"):

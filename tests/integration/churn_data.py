@@ -122,4 +122,4 @@ def pipeline_services(stack: Any, root: Any, pipeline: str, spec: str) -> Any:
     env = stack.environment()
     extra = {"MLOPS_OPS_GX_ROOT": str(ROOT / "great_expectations")}
     return AirflowServices(root / "airflow", dags, env, extra_env=extra, python_path=[ROOT],
-                           database_url=fresh_database(stack))  # fmt: skip
+                           database_url=fresh_database(stack), migrate=False)  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,29 +92,77 @@ def trainer_image(docker_engine: str) -> str:
     return build_image("trainer", f"mlops-ops-trainer:{__version__}")  # the spec's default image
 
 
+TEMPLATE_DATABASE = "airflow_template"
+_templates: dict[str, str] = {}  # what this session migrated: server or file -> template
+
+
+def _migrate(url: str, home: Path) -> None:
+    """``airflow db migrate`` on ``url``: once per session for each template, never per module."""
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url}
+    done = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env,
+                          capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    assert done.returncode == 0, f"airflow db migrate failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+
+
 def fresh_database(stack: Any) -> str:
-    """A new, empty PostgreSQL database on the stack's server for one Airflow deployment: modules that drive a
-    scheduler share no runs, queued tasks or DAGs (a run queued when one module stopped would start in the next)."""
+    """A new PostgreSQL database on the stack's server for one Airflow deployment: modules that drive a scheduler
+    share no runs, queued tasks or DAGs (a run queued when one module stopped would start in the next). It is a copy
+    (``CREATE DATABASE ... TEMPLATE``) of one database migrated once per session, so no module pays a migration;
+    pass ``migrate=False`` to ``AirflowServices``."""
     import psycopg2
 
     url = stack.environment()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    name = f"airflow_{uuid.uuid4().hex[:10]}"
-    connection = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))
-    try:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE {name}")
-    finally:
-        connection.close()
-    return url.rsplit("/", 1)[0] + "/" + name
+    assert url.startswith("postgresql"), "fresh_database needs the stack's PostgreSQL (the postgres_stack fixture)"
+    server, name = url.rsplit("/", 1)[0], f"airflow_{uuid.uuid4().hex[:10]}"
+
+    def execute(*statements: str) -> None:
+        connection = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                for statement in statements:
+                    cursor.execute(statement)
+        finally:
+            connection.close()
+
+    if server not in _templates:  # a template left by an earlier session may be stale or half-migrated: anew
+        execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DATABASE}", f"CREATE DATABASE {TEMPLATE_DATABASE}")
+        _migrate(f"{server}/{TEMPLATE_DATABASE}", stack.paths.home / "airflow")
+        _templates[server] = TEMPLATE_DATABASE
+    execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DATABASE}")
+    return f"{server}/{name}"
+
+
+def fresh_sqlite(stack: Any, home: Path) -> str:
+    """A migrated SQLite database for the deployment whose home is ``home``: a copy of one file migrated once per
+    session (pass ``migrate=False`` to ``AirflowServices``)."""
+    import shutil
+
+    from mlops_ops.stack.config import private_folder
+
+    template = stack.paths.home / "airflow-template" / "airflow.db"
+    if str(template) not in _templates:
+        private_folder(template.parent)
+        template.unlink(missing_ok=True)
+        _migrate(f"sqlite:///{template}", template.parent)
+        _templates[str(template)] = str(template)
+    private_folder(home)
+    shutil.copyfile(template, home / "airflow.db")
+    return f"sqlite:///{home / 'airflow.db'}?timeout=60"
 
 
 @pytest.fixture(scope="module")
 def postgres_stack(stack) -> Iterator[Any]:  # type: ignore[no-untyped-def]
-    """The test stack with its PostgreSQL on for this module: the CeleryExecutor does not run on SQLite, and suites
-    driven by the real scheduler avoid SQLite's one-writer lock."""
+    """The test stack with Airflow's metadata DB on its PostgreSQL for this module: the CeleryExecutor does not run
+    on SQLite, and suites driven by the real scheduler avoid SQLite's one-writer lock. The server starts once per
+    session (the stack's teardown stops it): at the module's end only the setting goes back to SQLite, so later
+    modules' ``stack.environment()`` name SQLite as before, and the next PostgreSQL module finds the server up."""
+    from mlops_ops.stack.config import save_settings
+
     stack.up(postgres=True, airflow_db=False)
     try:
         yield stack
     finally:
-        stack.up(postgres=False, airflow_db=False)
+        settings = stack.settings
+        settings.postgres = False
+        save_settings(stack.paths, settings)

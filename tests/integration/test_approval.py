@@ -10,7 +10,6 @@ Each decision, who made it, when and the comment are tags on the model version.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -54,16 +53,16 @@ def _hitl(dag_id: str, run_id: str) -> str:
 
 
 def _waiting(services: AirflowServices, dag_id: str, run_id: str) -> dict[str, Any] | None:
-    """The approval request once the task waits for a person.
-
-    Then a pause, as a person's answer takes: an answer within seconds of the request races Airflow 3.3.2's
-    scheduler (the parked process's exit event, processed after the resume, fails the task; docs/approval.md)."""
+    """The approval request once the task waits for a person and the scheduler has handled its parked process's
+    exit: an answer before that races Airflow 3.3.2's scheduler (the exit event, processed after the resume, fails
+    the task; docs/approval.md)."""
     if services.task_states(dag_id, run_id).get("approve") != "awaiting_input":
+        return None
+    if not services.exit_handled(dag_id, "approve", run_id):
         return None
     status, detail = services.request("GET", _hitl(dag_id, run_id))
     if status != 200:
         return None
-    time.sleep(20)
     return detail  # type: ignore[no-any-return]
 
 

@@ -94,7 +94,7 @@ def celery(postgres_stack, redis: str, tmp_path_factory) -> Iterator[dict[str, A
     extra = {"AIRFLOW__CELERY__BROKER_URL": redis, "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + db,
              "AIRFLOW__CORE__PARALLELISM": "4", "MLOPS_OPS_GX_ROOT": str(ROOT / "great_expectations")}  # fmt: skip
     services = AirflowServices(root / "airflow", dags, env, extra_env=extra, python_path=[ROOT], database_url=db,
-                               executor="CeleryExecutor", celery_workers=2)  # fmt: skip
+                               migrate=False, executor="CeleryExecutor", celery_workers=2)  # fmt: skip
     services.start()
     try:
         yield {"services": services, "pipelines": pipelines, "root": root,

@@ -7,7 +7,9 @@ import asyncio
 import json
 import time
 from typing import Any
+from unittest import mock
 
+from mlops_ops.hooks.kafka import ControlConsumerHook
 from mlops_ops.triggers.control import ControlTopicTrigger
 
 
@@ -22,15 +24,28 @@ def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
 
 async def _events(trigger: ControlTopicTrigger, bootstrap: str, topic: str, send: list[bytes],
                   want: int, timeout: float = 60) -> list[dict[str, Any]]:  # fmt: skip
-    """Start the trigger, send once its consumer holds the partitions, collect ``want`` events (then 3 s more)."""
+    """Start the trigger, send once its consumer reads the topic's live end (it consumed a probe: a request for
+    another pipeline, passed over), collect ``want`` events (then 3 s more)."""
     seen: list[dict[str, Any]] = []
+    consumers: list[Any] = []
+    real = ControlConsumerHook.get_consumer
+
+    def keep(hook: ControlConsumerHook) -> Any:
+        consumers.append(real(hook))
+        return consumers[-1]
 
     async def consume() -> None:
-        async for event in trigger.run():
-            seen.append(event.payload)
+        with mock.patch.object(ControlConsumerHook, "get_consumer", keep):
+            async for event in trigger.run():
+                seen.append(event.payload)
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(8)  # the new group joins and starts at the end of the topic
+    deadline = time.monotonic() + timeout
+    probe = json.dumps({"pipeline": "join_probe", "reason": "probe"}).encode()
+    while not _consumed(consumers):  # the new group joined and starts at the end of the topic: probes until it reads
+        assert time.monotonic() < deadline and not task.done(), "the trigger's consumer never joined its group"
+        await asyncio.to_thread(_produce, bootstrap, topic, [probe])
+        await asyncio.sleep(1)
     if send:
         await asyncio.to_thread(_produce, bootstrap, topic, send)
     deadline = time.monotonic() + timeout
@@ -43,6 +58,13 @@ async def _events(trigger: ControlTopicTrigger, bootstrap: str, topic: str, send
     except asyncio.CancelledError:
         pass
     return seen
+
+
+def _consumed(consumers: list[Any]) -> bool:
+    """The trigger's consumer took a message (its position is past one): it reads what is produced from now on."""
+    if not consumers or not (assigned := consumers[0].assignment()):
+        return False
+    return any(p.offset >= 0 for p in consumers[0].position(assigned))
 
 
 def test_the_fallback_consumer_fires_once_per_request_and_commits(stack, bootstrap: str) -> None:

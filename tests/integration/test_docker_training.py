@@ -26,6 +26,7 @@ from mlops_ops.testing.airflow_services import AirflowServices
 from mlops_ops.testing.runner import LOADER
 from tests.conftest import ROOT
 from tests.integration.churn_data import clean_rows, kafka_pipeline_spec
+from tests.integration.conftest import fresh_sqlite
 from tests.integration.lake_helpers import produce
 from tests.integration.secret_scan import found, metadata_texts
 
@@ -68,6 +69,7 @@ def pipeline(stack, trainer_image: str, tmp_path_factory) -> Iterator[dict[str, 
               "login": "mlops", "password": SENTINEL}  # fmt: skip
     env = {"MLOPS_OPS_GX_ROOT": str(ROOT / "great_expectations")}
     services = AirflowServices(root / "airflow", dags, stack.environment(), extra_env=env, python_path=[ROOT],
+                               database_url=fresh_sqlite(stack, root / "airflow"), migrate=False,
                                connections={"mlflow_default": mlflow})  # fmt: skip
     services.start()
     try:

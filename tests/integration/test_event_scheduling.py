@@ -27,6 +27,7 @@ from mlops_ops.testing.airflow_services import AirflowServices
 from mlops_ops.testing.runner import LOADER
 from tests.conftest import ROOT
 from tests.integration.churn_data import SCHEMA, clean_rows
+from tests.integration.conftest import fresh_sqlite
 
 SPEC = """
 pipeline: {pipeline}
@@ -110,7 +111,8 @@ def scenario(stack, tmp_path_factory) -> Iterator[dict[str, Any]]:  # type: igno
     (dags / "pipelines" / f"{names['pipeline']}.yaml").write_text(SPEC.format(schema=json.dumps(SCHEMA), **names))
     (dags / "pipelines.py").write_text(LOADER)
     statsd = StatsdListener()
-    services = AirflowServices(root / "airflow", dags, stack.environment(), python_path=[ROOT], extra_env={
+    services = AirflowServices(root / "airflow", dags, stack.environment(), python_path=[ROOT],
+                               database_url=fresh_sqlite(stack, root / "airflow"), migrate=False, extra_env={
         "AIRFLOW__METRICS__STATSD_ON": "True", "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
         "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port), "AIRFLOW__METRICS__STATSD_PREFIX": "airflow"})  # fmt: skip
     services.start()
@@ -265,7 +267,15 @@ def test_drift_event_and_control_message_start_retraining_runs(scenario) -> None
     services.wait_for("the control-topic watcher to start",
                       lambda: "starting" in (services.home / "triggerer.log").read_text(errors="replace"),
                       timeout=120)  # fmt: skip
-    time.sleep(5)  # the watcher's consumer joins its group
+    # the watcher's consumer joins its group and reads the topic's live end: probes (requests for another pipeline,
+    # passed over) until the triggerer logs one
+    probe = json.dumps({"pipeline": "join_probe", "reason": "probe"}).encode()
+
+    def probe_read() -> bool:
+        _produce(scenario["bootstrap"], scenario["control"], [probe])
+        return "join_probe" in (services.home / "triggerer.log").read_text(errors="replace")
+
+    services.wait_for("the control-topic watcher to read the topic", probe_read, timeout=180)
     sent = time.monotonic()
     _produce(scenario["bootstrap"], scenario["control"], [
         b"not json at all", json.dumps({"pipeline": "someone_else", "reason": "x"}).encode(),

@@ -1,5 +1,6 @@
 """Preprocessing on a Spark standalone cluster (a master and two workers on loopback, started by the stack from
-pyspark's own jars) gives the same features and split membership as local mode, row for row."""
+pyspark's own jars) gives the same features and split membership as local mode (the stack's Spark Connect server runs
+local[*]), row for row."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ def cluster(stack) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     statuses = stack.up(spark_cluster=True, airflow_db=False)
     assert {s.name for s in statuses if s.healthy} >= {"spark-master", "spark-worker1", "spark-worker2"}, statuses
     yield stack
-    stack.up(spark_cluster=False, airflow_db=False)  # stops the master and workers; later tests use local mode
-    assert not any(s.name.startswith("spark") for s in stack.status())
+    stack.up(spark_cluster=False, airflow_db=False)  # stops the master and workers; later tests use Spark Connect
+    assert not {s.name for s in stack.status()} & {"spark-master", "spark-worker1", "spark-worker2"}
 
 
 def _rows(ref: str) -> list[dict[str, Any]]:
@@ -43,7 +44,7 @@ def test_the_cluster_builds_the_same_features_and_splits_as_local_mode(cluster) 
     land_batch(cluster, local_tables, body)
     land_batch(cluster, cluster_tables, body)
     build = FeatureBuild("customer_id", transform="tests.integration.feature_transforms:churn_features")
-    local = build_features(SparkHook(app_name="mlops-ops-tests").get_conn(), local_tables, build)  # this process: local
+    local = build_features(SparkHook(app_name="mlops-ops-tests").get_conn(), local_tables, build)  # Spark Connect
 
     env = {**os.environ, **cluster.environment()}  # spark_default now names the cluster
     assert json.loads(env["AIRFLOW_CONN_SPARK_DEFAULT"])["host"] == "spark://127.0.0.1"

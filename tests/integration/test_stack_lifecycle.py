@@ -32,7 +32,7 @@ def test_up_status_crash_recovery_down(tmp_path: Path) -> None:
     first = {s.name: s.pid for s in stack.status()}
     assert all(s.healthy for s in stack.status())
     status = _cli(home, "status")
-    assert status.returncode == 0 and status.stdout.count("healthy") == 3
+    assert status.returncode == 0 and status.stdout.count("healthy") == 4
 
     # every listening socket of every service is on loopback
     for pid in first.values():
@@ -74,7 +74,7 @@ def test_up_status_crash_recovery_down(tmp_path: Path) -> None:
     assert down.returncode == 0 and "kafka" in down.stdout
     assert not [p for p in pids | children if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
     status = _cli(home, "status")
-    assert status.returncode == 1 and status.stdout.count("DOWN") == 3
+    assert status.returncode == 1 and status.stdout.count("DOWN") == 4
     assert not list((home / "pids").iterdir())
 
 

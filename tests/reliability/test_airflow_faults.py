@@ -143,7 +143,7 @@ def airflow(postgres_stack, tmp_path_factory) -> Iterator[dict[str, Any]]:  # ty
     env = {"MLOPS_OPS_GX_ROOT": str(ROOT / "great_expectations"), "MLOPS_ENVIRON_AUDIT": str(audit)}
     services = AirflowServices(root / "airflow", dags, stack.environment(), extra_env=env,
                                python_path=[ROOT, Path(__file__).parent / "environ_audit"],
-                               database_url=fresh_database(stack), connections=conns)  # fmt: skip
+                               database_url=fresh_database(stack), migrate=False, connections=conns)  # fmt: skip
     services.start()
     try:
         yield {**names, "services": services, "root": root, "s3_secret": stack.settings.s3_secret_key, "audit": audit,

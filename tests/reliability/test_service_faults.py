@@ -123,27 +123,45 @@ def test_mlflow_stopped_mid_training_registers_nothing_and_keeps_the_champion(st
     assert client.get_model_version_by_alias(name, "champion").version == "1"  # promotion is a separate, gated step
 
 
-def test_spark_job_killed_mid_preprocess_publishes_nothing_then_retry_builds(stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("fault", ["local JVM killed", "task killed", "Spark Connect server stopped"])
+def test_spark_job_killed_mid_preprocess_publishes_nothing_then_retry_builds(stack, tmp_path: Path, fault: str) -> None:  # type: ignore[no-untyped-def]
+    """Local mode (no ``spark_default``): the task's own JVM dies. With the stack's Spark Connect server: the task
+    process dies while the server runs its query, or the server goes away under it. Nothing is committed either way,
+    and a retry (on the warm server) builds the table."""
     tables = new_tables("spark")
     land_batch(stack, tables, to_csv(clean_rows(3_000)))
+    marker = tmp_path / "udf-running"
+    env = {**os.environ, "MLOPS_TEST_UDF_MARKER": str(marker)}
+    if fault == "local JVM killed":
+        env.pop("AIRFLOW_CONN_SPARK_DEFAULT")  # no connection: local mode, the JVM under the task
     argv = [sys.executable, "-m", "tests.reliability.spark_job", tables.pipeline,
             "tests.reliability.spark_job:slow_features"]  # fmt: skip
-    job = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    job = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert job.stdout is not None
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(job.stdout), daemon=True)  # type: ignore[arg-type]
     reader.start()
     deadline = time.monotonic() + 180
-    while not any("SPARK_READY" in line for line in lines):
+    while not marker.exists():  # the UDF stage is running
         assert time.monotonic() < deadline and job.poll() is None, "".join(lines)[-2000:]
         time.sleep(0.2)
-    time.sleep(4.0)  # the UDF stage is running
-    jvms = [p for p in psutil.Process(job.pid).children(recursive=True) if "java" in p.name()]
-    assert jvms, "no Spark JVM under the job"
-    for jvm in jvms:
-        jvm.send_signal(signal.SIGKILL)
-    assert job.wait(120) != 0
-    reader.join(10)
+    if fault == "local JVM killed":
+        jvms = [p for p in psutil.Process(job.pid).children(recursive=True) if "java" in p.name()]
+        assert jvms, "no Spark JVM under the job"
+        for jvm in jvms:
+            jvm.send_signal(signal.SIGKILL)
+    elif fault == "task killed":
+        assert not [p for p in psutil.Process(job.pid).children(recursive=True) if "java" in p.name()]  # warm: none
+        job.send_signal(signal.SIGKILL)
+    else:
+        stop_service(stack, "spark-connect")
+    try:
+        assert job.wait(120) != 0
+        reader.join(10)
+        if fault == "Spark Connect server stopped":
+            assert "SparkConnect" in "".join(lines) or "UNAVAILABLE" in "".join(lines), "".join(lines)[-2000:]
+    finally:
+        restart_stack(stack)
     assert committed_rows(tables, "features") == []  # nothing committed
 
     retry = subprocess.run([*argv[:-1], "tests.integration.feature_transforms:churn_features"], cwd=ROOT,

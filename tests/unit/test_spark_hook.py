@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -52,3 +53,27 @@ def test_a_cluster_on_this_machine_stages_files_locally_and_a_remote_one_does_no
     assert options_for("spark://127.0.0.1", 7077, {"shared_filesystem": True}, "a").stages_locally
     remote = options_for("spark://spark.internal", 7077, {}, "a")
     assert not remote.stages_locally and remote.master == "spark://spark.internal:7077"
+    warm = options_for("sc://127.0.0.1", 15010, {"shared_filesystem": True}, "a")  # the embedded stack's server
+    assert warm.stages_locally and warm.remote == "sc://127.0.0.1:15010" and warm.conf == {}
+    assert not options_for("sc://connect.internal", None, {}, "a").stages_locally
+
+
+def test_an_inherited_connect_mode_is_dropped_before_a_classic_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task process started by a process that used Spark Connect inherits pyspark's mode variable; without a
+    Connect session of its own it builds a classic session (pyspark would refuse: CONNECT_URL_NOT_SET)."""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    from mlops_ops.hooks import spark as hook_module
+
+    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
+    monkeypatch.setattr(ConnectSession, "_default_session", None)
+    hook_module._leave_connect_mode()
+    assert "SPARK_CONNECT_MODE_ENABLED" not in os.environ
+
+    class Live:
+        is_stopped = False
+
+    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
+    monkeypatch.setattr(ConnectSession, "_default_session", Live())
+    with pytest.raises(RuntimeError, match="already holds a Spark Connect session"):
+        hook_module._leave_connect_mode()

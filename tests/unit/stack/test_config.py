@@ -1,5 +1,5 @@
 """Stack settings: a settings file of an earlier version keeps its ports and gains the new ones; the Spark
-connection follows the cluster switch."""
+connection names the stack's Spark Connect server, or the cluster when it runs."""
 
 from __future__ import annotations
 
@@ -24,7 +24,12 @@ def test_the_spark_connection_names_the_cluster_only_when_it_runs(tmp_path: Path
     paths = StackPaths(home=tmp_path, project=tmp_path)
     settings = load_settings(paths, create=True)
     assert settings is not None
-    assert spark_connection(settings) == {"conn_type": "spark", "host": "local[*]"}
+    assert spark_connection(settings) == {
+        "conn_type": "spark",
+        "host": "sc://127.0.0.1",  # the warm server
+        "port": settings.ports["spark_connect"],
+        "extra": {"shared_filesystem": True},
+    }
     settings.spark_cluster = True
     conn = spark_connection(settings)
     assert conn["host"] == "spark://127.0.0.1" and conn["port"] == settings.ports["spark_master"]
