@@ -78,7 +78,7 @@ ui: up
 	  $(BIN)/airflow standalone
 
 bench: up
-	$(ENV); $(BIN)/python -m bench.parse_time && $(BIN)/python -m bench.parse_vs_dag_factory && $(BIN)/python -m bench.ingest && $(BIN)/python -m bench.quality && $(BIN)/python -m bench.incremental && $(BIN)/python -m bench.training && $(BIN)/python -m bench.drift && $(BIN)/python -m bench.control_latency
+	$(ENV); $(BIN)/python -m bench.parse_time && $(BIN)/python -m bench.parse_vs_dag_factory && $(BIN)/python -m bench.ingest && $(BIN)/python -m bench.quality && $(BIN)/python -m bench.incremental && $(BIN)/python -m bench.training && $(BIN)/python -m bench.drift && $(BIN)/python -m bench.control_latency && $(BIN)/python -m bench.spark_task_start
 
 # soupsieve<3: the lock must install on Debian 12's Python 3.11.2 (the images' base); soupsieve 3 needs 3.11.5.
 lock:

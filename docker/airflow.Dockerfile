@@ -31,12 +31,18 @@ RUN mkdir -p /opt/airflow/state
 COPY --chown=airflow:0 pyproject.toml constraints.txt README.md /opt/mlops-ops/
 COPY --chown=airflow:0 docker/certs /opt/mlops-ops/docker/certs
 COPY --chown=airflow:0 docker/wheels /opt/mlops-ops/docker/wheels
-COPY --chown=airflow:0 mlops_ops /opt/mlops-ops/mlops_ops
+COPY --chown=airflow:0 docker/requirements.py /opt/mlops-ops/docker/requirements.py
+# dependencies first (a layer that changes only with pyproject.toml / constraints.txt: the engine's cache keeps it
+# while only the code changes), the package after with --no-deps
 RUN set -e; cd /opt/mlops-ops; if [ -f docker/certs/host-ca.crt ]; then export PIP_CERT=$PWD/docker/certs/host-ca.crt; fi; \
     pip install -q "pip==25.3"; \
+    python docker/requirements.py pyproject.toml all > /tmp/requirements.txt; \
     pip install -q -c constraints.txt --find-links docker/wheels ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} \
-      "apache-airflow==${AIRFLOW_VERSION}" "/opt/mlops-ops[all]"; \
-    rm -rf docker/wheels/*.whl
+      "apache-airflow==${AIRFLOW_VERSION}" -r /tmp/requirements.txt; \
+    rm -rf docker/wheels/*.whl /tmp/requirements.txt
+COPY --chown=airflow:0 mlops_ops /opt/mlops-ops/mlops_ops
+RUN set -e; cd /opt/mlops-ops; if [ -f docker/certs/host-ca.crt ]; then export PIP_CERT=$PWD/docker/certs/host-ca.crt; fi; \
+    pip install -q --no-deps /opt/mlops-ops
 COPY --chown=airflow:0 dags /opt/airflow/dags
 COPY --chown=airflow:0 plugins /opt/airflow/plugins
 COPY --chown=airflow:0 great_expectations /opt/airflow/great_expectations

@@ -133,14 +133,15 @@ class DriftCheckOperator(LakeOperator):
             target_column=self.target, drift_share=self.drift_share, column_threshold=self.column_threshold,
         )  # fmt: skip
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + re.sub(r"[^A-Za-z0-9_.-]", "_", context["run_id"])
-        monitoring.write_bytes(snapshot.get_html_str(as_iframe=False).encode(), "reports", stamp, "drift.html")
+        html = snapshot.get_html_str(as_iframe=False)  # rendered once: the lake's copy and MLflow's are the same page
+        monitoring.write_bytes(html.encode(), "reports", stamp, "drift.html")
         report_uri = monitoring.uri("reports", stamp, "drift.html")
         summary = {**result.summary(), "champion_version": champion.version, "window": self.window,
                    "report_uri": report_uri, "report_url": f"{REPORTS_ROUTE}/{self.pipeline}/{stamp}/drift.html",
                    "window_files": len(files), "current_rows": len(current), "reference": champion.features,
                    "raw_snapshot": raw_head}  # fmt: skip
         monitoring.write_json({**summary, "evidently": snapshot.dict()}, "reports", stamp, "drift.json")
-        summary["mlflow_run_id"] = self._log_to_mlflow(client, summary, snapshot)
+        summary["mlflow_run_id"] = self._log_to_mlflow(client, summary, html)
         self._record(tables, context, summary, result)
         metrics.gauge(self.pipeline, "drift", "share", result.drift_share)
         metrics.gauge(self.pipeline, "drift", "drifted_columns", len(result.drifted_columns))
@@ -193,7 +194,7 @@ class DriftCheckOperator(LakeOperator):
                         [c for c in columns if c not in current.columns])  # fmt: skip
         return columns
 
-    def _log_to_mlflow(self, client: Any, summary: dict[str, Any], snapshot: Any) -> str:
+    def _log_to_mlflow(self, client: Any, summary: dict[str, Any], html: str) -> str:
         name = f"{self.model_name}-monitoring"
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
@@ -217,7 +218,7 @@ class DriftCheckOperator(LakeOperator):
         client.log_metric(run_id, "drifted_columns", len(summary["drifted_columns"]))
         for column, score in summary["drifted_columns"].items():
             client.log_metric(run_id, "drift_score." + re.sub(r"[^A-Za-z0-9_.-]", "_", column), score)
-        client.log_text(run_id, snapshot.get_html_str(as_iframe=False), "drift/report.html")
+        client.log_text(run_id, html, "drift/report.html")
         client.log_dict(run_id, summary, "drift/summary.json")
         client.set_terminated(run_id)
         return run_id

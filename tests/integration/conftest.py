@@ -49,9 +49,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[str]:
-    """A real Docker engine (docker/engine.sh: apt's docker.io, state under .mlops/docker, no bridge/iptables).
-    It fails, never skips, when the engine cannot start: the Docker tests are part of CI."""
-    state = ROOT / ".mlops" / "docker"
+    """A real Docker engine (docker/engine.sh: apt's docker.io, no bridge/iptables). It fails, never skips, when the
+    engine cannot start: the Docker tests are part of CI. Its state (images and their layers) lives in a cache of
+    this machine, not in the checkout (``$MLOPS_OPS_DOCKER_STATE``, default ``~/.cache/mlops-ops/docker``): a fresh
+    clone on the same machine reuses the base image and every cached layer, so only what changed is rebuilt."""
+    state = Path(os.environ.get("MLOPS_OPS_DOCKER_STATE") or Path.home() / ".cache" / "mlops-ops" / "docker")
     was_running = (state / "docker.pid").exists() and _alive(state / "docker.pid")
     out = subprocess.run([str(ROOT / "docker" / "engine.sh"), "start", str(state)], capture_output=True, text=True,
                          timeout=600, check=False)  # fmt: skip
