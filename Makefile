@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP_VERSION := 25.3
 ENV := set -a; eval "$$($(BIN)/mlops-ops stack env)"; set +a
+# make test prints this many of pytest's slowest steps (DURATIONS=0: all of them)
+DURATIONS ?= 25
 
 .PHONY: setup demo test unit integration lint up down status ui bench lock clean browser debs compat
 
@@ -59,7 +61,7 @@ debs:
 
 # pytest exits 5 when it collects no test: report it and don't fail on it.
 test: lint browser debs
-	$(BIN)/pytest tests -q --durations=25; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+	$(BIN)/pytest tests -q --durations=$(DURATIONS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 # The other supported Python/Airflow pairs from the built wheel: unit tests + DagBag parse (.ci/compat; CI runs it).
 compat:
