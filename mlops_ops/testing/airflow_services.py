@@ -96,6 +96,7 @@ class AirflowServices:
         from mlops_ops.stack.config import private_folder
 
         private_folder(self.home)  # Airflow's database, JWT secret and passwords file
+        self._write_config()
         if self.migrate:
             subprocess.run([self.airflow, "db", "migrate"], env=self.env, check=True, capture_output=True, timeout=300)
         self.import_connections()
@@ -109,6 +110,25 @@ class AirflowServices:
         except BaseException:
             self.stop()  # a process that died at start-up: stop the others, leave nothing behind
             raise
+
+    def _write_config(self) -> None:
+        """``airflow.cfg`` with the secrets every process of the deployment must share (Fernet key, the JWT secret
+        the execution API signs task tokens with, the API's session key), written once before any Airflow process
+        starts. Without it each process that finds no file writes one with secrets of its own: daemons started
+        together then disagree ("Signature verification failed" on every task's first call). Everything else
+        keeps Airflow's defaults and this deployment's environment."""
+        import base64
+        import secrets
+
+        path = self.home / "airflow.cfg"
+        if path.exists():
+            return
+        fernet = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        text = (f"[core]\nfernet_key = {fernet}\n\n[api_auth]\njwt_secret = {secrets.token_urlsafe(32)}\n\n"
+                f"[api]\nsecret_key = {secrets.token_urlsafe(32)}\n")  # fmt: skip
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(text)
 
     def import_connections(self) -> None:
         """Store ``connections`` in the metadata database with ``airflow connections import`` (encrypted with the
