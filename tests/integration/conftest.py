@@ -95,7 +95,7 @@ def trainer_image(docker_engine: str) -> str:
 
 
 TEMPLATE_DATABASE = "airflow_template"
-_templates: dict[str, str] = {}  # what this session migrated: server or file -> template
+_migrated: set[str] = set()  # the templates this session migrated: a PostgreSQL server, or a template file
 
 
 def _migrate(url: str, home: Path) -> None:
@@ -127,10 +127,10 @@ def fresh_database(stack: Any) -> str:
         finally:
             connection.close()
 
-    if server not in _templates:  # a template left by an earlier session may be stale or half-migrated: anew
+    if server not in _migrated:  # a template left by an earlier session may be stale or half-migrated: anew
         execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DATABASE}", f"CREATE DATABASE {TEMPLATE_DATABASE}")
         _migrate(f"{server}/{TEMPLATE_DATABASE}", stack.paths.home / "airflow")
-        _templates[server] = TEMPLATE_DATABASE
+        _migrated.add(server)
     execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DATABASE}")
     return f"{server}/{name}"
 
@@ -143,11 +143,11 @@ def fresh_sqlite(stack: Any, home: Path) -> str:
     from mlops_ops.stack.config import private_folder
 
     template = stack.paths.home / "airflow-template" / "airflow.db"
-    if str(template) not in _templates:
+    if str(template) not in _migrated:
         private_folder(template.parent)
         template.unlink(missing_ok=True)
         _migrate(f"sqlite:///{template}", template.parent)
-        _templates[str(template)] = str(template)
+        _migrated.add(str(template))
     private_folder(home)
     shutil.copyfile(template, home / "airflow.db")
     return f"sqlite:///{home / 'airflow.db'}?timeout=60"
