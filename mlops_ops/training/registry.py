@@ -57,7 +57,12 @@ def registry_lock(client: Any, name: str, owner: str, timeout_s: float = 120.0) 
                                            description=f"held while {owner} changes the aliases of {name}")  # fmt: skip
             break
         except MlflowException as err:
-            if getattr(err, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+            code = getattr(err, "error_code", "")
+            if code == "RESOURCE_DOES_NOT_EXIST":
+                # MLflow's store, on the unique-name conflict, re-reads the existing model to word its error; a
+                # holder that released the lock in between makes that read fail: the lock is free, try again.
+                continue
+            if code != "RESOURCE_ALREADY_EXISTS":
                 raise
             held = _lock_tags(client, lock)
             if held is None:
