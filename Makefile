@@ -72,6 +72,7 @@ compat:
 ui: up
 	$(ENV); port=$${AIRFLOW_PORT:-8080}; export AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$$port \
 	  AIRFLOW__API__BASE_URL=http://127.0.0.1:$$port AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$$port/execution/ \
+	  AIRFLOW__CORE__EXECUTOR=$${AIRFLOW__CORE__EXECUTOR:-mlops_ops.executors.local.WarmLocalExecutor} \
 	  PATH="$(abspath $(BIN)):$$PATH"; \
 	  if [ -n "$(UI_HOME)" ]; then export AIRFLOW_HOME="$(UI_HOME)" AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$(UI_HOME)/airflow.db" \
 	    AIRFLOW__LOGGING__BASE_LOG_FOLDER="$(UI_HOME)/logs"; fi; \

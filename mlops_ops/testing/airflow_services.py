@@ -23,6 +23,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from mlops_ops.executors import WARM_LOCAL_EXECUTOR
+
 COMMANDS = ("scheduler", "dag-processor", "triggerer", "api-server")
 
 
@@ -50,7 +52,7 @@ class AirflowServices:
         python_path: list[Path] | None = None,
         *,
         database_url: str | None = None,
-        executor: str = "LocalExecutor",
+        executor: str = WARM_LOCAL_EXECUTOR,
         celery_workers: int = 0,
         connections: dict[str, dict[str, Any]] | None = None,
         migrate: bool = True,

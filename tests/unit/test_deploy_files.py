@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from mlops_ops.executors import WARM_LOCAL_EXECUTOR
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 COMPOSE = DOCKER / "compose.yaml"
@@ -97,6 +99,7 @@ def test_compose_connections_point_at_the_services(compose: dict[str, Any]) -> N
     env = services["airflow-scheduler"]["environment"]
     conns = {k[len("AIRFLOW_CONN_") :].lower(): json.loads(v) for k, v in env.items() if k.startswith("AIRFLOW_CONN_")}
     assert set(conns) == {"kafka_default", "kafka_control", "aws_default", "mlflow_default", "spark_default"}
+    assert env["AIRFLOW__CORE__EXECUTOR"] == WARM_LOCAL_EXECUTOR  # an import path the image's Airflow can load
     kafka_listeners = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     for name in ("kafka_default", "kafka_control"):
         assert f"INTERNAL://{conns[name]['extra']['bootstrap.servers']}" in kafka_listeners
