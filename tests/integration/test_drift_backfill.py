@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import pytest
 
+from mlops_ops.executors.preload import DEFAULT_MODULES
 from mlops_ops.testing.airflow_services import AirflowServices
 from tests.integration.churn_data import clean_rows, kafka_pipeline_spec, land_batch, pipeline_services, to_csv
 from tests.integration.lake_helpers import committed_rows, pipeline_tables
@@ -149,6 +150,10 @@ def test_a_drift_backfill_records_history_and_starts_no_retraining(history: dict
     assert all(r["run_type"] == "asset_triggered" for r in started)
     checks = committed_rows(history["tables"], "drift_checks")
     assert sum(c["backfill"] for c in checks) == DAYS and sum(not c["backfill"] for c in checks) >= DAYS
+    # the deployment's executor (WarmLocalExecutor) imported the engines once, before its workers forked
+    scheduler_log = (services.home / "scheduler.log").read_text(errors="replace")
+    n = len(DEFAULT_MODULES)  # all of them: the full install has every extra
+    assert f"mlops-ops: preloaded {n} of {n} modules for task processes" in scheduler_log
 
 
 def _started_by(services: AirflowServices, dag_id: str, run: dict[str, Any]) -> set[str]:
