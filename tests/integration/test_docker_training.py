@@ -138,8 +138,9 @@ def test_killed_training_stops_its_container_and_a_retry_trains_once(pipeline: d
     client = MlflowClient(pipeline["mlflow"], pipeline["mlflow"])
     before = len(client.search_model_versions(f"name = '{pipeline['model']}'"))
     assert before >= 1  # the test above trained once
-    # many epochs (no early stop) so the kill lands mid-fit; the same conf is used by the retry
-    conf = {"train_params": {"epochs": 1500, "patience": 100000}, "reason": "kill test"}
+    # enough epochs (no early stop) that the kill lands mid-fit (about 50 s of fitting here; the kill lands within
+    # seconds of the run showing RUNNING); the retry trains with the same conf, so more would only slow it down
+    conf = {"train_params": {"epochs": 400, "patience": 100000}, "reason": "kill test"}
     status, run = services.request("POST", f"/api/v2/dags/{training}/dagRuns", {"logical_date": None, "conf": conf})
     assert status == 200, run
     run_id = run["dag_run_id"]
