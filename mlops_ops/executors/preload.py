@@ -1,4 +1,5 @@
-"""Import a list of modules once, in a process that forks the processes that need them (no Airflow import here).
+"""Import a list of modules once, in a process that forks the processes that need them (Airflow only to read the
+setting).
 
 A forked child inherits its parent's imported modules: a module imported before the fork costs the child nothing.
 What to import is one setting, ``[mlops_ops] preload_modules`` (comma-separated; empty: none), whose default is
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -47,10 +47,9 @@ _NOISY = ("great_expectations", "evidently", "mlflow")
 
 
 def configured_modules(raw: str | None = None) -> tuple[str, ...]:
-    """The modules to preload: ``raw`` if given, else the setting (environment first, then Airflow's
-    configuration), else ``DEFAULT_MODULES``. Order is kept; duplicates and blanks are dropped."""
-    if raw is None:
-        raw = os.environ.get(ENV_SETTING)
+    """The modules to preload: ``raw`` if given, else the setting (Airflow's configuration, which reads
+    ``AIRFLOW__MLOPS_OPS__PRELOAD_MODULES`` first), else ``DEFAULT_MODULES``. Order is kept; duplicates and blanks
+    are dropped."""
     if raw is None:
         try:
             from airflow.configuration import conf

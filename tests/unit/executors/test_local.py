@@ -8,8 +8,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 from mlops_ops.executors import WARM_LOCAL_EXECUTOR
 from mlops_ops.executors.preload import ENV_SETTING
 
@@ -43,13 +41,11 @@ def test_the_class_path_names_the_executor() -> None:
     assert f"{WarmLocalExecutor.__module__}.{WarmLocalExecutor.__name__}" == WARM_LOCAL_EXECUTOR
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux); CI runs Linux")
 def test_forked_workers_inherit_the_preloaded_modules() -> None:
     out = _probe("sklearn")
     assert "sklearn-in-worker" in out and "preloaded 1 of 1 modules" in out
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux); CI runs Linux")
 def test_without_fork_nothing_is_preloaded_and_the_log_says_why() -> None:
     out = _probe("sklearn", "spawn")
     assert "start method spawn" in out and "nothing preloaded" in out
