@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from mlops_ops.executors.preload import DEFAULT_MODULES
 from mlops_ops.stack.process import pick_free_ports
 from mlops_ops.testing.airflow_services import AirflowServices
 from mlops_ops.testing.runner import LOADER
@@ -92,7 +93,8 @@ def celery(postgres_stack, redis: str, tmp_path_factory) -> Iterator[dict[str, A
     db = fresh_database(stack)
     assert db.startswith("postgresql")
     extra = {"AIRFLOW__CELERY__BROKER_URL": redis, "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + db,
-             "AIRFLOW__CORE__PARALLELISM": "4", "MLOPS_OPS_GX_ROOT": str(ROOT / "great_expectations")}  # fmt: skip
+             "AIRFLOW__CORE__PARALLELISM": "4", "MLOPS_OPS_GX_ROOT": str(ROOT / "great_expectations"),
+             "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "mlops_ops.executors.celery_workers.CELERY_CONFIG"}  # fmt: skip
     services = AirflowServices(root / "airflow", dags, env, extra_env=extra, python_path=[ROOT], database_url=db,
                                migrate=False, executor="CeleryExecutor", celery_workers=2)  # fmt: skip
     services.start()
@@ -138,5 +140,7 @@ def test_two_pipelines_on_two_celery_workers(celery: dict[str, Any]) -> None:
             for name in ("celery-worker1", "celery-worker2")}  # fmt: skip
     received = {name: text.count("execute_workload") + text.count("Received task") for name, text in logs.items()}
     assert all(n > 0 for n in received.values()), received
+    n = len(DEFAULT_MODULES)  # each worker imported the engines once, before its pool forked
+    assert all(f"mlops-ops: preloaded {n} of {n} modules" in text for text in logs.values())
     db = services.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     assert db.startswith("postgresql") and Path(celery["root"]).exists()
