@@ -17,7 +17,7 @@ from typing import Any
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
 from celery.signals import worker_init
 
-from mlops_ops.executors.preload import configured_modules, preload
+from mlops_ops.executors.preload import preload_configured
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,4 @@ CELERY_CONFIG: dict[str, Any] = dict(DEFAULT_CELERY_CONFIG)
 @worker_init.connect
 def preload_in_worker(**_: Any) -> dict[str, float]:
     """Import the configured modules; returns the seconds each took (what ``preload`` returns)."""
-    modules = configured_modules()
-    took = preload(modules)
-    log.info("mlops-ops: preloaded %d of %d modules for task processes in %.1f s: %s", len(took), len(modules),
-             sum(took.values()), ", ".join(took) or "none")  # fmt: skip
-    return took
+    return preload_configured(log)

@@ -19,7 +19,7 @@ import multiprocessing
 
 from airflow.executors.local_executor import LocalExecutor
 
-from mlops_ops.executors.preload import configured_modules, preload
+from mlops_ops.executors.preload import preload_configured
 
 
 class WarmLocalExecutor(LocalExecutor):
@@ -30,8 +30,5 @@ class WarmLocalExecutor(LocalExecutor):
             self.log.info("mlops-ops: start method %s, workers would not inherit imports: nothing preloaded",
                           multiprocessing.get_start_method())  # fmt: skip
         else:
-            modules = configured_modules()
-            took = preload(modules)
-            self.log.info("mlops-ops: preloaded %d of %d modules for task processes in %.1f s: %s", len(took),
-                          len(modules), sum(took.values()), ", ".join(took) or "none")  # fmt: skip
+            preload_configured(self.log)
         super().start()
