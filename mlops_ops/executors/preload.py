@@ -84,8 +84,9 @@ def preload(modules: Iterable[str]) -> dict[str, float]:
     return took
 
 
-def preload_configured(logger: logging.Logger | Any) -> dict[str, float]:
-    """Preload the configured modules and log what was imported (the line deployments and tests look for)."""
+def preload_configured(logger: Any) -> dict[str, float]:
+    """Preload the configured modules and log what was imported on ``logger`` (a stdlib or structlog logger: the
+    executor's own ``log``); the line deployments and tests look for."""
     modules = configured_modules()
     took = preload(modules)
     logger.info("mlops-ops: preloaded %d of %d modules for task processes in %.1f s: %s", len(took), len(modules),

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from mlops_ops.executors import CELERY_CONFIG_OPTIONS
 from mlops_ops.executors.preload import DEFAULT_MODULES
 from mlops_ops.stack.process import pick_free_ports
 from mlops_ops.testing.airflow_services import AirflowServices
@@ -94,7 +95,7 @@ def celery(postgres_stack, redis: str, tmp_path_factory) -> Iterator[dict[str, A
     assert db.startswith("postgresql")
     extra = {"AIRFLOW__CELERY__BROKER_URL": redis, "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + db,
              "AIRFLOW__CORE__PARALLELISM": "4", "MLOPS_OPS_GX_ROOT": str(ROOT / "great_expectations"),
-             "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "mlops_ops.executors.celery_workers.CELERY_CONFIG"}  # fmt: skip
+             "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": CELERY_CONFIG_OPTIONS}  # fmt: skip
     services = AirflowServices(root / "airflow", dags, env, extra_env=extra, python_path=[ROOT], database_url=db,
                                migrate=False, executor="CeleryExecutor", celery_workers=2)  # fmt: skip
     services.start()
