@@ -8,6 +8,10 @@ PIP_VERSION := 25.3
 ENV := set -a; eval "$$($(BIN)/mlops-ops stack env)"; set +a
 # make test prints this many of pytest's slowest steps (DURATIONS=0: all of them)
 DURATIONS ?= 25
+# pytest-xdist workers for make test / make unit: whole modules per worker, each worker its own stack
+# (tests/conftest.py); WORKERS=0 runs one process
+WORKERS ?= 2
+XDIST := -n $(WORKERS) --dist loadgroup --no-loadscope-reorder
 
 .PHONY: setup demo test unit integration lint up down status ui bench lock clean browser debs compat
 
@@ -37,7 +41,7 @@ lint: setup
 	$(BIN)/mypy
 
 unit: setup
-	$(BIN)/pytest tests/unit -q
+	$(BIN)/pytest tests/unit -q $(XDIST)
 
 integration: setup
 	$(BIN)/pytest tests/integration -q
@@ -61,7 +65,7 @@ debs:
 
 # pytest exits 5 when it collects no test: report it and don't fail on it.
 test: lint browser debs
-	$(BIN)/pytest tests -q --durations=$(DURATIONS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+	$(BIN)/pytest tests -q --durations=$(DURATIONS) $(XDIST); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 # The other supported Python/Airflow pairs from the built wheel: unit tests + DagBag parse (.ci/compat; CI runs it).
 compat:

@@ -3,7 +3,8 @@
 Airflow reads AIRFLOW_HOME and its database URL when it is first imported, so they are
 set here, before any test module imports Airflow: the test session uses its own embedded
 stack under ``.mlops/test`` (same code as ``mlops-ops stack up``), separate from the
-developer's ``.mlops``.
+developer's ``.mlops``. Under pytest-xdist (``make test`` runs two workers) each worker has
+its own stack, under ``.mlops/test-gw0``, ``.mlops/test-gw1``: every service picks free ports.
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
-TEST_HOME = Path(os.environ.get("MLOPS_OPS_TEST_HOME", ROOT / ".mlops" / "test")).resolve()
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ... in an xdist worker; "" without xdist
+_home = Path(os.environ.get("MLOPS_OPS_TEST_HOME", ROOT / ".mlops" / "test"))
+TEST_HOME = (_home.with_name(f"{_home.name}-{WORKER}") if WORKER else _home).resolve()
 
 os.environ["MLOPS_OPS_HOME"] = str(TEST_HOME)
 os.environ["AIRFLOW_HOME"] = str(TEST_HOME / "airflow")
@@ -24,3 +29,45 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__MLOPS_OPS__ALLOWED_CALLABLE_MODULES"] = "tests, m, pkg, team"
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 (TEST_HOME / "airflow").mkdir(parents=True, exist_ok=True)
+
+
+# With xdist (`make test`: -n 2 --dist loadgroup --no-loadscope-reorder) a worker takes whole modules, so a module's
+# fixtures (its Airflow deployment) are set up once; modules that share a machine-wide resource share a group.
+SHARED_GROUPS = {  # the Docker engine (one per machine, ~/.cache/mlops-ops/docker) and the images built in it
+    "tests/integration/test_docker_training.py": "docker",
+    "tests/integration/test_images.py": "docker",
+}
+# The longest modules first (pytest --durations on CI's 2 cores, docs/testing.md), so that the two workers finish
+# together instead of one running a long module alone at the end. The rest keep pytest's order.
+LONGEST_FIRST = (
+    "tests/integration/test_docker_training.py",  # with test_images: the Docker group builds the images first
+    "tests/integration/test_images.py",
+    "tests/integration/test_drift_backfill.py",
+    "tests/integration/test_approval.py",
+    "tests/reliability/test_airflow_faults.py",
+    "tests/reliability/test_service_faults.py",
+    "tests/integration/test_event_scheduling.py",
+    "tests/browser/test_airflow_ui.py",
+    "tests/integration/test_gallery.py",
+    "tests/integration/test_faults.py",
+    "tests/packaging/test_wheel.py",
+    "tests/integration/test_pytest_plugin.py",
+    "tests/integration/test_celery.py",
+    "tests/integration/test_openlineage.py",
+    "tests/unit/test_extras.py",
+)
+
+
+def module_of(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if getattr(config.option, "dist", "no") == "no":  # one process: pytest's own order, no groups
+        return
+    rank = {module: index for index, module in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(module_of(item), len(rank)))  # stable: a module's tests keep their order
+    for item in items:
+        module = module_of(item)
+        item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(module, module)))
