@@ -11,7 +11,7 @@ DURATIONS ?= 25
 # pytest-xdist workers for make test / make unit: whole modules per worker, each worker its own stack
 # (tests/conftest.py); WORKERS=0 runs one process
 WORKERS ?= 2
-XDIST := -n $(WORKERS) --dist loadgroup --no-loadscope-reorder
+XDIST := -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: setup demo test unit integration lint up down status ui bench lock clean browser debs compat
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,8 +32,10 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 (TEST_HOME / "airflow").mkdir(parents=True, exist_ok=True)
 
 
-# With xdist (`make test`: -n 2 --dist loadgroup --no-loadscope-reorder) a worker takes whole modules, so a module's
-# fixtures (its Airflow deployment) are set up once; modules that share a machine-wide resource share a group.
+# With xdist (`make test`: -n 2 --dist loadscope --no-loadscope-reorder) a worker takes whole modules, so a module's
+# fixtures (its Airflow deployment) are set up once; modules that share a machine-wide resource go to one worker.
+# (xdist's own `loadgroup` does not group under pytest 9.2: it renames items through an attribute pytest no longer
+# reads; the scheduler below groups by module instead.)
 SHARED_GROUPS = {  # the Docker engine (one per machine, ~/.cache/mlops-ops/docker) and the images built in it
     "tests/integration/test_docker_training.py": "docker",
     "tests/integration/test_images.py": "docker",
@@ -58,16 +61,26 @@ LONGEST_FIRST = (
 )
 
 
-def module_of(item: pytest.Item) -> str:
-    return item.nodeid.split("::", 1)[0]
+def module_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if getattr(config.option, "dist", "no") == "no":  # one process: pytest's own order, no groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not WORKER:  # one process (or xdist's controller, which runs no test): pytest's own order
         return
     rank = {module: index for index, module in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(module_of(item), len(rank)))  # stable: a module's tests keep their order
-    for item in items:
-        module = module_of(item)
-        item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(module, module)))
+    items.sort(key=lambda item: rank.get(module_of(item.nodeid), len(rank)))  # stable: a module's tests keep order
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest without xdist (the compatibility venvs) ignores it
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        """xdist's ``loadscope`` with a module's group (``SHARED_GROUPS``) as the unit a worker takes whole."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = module_of(nodeid)
+            return SHARED_GROUPS.get(module, module)
+
+    return ModuleScheduling(config, log)
