@@ -212,6 +212,12 @@ class AirflowServices:
         _, body = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances")
         return {t["task_id"]: t["state"] for t in body["task_instances"]}
 
+    def asset_events_handled(self, dag_id: str) -> bool:
+        """No asset event waits for ``dag_id``: the scheduler has made a run of every event queued for it (an event
+        and its queue entry are written in one transaction, so every event already recorded has been acted on)."""
+        status, body = self.request("GET", f"/api/v2/dags/{dag_id}/assets/queuedEvents")
+        return status == 200 and body["total_entries"] == 0
+
     def exit_handled(self, dag_id: str, task_id: str, run_id: str) -> bool:
         """:func:`exit_handled` on this deployment's scheduler log."""
         log = self.home / "scheduler.log"

@@ -124,7 +124,7 @@ def test_a_drift_backfill_records_history_and_starts_no_retraining(history: dict
     assert len(checks) == DAYS and all(c["drifted"] for c in checks), checks
     assert all(c["rows"] == 800 for c in checks)  # each past day's window held that day's batch only
     assert len({c["raw_snapshot"] for c in checks}) == DAYS
-    real_time.sleep(10)  # time for the scheduler to act on any event
+    services.wait_for("the scheduler to act on every event", lambda: services.asset_events_handled(training))
     backfill_runs = {r["dag_run_id"] for r in runs}
     assert [e for e in _drift_events(services, drift_dag) if e["source_run_id"] in backfill_runs] == []
     # (with catchup off, Airflow 3.3 also schedules today's run when the DAG appears: a normal run, which may signal)
