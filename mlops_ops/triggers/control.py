@@ -12,9 +12,10 @@ parse without confluent-kafka. The connection must set ``enable.auto.commit: fal
 On Airflow before 3.3 (no shared streams) the triggerer calls :meth:`ControlTopicTrigger.run`, which reads the
 topic with a consumer group of its own per pipeline.
 
-A request is a JSON object ``{"pipeline": "<name>", "reason": "..."}``. Requests for other
-pipelines are passed over; messages that are not such an object are rejected (logged, committed
-past). Neither starts a run.
+A request is a JSON object ``{"pipeline": "<name>", "reason": "..."}`` of at most ``MAX_MESSAGE`` bytes.
+Requests for other pipelines are passed over; messages that are not such an object (too large, not
+UTF-8, not JSON, nested beyond Python's recursion limit, no string ``pipeline``) are rejected
+(logged, committed past). Neither starts a run, and no message can stop the trigger.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 log = logging.getLogger(__name__)
 MAX_REASON = 500
+MAX_MESSAGE = 64 * 1024  # a request is a few hundred bytes: anything this large is not one
 
 
 class MalformedRequest(ValueError):
@@ -37,19 +39,28 @@ class MalformedRequest(ValueError):
 def parse_request(raw: bytes | str | None, *, pipeline: str, topic: str) -> dict[str, Any] | None:
     """The retraining request in ``raw`` if it is meant for ``pipeline``; ``None`` if it is for another one.
 
-    Raises ``MalformedRequest`` when ``raw`` is not a JSON object with a string ``pipeline``.
+    Raises ``MalformedRequest`` when ``raw`` is not a JSON object with a string ``pipeline``, and for nothing else:
+    the trigger's consumer would die on any other exception and meet the same message again after every restart.
     """
+    if raw is not None and len(raw) > MAX_MESSAGE:
+        raise MalformedRequest(f"{len(raw)} bytes, more than a request's limit of {MAX_MESSAGE}")
     try:
         body = json.loads(raw) if raw is not None else None
     except (ValueError, UnicodeDecodeError) as err:
         raise MalformedRequest(f"not JSON ({err})") from err
+    except RecursionError as err:  # `[[[[...` nested past the interpreter's limit
+        raise MalformedRequest("not JSON (nested deeper than a request can be)") from err
     if not isinstance(body, dict) or not isinstance(body.get("pipeline"), str):
         raise MalformedRequest("expected an object with a string 'pipeline'")
     if body["pipeline"] != pipeline:
         log.info("control topic %s: request for pipeline '%s', not '%s': passed over", topic, body["pipeline"],
                  pipeline)  # fmt: skip
         return None
-    reason = str(body.get("reason", ""))[:MAX_REASON]
+    reason = body.get("reason", "")
+    if isinstance(reason, dict | list):
+        raise MalformedRequest("'reason' must be a string")
+    # lone surrogates (JSON's "\ud800") cannot be encoded into the event Airflow stores: escaped
+    reason = str(reason)[:MAX_REASON].encode("utf-8", "backslashreplace").decode("utf-8")
     log.info("retraining requested for %s on control topic %s: %s", pipeline, topic, reason)
     return {"pipeline": pipeline, "reason": reason, "topic": topic}
 

@@ -31,11 +31,21 @@ def test_a_request_for_another_pipeline_is_passed_over() -> None:
         (b"[1, 2]", "expected an object"),
         (b'{"reason": "x"}', "expected an object"),
         (b'{"pipeline": 7}', "expected an object"),
+        (b"[" * 1024, "nested deeper"),  # RecursionError in json.loads stopped the trigger (N5)
+        (b'{"pipeline": "churn", "reason": ' + b"[" * 1024 + b"]" * 1024 + b"}", "nested deeper"),
+        (b'{"pipeline": "churn", "reason": {"a": 1}}', "'reason' must be a string"),
+        (b'{"pipeline": "churn", "reason": "' + b"x" * 70_000 + b'"}', "more than a request's limit"),
     ],
 )
 def test_malformed_messages_are_refused_with_the_reason(raw: bytes | None, message: str) -> None:
     with pytest.raises(MalformedRequest, match=message):
         parse_request(raw, pipeline="churn", topic="ctl")
+
+
+def test_a_lone_surrogate_in_the_reason_is_escaped_so_the_event_can_be_stored() -> None:
+    request = parse_request(b'{"pipeline": "churn", "reason": "bad \\ud800 byte"}', pipeline="churn", topic="ctl")
+    assert request is not None and request["reason"] == "bad \\ud800 byte"
+    request["reason"].encode("utf-8")  # stored as UTF-8 by Airflow: no UnicodeEncodeError
 
 
 def test_the_reason_is_cut_to_its_limit() -> None:
