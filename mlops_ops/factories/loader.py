@@ -17,7 +17,7 @@ from mlops_ops.exceptions import MlopsOpsError, SpecError, StageNotSupportedErro
 from mlops_ops.factories.build import dag_from_plan
 from mlops_ops.factories.plan_cache import plans_for
 from mlops_ops.naming import pipeline_of_dag_id
-from mlops_ops.spec_files import SPEC_SUFFIXES, find_spec_files
+from mlops_ops.spec_files import SPEC_SUFFIXES, find_spec_files, without_duplicates
 
 
 class PipelineLoadError(MlopsOpsError):
@@ -50,7 +50,8 @@ def load_pipelines(
     pipeline = pipeline_of_dag_id(running) if running else None
     if pipeline is not None:
         files = [f for f in files if f.stem == pipeline] or files
-    errors: list[Exception] = []
+    files, duplicates = without_duplicates(files)
+    errors: list[Exception] = list(duplicates)
     loaded: list[str] = []
     for path in files:
         try:
@@ -80,8 +81,9 @@ def report_spec_errors(folder: str | Path) -> None:
     """
     if get_parsing_context().dag_id is not None:
         return  # a task run parses only its own DAG's file; nothing to report there
-    errors: list[Exception] = []
-    for path in find_spec_files(Path(folder)):
+    files, duplicates = without_duplicates(find_spec_files(Path(folder)))
+    errors: list[Exception] = list(duplicates)
+    for path in files:
         try:
             plans_for(path)
         except (SpecError, StageNotSupportedError) as err:
@@ -105,7 +107,8 @@ def check_spec_files(paths: list[Path], *, deep: bool = False, connections: bool
     from mlops_ops.factories.pipeline import build_dags
     from mlops_ops.spec_loader import load_spec
 
-    problems = []
+    files, duplicates = without_duplicates(files)
+    problems = [_located(Path(e.source), p.line, p.field, p.render_message()) for e in duplicates for p in e.problems]
     for path in files:
         try:
             spec = load_spec(path)

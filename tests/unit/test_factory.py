@@ -158,6 +158,32 @@ def test_loader_builds_only_the_running_dags_spec(tmp_path: Path, monkeypatch: p
     assert load_pipelines(target, tmp_path) == ["alpha__ingest"]
 
 
+def test_two_files_for_one_pipeline_are_an_error_and_neither_is_built(tmp_path: Path) -> None:
+    """churn.yaml beside churn.yml: one replaced the other's DAGs without a word (N17)."""
+    from mlops_ops.factories.loader import report_spec_errors
+
+    _write(tmp_path, "churn.yaml", SPEC)
+    _write(tmp_path, "churn.yml", SPEC + "retries: 5\n")
+    _write(tmp_path, "other.yaml", SPEC)
+    with pytest.raises(PipelineLoadError) as info:
+        load_pipelines({}, tmp_path)
+    message = str(info.value)
+    assert "2 pipeline spec file(s)" in message and "held back until fixed: other__ingest" in message
+    where = f"{tmp_path / 'churn.yaml'}: line 1, field 'pipeline'"
+    assert f"{where}: pipeline 'churn' is also defined by churn.yml" in message
+    target: dict = {}
+    assert load_pipelines(target, tmp_path, on_error="skip") == ["other__ingest"]
+    with pytest.raises(PipelineLoadError, match=r"also defined by churn\.yaml"):
+        report_spec_errors(tmp_path)
+    problems = check_spec_files([tmp_path])
+    assert problems == [
+        f"{tmp_path / 'churn.yaml'}:1: pipeline: pipeline 'churn' is also defined by churn.yml in the "
+        "same folder: one file per pipeline; remove or rename one (neither is built until then)",
+        f"{tmp_path / 'churn.yml'}:1: pipeline: pipeline 'churn' is also defined by churn.yaml in the "
+        "same folder: one file per pipeline; remove or rename one (neither is built until then)",
+    ]
+
+
 def test_validate_reports_problems(tmp_path: Path) -> None:
     good = _write(tmp_path / "ok", "good.yaml", SPEC)
     assert check_spec_files([good]) == []
