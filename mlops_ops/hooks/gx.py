@@ -82,6 +82,21 @@ class GreatExpectationsHook(BaseHook):
         return True, f"{len(context.suites.all())} suite(s) in {self.context_root}"
 
 
+def _add_source(context: Any, engine: str) -> Any:
+    """A dataframe data source for ``engine``, saved to the context without GX's connection test.
+
+    ``add_spark`` tests a Spark data source by getting pyspark's current session: in a process without one it
+    starts a local JVM (about 20 s) only to write configuration, and in one whose Spark Connect session the server
+    closed it fails. The gate hands GX a dataframe from the Spark hook's session when it validates."""
+    if engine == "pandas":
+        return context.data_sources.add_pandas(datasource_name(engine))
+    from great_expectations.datasource.fluent import SparkDatasource
+
+    source = SparkDatasource(name=datasource_name(engine))
+    source._data_context = context
+    return context._add_fluent_datasource(datasource=source)
+
+
 def scaffold(context: Any, suite: str) -> list[str]:
     """Create what a gate needs for ``suite`` (which must exist): a dataframe asset per engine,
     a validation definition and a checkpoint per engine. Idempotent; returns the checkpoint names."""
@@ -98,13 +113,10 @@ def scaffold(context: Any, suite: str) -> list[str]:
         ) from err
     names = []
     for engine in ENGINES:
-        add = (
-            context.data_sources.add_or_update_spark if engine == "spark" else context.data_sources.add_or_update_pandas
-        )
         try:
             source = context.data_sources.get(datasource_name(engine))
         except (KeyError, ValueError, LookupError):
-            source = add(datasource_name(engine))
+            source = _add_source(context, engine)
         try:
             asset = source.get_asset(suite)
         except LookupError:

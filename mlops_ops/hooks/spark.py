@@ -137,7 +137,42 @@ def session(options: SparkSessionOptions) -> Any:
         builder = SparkSession.builder.appName(options.app_name).master(options.master or "local[*]")
     for key, value in options.conf.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    spark = builder.getOrCreate()
+    if options.remote:
+        _make_current(spark)
+    return spark
+
+
+def _make_current(spark: Any) -> None:
+    """Make a Connect session the process's default and active one, as a first session is.
+
+    pyspark makes a new Connect session current only where no session was current before; a session the server
+    closed (it restarted: ``INVALID_HANDLE.SESSION_CHANGED``) stays current though stopped, so the new one would
+    not be, and a library that asks pyspark for "the" session (Great Expectations' Spark engine, pyspark's own
+    functions) would find none and fail with ``CONNECT_URL_NOT_SET`` or ``NO_ACTIVE_SESSION``."""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    with ConnectSession._lock:
+        if ConnectSession._get_default_session() is None:
+            ConnectSession._default_session = spark
+    if ConnectSession.getActiveSession() is None:
+        ConnectSession._active_session.session = spark
+
+
+def stop_connect_sessions() -> None:
+    """Stop this process's current Spark Connect session, before the server it talks to stops.
+
+    pyspark cleans up every open Connect client when the interpreter exits, retrying against a server that is gone
+    for up to ten minutes; a stopped session has nothing left to clean. A no-op where pyspark was never imported."""
+    import sys
+
+    if "pyspark.sql.connect.session" not in sys.modules:
+        return
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    for current in (ConnectSession.getActiveSession(), ConnectSession._get_default_session()):
+        if current is not None:
+            current.stop()
 
 
 def _leave_connect_mode() -> None:

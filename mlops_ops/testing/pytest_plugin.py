@@ -86,6 +86,9 @@ def mlops_stack(request: pytest.FixtureRequest) -> Iterator[EmbeddedStack]:
         os.environ.clear()
         os.environ.update(saved)
         if started and not request.config.getoption("mlops_keep_stack"):
+            from mlops_ops.hooks.spark import stop_connect_sessions
+
+            stop_connect_sessions()  # else pyspark's exit handler retries against the stopped server for minutes
             stack.down()
 
 

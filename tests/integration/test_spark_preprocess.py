@@ -171,3 +171,21 @@ def test_operator_skips_itself_and_downstream_on_empty_input(stack, tmp_path, mo
     run = DagBag(dag_folder=str(dags)).dags["empty_preprocess"].test()
     assert {t.task_id: t.state for t in run.get_task_instances()} == {"preprocess": "skipped", "train": "skipped"}
     assert "skipping preprocessing and everything downstream" in caplog.text
+
+
+def test_a_session_the_server_closed_is_replaced_as_the_current_one(stack, spark) -> None:  # type: ignore[no-untyped-def]
+    """The Connect server restarted (``stack.up`` with a cluster and back, a crash): pyspark closes this process's
+    session (``INVALID_HANDLE.SESSION_CHANGED`` sets the client's ``_closed``) but keeps it current, so the hook's
+    next session must become current itself: Great Expectations' Spark engine and pyspark's functions ask
+    pyspark for the session, not the hook."""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    from mlops_ops.hooks.spark import SparkHook
+
+    spark.client._closed = True  # what pyspark does when the server answers for another session
+    assert spark.is_stopped and ConnectSession.getActiveSession() is None
+    fresh = SparkHook("spark_default", app_name="mlops-ops-tests").get_conn()
+    assert fresh is not spark
+    found = ConnectSession.builder.getOrCreate()  # exactly what Great Expectations' Spark engine calls
+    assert found is fresh and ConnectSession.getActiveSession() is fresh
+    assert found.range(3).count() == 3

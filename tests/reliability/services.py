@@ -6,6 +6,10 @@ from mlops_ops.stack import EmbeddedStack, process
 
 
 def stop_service(stack: EmbeddedStack, name: str) -> None:
+    if name == "spark-connect":  # the server forgets this process's session: stop it, as a client of a restart must
+        from mlops_ops.hooks.spark import stop_connect_sessions
+
+        stop_connect_sessions()
     record = process.read_pidfile(stack.paths.pidfile(name))
     assert record is not None, f"{name} is not running"
     assert process.stop(record, timeout=10), f"{name} did not stop"
