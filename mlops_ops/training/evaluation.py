@@ -157,6 +157,10 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)
 
 
+def _computed(value: float | None) -> bool:
+    return value is not None and value == value  # NaN is the one float unequal to itself
+
+
 def judge(
     challenger: Mapping[str, float],
     champion: Mapping[str, float] | None,
@@ -170,7 +174,7 @@ def judge(
     reasons: list[str] = []
     for name, bound in thresholds.items():
         value = challenger.get(name)
-        if value is None or value != value:
+        if not _computed(value):
             reasons.append(f"{name}: not computed")
             continue
         low, high = bound.get("min"), bound.get("max")
@@ -180,7 +184,10 @@ def judge(
             reasons.append(f"{name} {value:.4f} is above the ceiling {high}")
     if baseline is not None and key_metric is not None:
         new, trivial = challenger.get(key_metric), baseline.get(key_metric)
-        if new is not None and trivial is not None and new == new and trivial == trivial:
+        if not _computed(new):  # NaN compares false both ways: it must never pass as "not worse"
+            reasons.append(f"{key_metric}: not computed on the test split (e.g. one class only), so it cannot be "
+                           "shown to beat the trivial baseline")  # fmt: skip
+        elif _computed(trivial):
             up = higher_is_better(key_metric, dict(directions or {}))
             if not (new > trivial if up else new < trivial):
                 reasons.append(f"{key_metric} {new:.4f} does not beat the trivial baseline's {trivial:.4f} "
@@ -188,7 +195,10 @@ def judge(
     if champion:
         for name, allowed in max_regression.items():
             new, old = challenger.get(name), champion.get(name)
-            if new is None or old is None:
+            if not (_computed(new) and _computed(old)):
+                side = "the challenger's" if not _computed(new) else "the champion's"
+                reasons.append(f"{name}: {side} value was not computed on the test split, so no regression check "
+                               f"is possible (allowed {allowed})")  # fmt: skip
                 continue
             up = higher_is_better(name, dict(directions or {}))
             worse = (old - new) if up else (new - old)

@@ -147,6 +147,24 @@ def test_a_model_that_does_not_beat_the_trivial_baseline_is_not_blessed() -> Non
     assert verdict.blessed, verdict.reasons
 
 
+def test_a_metric_that_cannot_be_computed_never_blesses() -> None:
+    """One class in the test split: roc_auc is NaN, which compares false both ways; it blessed the model (N11)."""
+    y = np.zeros(50, dtype=int)  # only class 0 in the test split
+    names = ["accuracy", "roc_auc"]
+    challenger = compute_metrics(y, Predictions("binary", np.full(50, 0.2)), names)
+    assert challenger["roc_auc"] != challenger["roc_auc"]  # NaN
+    trivial = compute_metrics(y, baseline_predictions("binary", np.array([0, 1] * 10), 50, 2, 0.5), names)
+    verdict = judge(challenger, None, {}, {}, baseline=trivial, key_metric="roc_auc")
+    assert not verdict.blessed and "roc_auc: not computed" in verdict.reasons[0], verdict.reasons
+    # against a champion: a NaN on either side is no evidence of "no regression"
+    champion = {"accuracy": 0.9, "roc_auc": 0.8}
+    verdict = judge(challenger, champion, {}, {"roc_auc": 0.01})
+    assert not verdict.blessed and "the challenger's value was not computed" in verdict.reasons[0], verdict.reasons
+    verdict = judge(champion, challenger, {}, {"roc_auc": 0.01})
+    assert not verdict.blessed and "the champion's value was not computed" in verdict.reasons[0], verdict.reasons
+    assert judge(champion, {"accuracy": 0.9, "roc_auc": 0.79}, {}, {"roc_auc": 0.01}).blessed
+
+
 def test_every_metric_of_every_task_computes() -> None:
     from mlops_ops.training.tasks import METRICS
 
