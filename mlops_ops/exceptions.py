@@ -59,6 +59,17 @@ class StageNotSupportedError(MlopsOpsError):
         )
 
 
+class TrainingInputError(MlopsOpsError, ValueError):
+    """A training request that cannot train, and would not on a retry: the pinned features snapshot, the spec's model
+    settings, the trainer or its params (a target or feature column the table lacks, one class, an unknown trainer).
+    The training entrypoint exits with ``NOT_RETRYABLE_EXIT`` and the training operators fail without retries."""
+
+
+# sysexits' EX_DATAERR: the training entrypoint's exit code for a TrainingInputError (any other failure may be
+# transient: a service down, a killed process, memory)
+NOT_RETRYABLE_EXIT = 65
+
+
 class MissingExtraError(MlopsOpsError, ImportError):
     """An optional dependency is not installed."""
 

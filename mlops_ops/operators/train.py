@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from mlops_ops.operators.training_request import TrainingRequest
+from mlops_ops.operators.training_request import TrainingRequest, training_failure
 from mlops_ops.ui.links import MlflowRunLink, ModelVersionLink
 
 if TYPE_CHECKING:
@@ -85,10 +85,9 @@ class TrainModelOperator(BaseOperator):
         if output is None:
             closed = self.training.fail_open_runs(self.mlflow_conn_id, inputs)
             how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-            raise RuntimeError(
-                f"training subprocess failed ({how}); nothing was registered"
-                + (f"; marked MLflow run(s) {', '.join(closed)} FAILED" if closed else "")
-            )
+            message = f"training subprocess failed ({how}); nothing was registered" + (
+                f"; marked MLflow run(s) {', '.join(closed)} FAILED" if closed else "")  # fmt: skip
+            raise training_failure(code, message)
         return self.training.result(output, "subprocess")
 
     def on_kill(self) -> None:

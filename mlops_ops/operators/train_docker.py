@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
 
-from mlops_ops.operators.training_request import ENTRYPOINT, TrainingRequest
+from mlops_ops.exceptions import NOT_RETRYABLE_EXIT
+from mlops_ops.operators.training_request import ENTRYPOINT, TrainingRequest, training_failure
 from mlops_ops.spec import ContainerSpec
 from mlops_ops.ui.links import MlflowRunLink, ModelVersionLink
 
@@ -108,6 +109,7 @@ class TrainModelDockerOperator(DockerOperator):
             mount_tmp_dir=False,
             retrieve_output=True,
             retrieve_output_path=RESULT_PATH,
+            skip_on_exit_code=NOT_RETRYABLE_EXIT,  # the provider's exit-code hook: turned into a failure below
             labels={"app.kubernetes.io/name": "mlops-ops-trainer", "mlops-ops/pipeline": request.pipeline[:63]},
             **kwargs,
         )
@@ -118,6 +120,7 @@ class TrainModelDockerOperator(DockerOperator):
         self.pickling_library = json  # DockerOperator loads the result file with this (a JSON file, not a pickle)
 
     def execute(self, context: Context) -> Any:
+        from mlops_ops._compat import airflow_exception
         from mlops_ops.hooks.iceberg import IcebergCatalogHook
         from mlops_ops.hooks.mlflow import MlflowHook
         from mlops_ops.training.run import SECRETS_FILE_ENV
@@ -134,10 +137,13 @@ class TrainModelDockerOperator(DockerOperator):
             self.mounts = [*self.mounts, _mount(f"{folder}:{SECRETS_DIR}", read_only=True)]
             try:
                 output = super().execute(context)
-            except BaseException:
+            except BaseException as err:
                 closed = self.training.fail_open_runs(self.mlflow_conn_id, inputs)
                 if closed:
                     self.log.warning("marked MLflow run(s) %s FAILED; nothing was registered", ", ".join(closed))
+                if isinstance(err, airflow_exception("AirflowSkipException")):  # skip_on_exit_code: not retryable
+                    raise training_failure(NOT_RETRYABLE_EXIT, f"the trainer's container of {self.image} failed "
+                                           f"(exit code {NOT_RETRYABLE_EXIT})") from err  # fmt: skip
                 raise
         return self.training.result(output, f"container of {self.image}")
 

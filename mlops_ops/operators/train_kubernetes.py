@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
-from mlops_ops.operators.training_request import ENTRYPOINT, TrainingInputs, TrainingRequest
+from mlops_ops.exceptions import NOT_RETRYABLE_EXIT
+from mlops_ops.operators.training_request import ENTRYPOINT, TrainingInputs, TrainingRequest, training_failure
 from mlops_ops.spec import ContainerSpec
 from mlops_ops.ui.links import MlflowRunLink, ModelVersionLink
 
@@ -80,6 +81,7 @@ class TrainModelKubernetesOperator(KubernetesPodOperator):
             get_logs=True,
             do_xcom_push=True,
             on_finish_action="delete_pod",
+            skip_on_exit_code=NOT_RETRYABLE_EXIT,  # the provider's exit-code hook: turned into a failure below
             **kwargs,
         )
         self.training = request
@@ -95,14 +97,18 @@ class TrainModelKubernetesOperator(KubernetesPodOperator):
                          k8s.V1EnvVar(name="PYTHONUNBUFFERED", value="1")]  # fmt: skip
 
     def execute(self, context: Context) -> Any:
+        from mlops_ops._compat import airflow_exception
         from mlops_ops.hooks.mlflow import MlflowHook
 
         inputs = self.training.inputs(context, self.task_id, self.mlflow_conn_id)
         self.prepare(inputs, MlflowHook(self.mlflow_conn_id).client_env()["MLFLOW_TRACKING_URI"])
         try:
             output = super().execute(context)
-        except BaseException:
+        except BaseException as err:
             self.training.fail_open_runs(self.mlflow_conn_id, inputs)
+            if isinstance(err, airflow_exception("AirflowSkipException")):  # skip_on_exit_code: not retryable
+                raise training_failure(NOT_RETRYABLE_EXIT, f"the trainer's pod of {self.image} failed "
+                                       f"(exit code {NOT_RETRYABLE_EXIT})") from err  # fmt: skip
             raise
         return self.training.result(output, f"pod of {self.image}")
 

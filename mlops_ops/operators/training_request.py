@@ -172,3 +172,19 @@ class TrainingRequest:
         except Exception as err:  # noqa: BLE001 - the task fails anyway; this is cleanup
             log.warning("could not mark open MLflow runs failed: %s", err)
             return []
+
+
+def training_failure(code: int | None, message: str) -> Exception:
+    """The error a training operator raises for a trainer that ended with ``code`` and no result: a request that
+    cannot train (exit ``NOT_RETRYABLE_EXIT``, :class:`~mlops_ops.exceptions.TrainingInputError`) fails the task
+    without retries, since every retry would fail the same way; anything else (a service down, a kill) may pass on a
+    retry."""
+    from mlops_ops.exceptions import NOT_RETRYABLE_EXIT
+
+    if code == NOT_RETRYABLE_EXIT:
+        from mlops_ops._compat import airflow_exception
+
+        return airflow_exception("AirflowFailException")(
+            f"{message}; the request cannot train (the trainer's log above says why): not retried"
+        )
+    return RuntimeError(message)

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlops_ops.exceptions import TrainingInputError
 from mlops_ops.lake.tables import SPLIT_COLUMN, load_catalog, parse_snapshot_ref
 
 NUMERIC_KINDS = "biuf"  # numpy kinds: bool, int, unsigned, float
@@ -42,7 +43,7 @@ def open_features(ref: str, catalog: Any = None) -> FeatureSnapshot:
     table = (catalog or load_catalog(None)).load_table(ident)
     snap = table.snapshot_by_id(snapshot_id)
     if snap is None:
-        raise ValueError(f"{ident} has no snapshot {snapshot_id} (expired? `mlops-ops lake maintain` keeps the "
+        raise TrainingInputError(f"{ident} has no snapshot {snapshot_id} (expired? `mlops-ops lake maintain` keeps the "
                          "snapshots registered model versions name)")  # fmt: skip
     return FeatureSnapshot(ref, table, snapshot_id, summary_of(snap))
 
@@ -70,9 +71,9 @@ def load_split(features: FeatureSnapshot, split: str, target: str) -> Any:
 def checked(frame: Any, features: FeatureSnapshot, split: str, target: str) -> Any:
     """``frame`` (rows of ``split``), refused when empty or without the target column."""
     if frame.empty:
-        raise ValueError(f"split '{split}' of the feature table {features.ref} has no rows")
+        raise TrainingInputError(f"split '{split}' of the feature table {features.ref} has no rows")
     if target not in frame.columns:
-        raise ValueError(
+        raise TrainingInputError(
             f"target '{target}' is not a column of the feature table (columns: {', '.join(frame.columns)})"
         )
     return frame
@@ -108,27 +109,27 @@ class Labels:
         """The labels from a target's distinct values and null count (however they were read)."""
         if task == "regression":
             if not numeric:
-                raise ValueError(f"task 'regression' needs a numeric target; '{name}' is not numeric")
+                raise TrainingInputError(f"task 'regression' needs a numeric target; '{name}' is not numeric")
             return cls(task, None)
         if nulls:
-            raise ValueError(f"target '{name}' has {nulls} missing value(s) in the train split: drop or label them "
-                             "in the preprocess transform")  # fmt: skip
+            raise TrainingInputError(f"target '{name}' has {nulls} missing value(s) in the train split: drop or "
+                                     "label them in the preprocess transform")  # fmt: skip
         classes = sorted(values, key=lambda v: (str(type(v)), v))
         if task == "multiclass":
             if len(classes) < 2:
-                raise ValueError(f"target '{name}' has one class ({classes}) in the train split")
+                raise TrainingInputError(f"target '{name}' has one class ({classes}) in the train split")
             return cls(task, classes)
         if len(classes) != 2:
-            raise ValueError(f"task 'binary' needs exactly two classes in target '{name}', found "
+            raise TrainingInputError(f"task 'binary' needs exactly two classes in target '{name}', found "
                              f"{len(classes)}: {classes[:10]}; use task 'multiclass'")  # fmt: skip
         if positive_class is None:
             positive_class = next((c for c in (True, 1, "1", "true", "yes") if c in classes), None)
             if positive_class is None:
-                raise ValueError(f"give train.positive_class: one of {classes} (the class the model predicts "
+                raise TrainingInputError(f"give train.positive_class: one of {classes} (the class the model predicts "
                                  "probabilities of)")  # fmt: skip
         match = [c for c in classes if c == positive_class or str(c) == str(positive_class)]
         if not match:
-            raise ValueError(f"train.positive_class {positive_class!r} is not a class of '{name}' "
+            raise TrainingInputError(f"train.positive_class {positive_class!r} is not a class of '{name}' "
                              f"(classes: {classes})")  # fmt: skip
         positive = match[0]
         return cls(task, [next(c for c in classes if c != positive), positive], positive)

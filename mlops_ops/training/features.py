@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops_ops._extras import require
+from mlops_ops.exceptions import TrainingInputError
 from mlops_ops.spec import FeaturesSpec
 from mlops_ops.training.serving import TIMESTAMP_PARTS
 
@@ -52,7 +53,7 @@ def select_columns(frame: Any, spec: FeaturesSpec, *, target: str, excluded: tup
     named = [*(spec.include or []), *spec.exclude, *spec.types]
     missing = sorted({c for c in named if c not in frame.columns})
     if missing:
-        raise ValueError(
+        raise TrainingInputError(
             f"train.features names column(s) {', '.join(missing)} that the feature table does not have "
             f"(its columns: {', '.join(available)})"
         )
@@ -63,7 +64,7 @@ def select_columns(frame: Any, spec: FeaturesSpec, *, target: str, excluded: tup
             log.warning("feature column(s) %s have no value in the train split: left out", ", ".join(empty))
             chosen = [c for c in chosen if c not in empty]
     if not chosen:
-        raise ValueError("train.features leaves no feature column")
+        raise TrainingInputError("train.features leaves no feature column")
     return FeatureColumns({c: spec.types.get(c) or infer_kind(frame[c]) for c in chosen})
 
 

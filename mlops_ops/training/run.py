@@ -25,6 +25,7 @@ from typing import Any
 
 from mlops_ops import __version__
 from mlops_ops._extras import require
+from mlops_ops.exceptions import NOT_RETRYABLE_EXIT, TrainingInputError
 from mlops_ops.training.evaluation import CHALLENGER
 
 log = logging.getLogger(__name__)
@@ -243,7 +244,7 @@ def _threshold(setting: Any, trained: Any, prepared: PreparedSplits) -> float:
             scores.append(positive_scores(trained, x))
             labels.append(np.asarray(y))
     if not scores:
-        raise ValueError("train.threshold.tune needs a validation split (preprocess.splits.validation > 0)")
+        raise TrainingInputError("train.threshold.tune needs a validation split (preprocess.splits.validation > 0)")
     return tune_threshold(setting.tune, np.concatenate(labels), np.concatenate(scores))
 
 
@@ -290,7 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     names = load_secrets()
     if names:
         log.info("credentials from %s: %s", SECRETS_FILE_ENV, ", ".join(names))
-    result = train_and_register(args)
+    try:
+        result = train_and_register(args)
+    except TrainingInputError as err:  # the same request fails the same way on a retry: say so by the exit code
+        log.error("cannot train (not retryable): %s", err)
+        return NOT_RETRYABLE_EXIT
     if args.result_file is not None:
         args.result_file.write_text(json.dumps(result))
     log.info("registered %s version %s (run %s)", result["model_name"], result["version"], result["run_id"])

@@ -15,6 +15,7 @@ import copy
 from typing import Any
 
 from mlops_ops._extras import require
+from mlops_ops.exceptions import TrainingInputError
 from mlops_ops.training.trainers import LogMetric, TrainedModel, TrainingData
 
 DEFAULTS: dict[str, Any] = {"hidden": [64, 32], "epochs": 10, "batch_size": 512, "lr": 1e-3, "weight_decay": 0.0,
@@ -38,7 +39,9 @@ def fit_mlp(data: TrainingData, *, params: dict[str, Any], log_metric: LogMetric
 
     unknown = sorted(set(params) - set(DEFAULTS))
     if unknown:
-        raise ValueError(f"torch_mlp does not take train.params {', '.join(unknown)} (it takes {', '.join(DEFAULTS)})")
+        raise TrainingInputError(
+            f"torch_mlp does not take train.params {', '.join(unknown)} (it takes {', '.join(DEFAULTS)})"
+        )
     p = {**DEFAULTS, **params}
     seed = int(p["seed"])
     torch.manual_seed(seed)
@@ -142,7 +145,7 @@ def _loss_fn(torch: Any, task: str, loss: str) -> Any:
     if task == "multiclass":
         return torch.nn.CrossEntropyLoss()
     if loss not in ("mse", "huber"):
-        raise ValueError(f"torch_mlp regression loss must be 'mse' or 'huber', not {loss!r}")
+        raise TrainingInputError(f"torch_mlp regression loss must be 'mse' or 'huber', not {loss!r}")
     return torch.nn.HuberLoss() if loss == "huber" else torch.nn.MSELoss()
 
 

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from mlops_ops._extras import require
 from mlops_ops.callables import load_callable
+from mlops_ops.exceptions import TrainingInputError
 from mlops_ops.training.tasks import BUILT_IN_TRAINERS, TASKS
 
 log = logging.getLogger(__name__)
@@ -87,14 +88,14 @@ def estimator_class(path: str | None, task: str) -> Any:
     try:
         cls = getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError) as err:
-        raise ValueError(f"train.estimator '{path}' cannot be imported: {err}") from err
+        raise TrainingInputError(f"train.estimator '{path}' cannot be imported: {err}") from err
     if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
-        raise ValueError(f"train.estimator '{path}' is not a scikit-learn estimator class")
+        raise TrainingInputError(f"train.estimator '{path}' is not a scikit-learn estimator class")
     probe = cls()
     if task == "regression" and not is_regressor(probe):
-        raise ValueError(f"train.estimator '{path}' is not a regressor; task 'regression' needs one")
+        raise TrainingInputError(f"train.estimator '{path}' is not a regressor; task 'regression' needs one")
     if task != "regression" and not is_classifier(probe):
-        raise ValueError(f"train.estimator '{path}' is not a classifier; task '{task}' needs one")
+        raise TrainingInputError(f"train.estimator '{path}' is not a classifier; task '{task}' needs one")
     return cls
 
 
@@ -110,10 +111,10 @@ def sklearn_trainer(data: TrainingData, *, params: dict[str, Any], log_metric: L
     try:
         model = cls(**p)
     except TypeError as err:
-        raise ValueError(f"train.params do not fit {cls.__name__}: {err}") from err
+        raise TrainingInputError(f"train.params do not fit {cls.__name__}: {err}") from err
     model.fit(data.x, data.y)
     if data.task != "regression" and not hasattr(model, "predict_proba"):
-        raise ValueError(f"{cls.__name__} has no predict_proba: the library needs class probabilities "
+        raise TrainingInputError(f"{cls.__name__} has no predict_proba: the library needs class probabilities "
                          "(e.g. SVC needs probability: true in train.params)")  # fmt: skip
     for step, score in enumerate(getattr(model, "train_score_", [])):
         log_metric("train_score", float(score), step)
@@ -136,12 +137,12 @@ def resolve(trainer: str, task: str) -> Trainer:
     """The trainer function; a trainer that does not support ``task`` is refused here, before any training."""
     if trainer in BUILT_IN:
         if task not in BUILT_IN_TRAINERS[trainer]:
-            raise ValueError(f"trainer '{trainer}' does not support task '{task}'")
+            raise TrainingInputError(f"trainer '{trainer}' does not support task '{task}'")
         return BUILT_IN[trainer]
     if ":" not in trainer:
-        raise ValueError(f"trainer '{trainer}' is not one of {', '.join(BUILT_IN)} nor module.path:function")
+        raise TrainingInputError(f"trainer '{trainer}' is not one of {', '.join(BUILT_IN)} nor module.path:function")
     fn = load_callable(trainer, field="trainer")
     supported = tuple(getattr(fn, "tasks", TASKS))
     if task not in supported:
-        raise ValueError(f"trainer '{trainer}' supports task(s) {', '.join(supported)}, not '{task}'")
+        raise TrainingInputError(f"trainer '{trainer}' supports task(s) {', '.join(supported)}, not '{task}'")
     return fn  # type: ignore[no-any-return]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from tests.integration.churn_data import churn_feature_table
 from tests.integration.lake_helpers import new_tables
 
 DAG_FILE = """
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param
 
@@ -19,9 +20,9 @@ from mlops_ops.operators.train import TrainModelOperator
 
 with DAG("train_{name}", schedule=None, start_date=datetime(2026, 1, 1),
          params={{"train_params": Param({{}}, type="object")}}):
-    TrainModelOperator(task_id="train", retries=0, training=dict(pipeline="churn", model_name="{name}",
-                       target="churned", task="binary", trainer="{trainer}", trainer_params={params},
-                       features="{manifest}"))
+    TrainModelOperator(task_id="train", retries={retries}, retry_delay=timedelta(0),
+                       training=dict(pipeline="churn", model_name="{name}", target="{target}", task="binary",
+                       trainer="{trainer}", trainer_params={params}, features="{manifest}"))
 """
 
 
@@ -31,14 +32,25 @@ def features_manifest(stack) -> str:  # type: ignore[no-untyped-def]
     return churn_feature_table(stack, new_tables("t"))
 
 
-def _run(tmp_path: Path, monkeypatch, trainer: str, manifest: str, params: dict, conf: dict | None = None):  # type: ignore[no-untyped-def]
+def _run(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    trainer: str,
+    manifest: str,
+    params: dict[str, Any],
+    conf: dict[str, Any] | None = None,
+    *,
+    target: str = "churned",
+    retries: int = 0,
+) -> tuple[str, Any, Any]:
     import airflow.settings
     from airflow.dag_processing.dagbag import DagBag
 
     name = f"m{uuid.uuid4().hex[:8]}"
     dags = tmp_path / "dags"
     dags.mkdir(exist_ok=True)
-    (dags / f"{name}.py").write_text(DAG_FILE.format(name=name, trainer=trainer, params=params, manifest=manifest))
+    (dags / f"{name}.py").write_text(DAG_FILE.format(name=name, trainer=trainer, params=params, manifest=manifest,
+                                                     target=target, retries=retries))  # fmt: skip
     monkeypatch.setattr(airflow.settings, "DAGS_FOLDER", str(dags))
     run = DagBag(dag_folder=str(dags / f"{name}.py")).dags[f"train_{name}"].test(run_conf=conf)
     (ti,) = run.get_task_instances()
@@ -73,6 +85,15 @@ def test_sklearn_model_is_logged_registered_and_servable(stack, features_manifes
     )  # fmt: skip  (a missing value is imputed inside the model)
     out = model.predict(rows)
     assert list(out.columns) == ["prediction", "probability_False", "probability_True"] and len(out) == 2
+
+
+def test_a_target_the_features_lack_fails_once_without_retries(stack, features_manifest, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """No retry can add a column: the task fails on its first try although it has retries left (N20)."""
+    import mlflow
+
+    name, _, ti = _run(tmp_path, monkeypatch, "sklearn", features_manifest, {}, target="churn_flag", retries=2)
+    assert ti.state == "failed" and ti.try_number == 1, (ti.state, ti.try_number)
+    assert mlflow.MlflowClient().search_model_versions(f"name = '{name}'") == []  # nothing registered
 
 
 def test_torch_trainer_takes_trigger_time_params(stack, features_manifest, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

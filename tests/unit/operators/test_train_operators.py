@@ -185,3 +185,30 @@ def test_container_settings_are_checked() -> None:
                 {"image": "i", "tolerations": [{"operator": "Sometimes"}]}, {"image": ""}):  # fmt: skip
         with pytest.raises(ValidationError):
             ContainerSpec.model_validate(bad)
+
+
+def test_a_request_that_cannot_train_exits_not_retryable_and_fails_without_retries() -> None:
+    """An unknown trainer, a missing target or feature column: every retry fails the same way (N20). The entrypoint
+    says so by its exit code; every backend turns that code into AirflowFailException, anything else stays
+    retryable."""
+    import signal
+
+    from mlops_ops._compat import airflow_exception
+    from mlops_ops.exceptions import NOT_RETRYABLE_EXIT
+    from mlops_ops.operators.training_request import training_failure
+    from mlops_ops.training.run import main
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        code = main(["--features", "p.features@1", "--model", '{"task": "binary", "target": "y"}',
+                     "--trainer", "no_such_trainer", "--model-name", "m"])  # fmt: skip
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert code == NOT_RETRYABLE_EXIT
+    failed = training_failure(NOT_RETRYABLE_EXIT, "training subprocess failed (exit code 65)")
+    assert isinstance(failed, airflow_exception("AirflowFailException")) and "not retried" in str(failed)
+    assert type(training_failure(1, "x")) is RuntimeError and type(training_failure(-9, "x")) is RuntimeError
+    request = dict(pipeline="p", model_name="m", target="y", task="binary", features="p.features@1")
+    docker = TrainModelDockerOperator(task_id="train", training=request, container=ContainerSpec(image="i:1"))
+    kube = TrainModelKubernetesOperator(task_id="train", training=request, container=ContainerSpec(image="i:1"))
+    assert list(docker.skip_on_exit_code) == [NOT_RETRYABLE_EXIT] == list(kube.skip_on_exit_code)
