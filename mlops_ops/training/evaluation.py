@@ -15,7 +15,7 @@ import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from mlops_ops._extras import require
 from mlops_ops.callables import load_callable
@@ -157,7 +157,7 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)
 
 
-def _computed(value: float | None) -> bool:
+def _computed(value: float | None) -> TypeGuard[float]:
     return value is not None and value == value  # NaN is the one float unequal to itself
 
 
