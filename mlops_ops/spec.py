@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mlops_ops.durations import DURATION
+from mlops_ops.training.params_schema import ESTIMATOR_PATH
 
 IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
 DOTTED_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
@@ -232,9 +233,6 @@ class TuneThreshold(_Model):
     """Tune a binary decision threshold on the validation split for one metric."""
 
     tune: str = Field(min_length=1)
-
-
-ESTIMATOR_PATH = r"^sklearn(\.[a-z_][a-z0-9_]*)+\.[A-Z][A-Za-z0-9_]*$"
 
 
 class ModelSpec(_Model):

@@ -21,7 +21,8 @@ from mlops_ops.callables import configured_modules
 from mlops_ops.factories import plan as planning
 
 PLAN_FORMAT = 10
-_PLANNING_MODULES = ("spec.py", "spec_loader.py", "naming.py", "callables.py", "factories/plan.py", "factories/docs.py")
+_PLANNING_MODULES = ("spec.py", "spec_loader.py", "naming.py", "callables.py", "factories/plan.py", "factories/docs.py",
+                     "training/params_schema.py")  # fmt: skip
 
 
 def cache_dir() -> Path:

@@ -110,13 +110,19 @@ class TrainingRequest:
     def _replay_inputs(self, ref: str, tags: dict[str, str], mlflow_conn_id: str) -> TrainingInputs:
         from mlops_ops.hooks.mlflow import MlflowHook
         from mlops_ops.lineage.chain import parse_model_ref
-        from mlops_ops.training.replay import REPLAY_TAG, recorded_request
+        from mlops_ops.training.replay import REPLAY_TAG, RefusedRequestError, recorded_request
 
         name, version = parse_model_ref(ref)
         if name != self.model_name:
             raise ValueError(f"DAG Param '{REPLAY_PARAM}' names model '{name}'; this pipeline trains "
                              f"'{self.model_name}': replay it with `mlops-ops replay {ref}` or its DAG")  # fmt: skip
-        request, run_id = recorded_request(MlflowHook(mlflow_conn_id).get_conn(), name, version)
+        try:
+            request, run_id = recorded_request(MlflowHook(mlflow_conn_id).get_conn(), name, version,
+                                               self.params_schema)  # fmt: skip
+        except RefusedRequestError as err:  # the same artifact is refused on every retry
+            from mlops_ops._compat import airflow_exception
+
+            raise airflow_exception("AirflowFailException")(str(err)) from err
         log.info("replaying %s (run %s): %s, trainer %s, params %s", ref, run_id, request["features"],
                  request["trainer"], request["params"])  # fmt: skip
         return TrainingInputs(request["features"], dict(request["params"]), {**tags, REPLAY_TAG: ref},

@@ -32,6 +32,11 @@ GENERIC: dict[str, Any] = {
         "additionalProperties": _SCALAR,  # one level of mapping, e.g. class_weight
     },
 }
+# trainer sklearn's estimator: a scikit-learn class by its public path, whether the spec's ``train.estimator`` or a
+# run's ``train_params.estimator`` names it; nothing else is imported (a run's conf is not a spec: the callable trust
+# model's allow-list does not reach it, and the training runtime checks the same pattern before any import)
+ESTIMATOR_PATH = r"^sklearn(\.[a-z_][a-z0-9_]*)+\.[A-Z][A-Za-z0-9_]*$"
+SKLEARN: dict[str, Any] = {**GENERIC, "properties": {"estimator": {"type": "string", "pattern": ESTIMATOR_PATH}}}
 TORCH_MLP: dict[str, Any] = {
     "$schema": DRAFT,
     "type": "object",
@@ -54,7 +59,7 @@ def schema_for(trainer: str, declared: Mapping[str, Any] | None = None) -> dict[
     """The hyper-parameter schema of ``trainer`` (``declared`` wins: a spec's ``train.params_schema``)."""
     if declared:
         return {"$schema": DRAFT, "type": "object", **dict(declared)}
-    return dict(TORCH_MLP if trainer == "torch_mlp" else GENERIC)
+    return dict({"torch_mlp": TORCH_MLP, "sklearn": SKLEARN}.get(trainer, GENERIC))
 
 
 def problems(params: Any, schema: Mapping[str, Any]) -> list[str]:

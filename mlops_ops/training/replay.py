@@ -11,7 +11,9 @@ snapshot's test split.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,48 @@ REPLAY_TAG = "mlops_ops.replay_of"
 
 class NotReplayableError(Exception):
     """The version did not record what a replay needs."""
+
+
+class RefusedRequestError(NotReplayableError):
+    """A recorded request the library will not run: anyone with MLflow's credentials (trainer code included) can
+    write a run's artifacts, so a recorded request is outside input, checked as a spec and a run's conf are."""
+
+
+def check_request(request: Any, where: str, params_schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``request`` (a version's ``request.json``) when the library may run it: the model settings a spec allows, a
+    trainer the callable trust model admits, hyper-parameters within the trainer's schema (``params_schema``: the
+    pipeline's own, else the trainer's built-in or generic one). Raises :class:`RefusedRequestError` naming why."""
+    from pydantic import ValidationError
+
+    from mlops_ops.callables import trust_problem
+    from mlops_ops.spec import DOTTED_PATH, ModelSpec
+    from mlops_ops.training.params_schema import problems, schema_for
+
+    def refuse(why: str) -> RefusedRequestError:
+        return RefusedRequestError(f"{where}: the recorded request is refused, nothing was trained: {why}")
+
+    if not isinstance(request, dict):
+        raise refuse(f"expected a JSON object, got {type(request).__name__}")
+    kinds = {"features": str, "model": dict, "trainer": str, "params": dict}
+    wrong = [f"'{k}' must be {t.__name__}" for k, t in kinds.items() if not isinstance(request.get(k), t)]
+    if wrong:
+        raise refuse("; ".join(wrong))
+    try:
+        ModelSpec.model_validate(request["model"])
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise refuse(f"model.{'.'.join(map(str, first['loc']))}: {first['msg']}") from err
+    trainer = request["trainer"]
+    if trainer not in ("sklearn", "torch_mlp"):
+        if not re.match(DOTTED_PATH, trainer):
+            raise refuse(f"trainer {trainer[:200]!r} is not 'sklearn', 'torch_mlp' or 'package.module:function'")
+        problem = trust_problem(trainer)
+        if problem:
+            raise refuse(f"trainer: {problem}")
+    found = problems(request["params"], params_schema or schema_for(trainer))
+    if found:
+        raise refuse(f"params do not fit trainer '{trainer}': {'; '.join(found)}")
+    return request
 
 
 @dataclass
@@ -55,8 +99,10 @@ class ReplayResult:
                             for m in self.metrics}}  # fmt: skip
 
 
-def recorded_request(client: Any, name: str, version: str) -> tuple[dict[str, Any], str]:
-    """The entrypoint arguments the version's run kept, and that run's id."""
+def recorded_request(
+    client: Any, name: str, version: str, params_schema: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], str]:
+    """The entrypoint arguments the version's run kept, checked (:func:`check_request`), and that run's id."""
     from mlflow.exceptions import MlflowException
 
     from mlops_ops.training.run import REQUEST_ARTIFACT
@@ -65,12 +111,18 @@ def recorded_request(client: Any, name: str, version: str) -> tuple[dict[str, An
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = client.download_artifacts(run_id, REQUEST_ARTIFACT, tmp)
-            return json.loads(Path(path).read_text()), str(run_id)
+            text = Path(path).read_text()
     except (MlflowException, OSError) as err:
         raise NotReplayableError(
             f"{name} v{version} (run {run_id}) has no {REQUEST_ARTIFACT}: it was trained before replays were "
             "recorded, or outside the mlops-ops entrypoint"
         ) from err
+    where = f"{name} v{version} (run {run_id}) {REQUEST_ARTIFACT}"
+    try:
+        request = json.loads(text)
+    except (ValueError, RecursionError) as err:  # a hand-written artifact
+        raise RefusedRequestError(f"{where}: not JSON ({err})") from err
+    return check_request(request, where, params_schema), str(run_id)
 
 
 def replay(client: Any, name: str, version: str) -> ReplayResult:

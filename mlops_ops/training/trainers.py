@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -36,6 +37,7 @@ from typing import Any, Literal
 from mlops_ops._extras import require
 from mlops_ops.callables import load_callable
 from mlops_ops.exceptions import TrainingInputError
+from mlops_ops.training.params_schema import ESTIMATOR_PATH
 from mlops_ops.training.tasks import BUILT_IN_TRAINERS, TASKS
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,11 @@ def estimator_class(path: str | None, task: str) -> Any:
         HistGradientBoostingRegressor = ensemble.HistGradientBoostingRegressor
 
         return HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+    if not re.match(ESTIMATOR_PATH, path):  # a run's train_params reach here too: import nothing else (N9)
+        raise TrainingInputError(
+            f"train.estimator {path[:200]!r} is refused: it must be a scikit-learn estimator class by its path, "
+            "sklearn.<module>.<Class> (e.g. sklearn.linear_model.Ridge)"
+        )
     module_name, _, name = path.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), name)

@@ -75,3 +75,22 @@ def test_replays_train_again_from_the_recorded_snapshot(stack) -> None:  # type:
     # a tolerance the comparison cannot meet is reported (exit 1): the check can fail
     code, result = _replay(stack, f"{name}@{sk['version']}", "--tolerance", "-1")
     assert code == 1 and not result["within_tolerance"]
+
+    # the recorded request is outside input: anyone with MLflow's credentials can rewrite it (N16); a request no spec
+    # or run conf could make is refused before anything is imported or trained, and no version is registered
+    from mlops_ops.training.run import REQUEST_ARTIFACT
+
+    run_id = client.get_model_version(name, sk["version"]).run_id
+    versions = {v.version for v in client.search_model_versions(f"name='{name}'")}
+    recorded = {"features": features, "model": {"task": "binary", "target": "churned"}, "trainer": "sklearn",
+                "params": {"max_iter": 40}}  # fmt: skip
+    refusals = [({"trainer": "payload_nobody_listed:train"}, "is not trusted for spec callables"),
+                ({"params": {"estimator": "antigravity.Fly"}}, "params do not fit trainer 'sklearn'")]  # fmt: skip
+    for tampered, why in refusals:
+        client.log_dict(run_id, {**recorded, **tampered}, REQUEST_ARTIFACT)
+        env = {**os.environ, **stack.environment(), "PYTHONPATH": str(ROOT)}
+        done = subprocess.run([sys.executable, "-m", "mlops_ops.cli.main", "replay", f"{name}@{sk['version']}"],
+                              capture_output=True, text=True, env=env, timeout=300, check=False)  # fmt: skip
+        assert done.returncode == 2 and "the recorded request is refused" in done.stderr and why in done.stderr, (
+            done.stderr[-2000:])  # fmt: skip
+    assert {v.version for v in client.search_model_versions(f"name='{name}'")} == versions

@@ -386,6 +386,8 @@ def test_trigger_time_hyper_parameters_are_bounded_by_the_trainers_schema() -> N
     assert refused({"train_params": {f"k{i}": 1 for i in range(65)}})
     assert refused({"train_params": {"max_iter": 1e12}})
     assert refused({"train_params": {"x": "a" * 10_000}})
+    assert refused({"train_params": {"estimator": "antigravity.Fly"}})  # imports nothing outside scikit-learn (N9)
+    assert not refused({"train_params": {"estimator": "sklearn.linear_model.LogisticRegression"}})
 
     with pytest.raises(SpecError, match=r"train\.params.*epochs"):
         parse_spec(SPEC + TRAINING.replace("params: {epochs: 3}", "params: {epochs: 0}"), default_pipeline="p")

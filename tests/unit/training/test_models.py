@@ -197,3 +197,24 @@ def binary_only_trainer(data: TrainingData, *, params: dict[str, Any], log_metri
 
 
 binary_only_trainer.tasks = ("binary",)  # type: ignore[attr-defined]
+
+
+def test_an_estimator_outside_scikit_learn_is_refused_before_any_import() -> None:
+    """A run's ``train_params.estimator`` is not a spec: the allow-list of spec callables never saw it (N9). The
+    trigger's Param schema refuses it, and the training runtime refuses it again without importing it."""
+    import sys
+
+    from mlops_ops.exceptions import TrainingInputError
+    from mlops_ops.training.params_schema import problems, schema_for
+    from mlops_ops.training.trainers import estimator_class, sklearn_trainer
+
+    schema = schema_for("sklearn")
+    assert problems({"estimator": "sklearn.linear_model.LogisticRegression", "C": 0.5}, schema) == []
+    for path in ("antigravity.Fly", "os.system", "sklearn_evil.linear_model.Ridge", "sklearn.linear_model"):
+        assert any(p.startswith("estimator:") for p in problems({"estimator": path}, schema)), path
+        with pytest.raises(TrainingInputError, match="is refused: it must be a scikit-learn estimator class"):
+            estimator_class(path, "binary")
+    assert "antigravity" not in sys.modules  # importing it would open a web browser: nothing was imported
+    data = TrainingData("binary", np.zeros((2, 1), "float32"), np.array([0, 1]), None, None, ["no", "yes"])
+    with pytest.raises(TrainingInputError, match=r"'antigravity\.Fly' is refused"):
+        sklearn_trainer(data, params={"estimator": "antigravity.Fly"}, log_metric=lambda *a: None)
