@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,10 @@ class RecordError(ValueError):
     """A message that cannot become a row; the reason goes to the quarantine."""
 
 
+# a JSON escape of a UTF-16 surrogate: the one way valid UTF-8 bytes decode to a string UTF-8 cannot hold again
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def json_decoder(raw: bytes) -> Mapping[str, Any]:
     try:
         value = json.loads(raw.decode("utf-8"))  # decoding first skips json's encoding detection
@@ -23,17 +28,42 @@ def json_decoder(raw: bytes) -> Mapping[str, Any]:
         raise RecordError("not valid JSON: nested too deeply") from err
     if not isinstance(value, dict):
         raise RecordError(f"JSON value must be an object, got {type(value).__name__}")
+    if _SURROGATE_ESCAPE.search(raw):  # a pair is one character; a lone half cannot be written as UTF-8
+        check_text(value)
     return value
 
 
+def check_text(row: Mapping[str, Any]) -> None:
+    """Refuse a row whose names or string values UTF-8 cannot encode (a lone surrogate such as ``"\\ud800"``):
+    the Parquet writer would fail on the whole file, after the message's own checks."""
+    for name, value in row.items():
+        for text in (name, value):
+            if isinstance(text, str) and not text.isascii():
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError as err:
+                    raise RecordError(
+                        f"field {name!r:.40} holds a lone UTF-16 surrogate ({text[err.start]!r}): not text that "
+                        "can be stored"
+                    ) from err
+
+
 def load_decoder(dotted: str | None) -> Decoder:
-    """The default JSON decoder, or a user function given as ``package.module:function``."""
+    """The default JSON decoder, or a user function given as ``package.module:function`` (its rows' text is
+    checked as the JSON decoder's is)."""
     if dotted is None:
         return json_decoder
     from mlops_ops.callables import load_callable
 
     func: Decoder = load_callable(dotted, field="deserializer")
-    return func
+
+    def checked(raw: bytes) -> Mapping[str, Any]:
+        row = func(raw)
+        if isinstance(row, Mapping):
+            check_text(row)
+        return row
+
+    return checked
 
 
 INT64 = range(-(2**63), 2**63)

@@ -84,6 +84,10 @@ class ContentError(ValueError):
     """An object whose bytes cannot become rows (deterministic: reading it again gives the same error)."""
 
 
+class ObjectGoneError(Exception):
+    """An object deleted between the listing and its read."""
+
+
 def select_objects(
     listing: list[S3Object], state: Mapping[str, Any], settings: S3BatchSettings
 ) -> tuple[list[S3Object], list[str]]:
@@ -174,19 +178,22 @@ class S3BatchIngest:
         opener = table_opener(raw.io)
         written: dict[str, tuple[S3Object, list[ClosedFile]]] = {}
         dead: list[dict[str, str]] = []
+        inferred: Any = None  # schemaless: the column types of the objects taken so far in this batch
         for obj in chosen:
             try:
-                written[obj.key] = (
-                    obj,
-                    self._retrying(
-                        f"reading s3://{self.settings.bucket}/{obj.key}",
-                        lambda o=obj: self._write_object(raw, opener, o, schema, batch_id),
-                    ),
-                )  # type: ignore[misc]
+                closed, types = self._retrying(
+                    f"reading s3://{self.settings.bucket}/{obj.key}",
+                    lambda o=obj: self._write_object(raw, opener, o, schema, batch_id),
+                )
+                if schema is None:  # a column another object (or the table) has with a type it cannot take
+                    inferred = self._take_types(raw, inferred, types, closed)
+                written[obj.key] = (obj, closed)
             except ContentError as err:
                 reason = str(err)[:500]
                 log.warning("dead letter s3://%s/%s: %s", self.settings.bucket, obj.key, reason)
                 dead.append({"key": obj.key, "etag": obj.etag, "reason": reason})
+            except ObjectGoneError as err:  # deleted since the listing: nothing to ingest, nothing recorded
+                log.warning("%s", err)
         objects = dict(state.get("objects", {}))
         bucket = self.settings.bucket
         replaced_paths = {
@@ -244,16 +251,21 @@ class S3BatchIngest:
         return S3IngestResult(staged, rows, sorted(written), dead)
 
     # ---------------------------------------------------------------- one object
-    def _write_object(self, raw: Any, opener: Any, obj: S3Object, schema: Any, batch_id: str) -> list[ClosedFile]:
+    def _write_object(
+        self, raw: Any, opener: Any, obj: S3Object, schema: Any, batch_id: str
+    ) -> tuple[list[ClosedFile], Any]:
+        """The object's rows as Parquet files of ``raw``'s location (not committed), and its columns' types."""
         pa = require("pyarrow", "lake")
         np = require("numpy", "lake")
         folder = data_folder(
             raw, batch_id, "object=" + hashlib.sha256(f"{obj.key}\0{obj.etag}".encode()).hexdigest()[:16]
         )
         writer = RollingParquetWriter(folder, opener, rows_per_file=self.settings.rows_per_file)
+        types = None
         try:
             position = 0
             for batch in read_ahead(self._batches(obj, schema)):
+                types = types or batch.schema
                 n = batch.num_rows
                 meta = {
                     "_source": pa.repeat(pa.scalar(SOURCE, pa.string()), n),
@@ -265,12 +277,40 @@ class S3BatchIngest:
                 batch = _with_meta(pa, batch, meta, schema)
                 writer.add_batch(batch, position, position + n - 1)
                 position += n
-            return writer.close()
+            return writer.close(), types
         except BaseException as err:
             writer.abandon()
-            if _is_content_error(err):
+            kind = classify(err)
+            if kind == "content":
                 raise ContentError(self._explain(obj, err)) from err
+            if kind == "gone":
+                raise ObjectGoneError(f"s3://{self.settings.bucket}/{obj.key} was deleted after the listing: "
+                                      "skipped, not recorded (ingested if it comes back)") from err  # fmt: skip
             raise
+
+    def _take_types(self, raw: Any, inferred: Any, types: Any, closed: list[ClosedFile]) -> Any:
+        """``inferred`` widened by an object's column ``types``; a ContentError (the object is a dead letter, its
+        files removed) when the table or an earlier object of the batch has one of its columns with a type that
+        cannot hold it (``10.5`` where integers were): one object must not block the others."""
+        pa = require("pyarrow", "lake")
+        from mlops_ops.lake.tables import type_problem
+
+        problem = type_problem(raw, types) if types is not None else None
+        merged = inferred
+        if problem is None and types is not None:
+            try:
+                merged = types if inferred is None else pa.unify_schemas([inferred, types])
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                before = {f.name: f.type for f in inferred}
+                clash = [f"'{f.name}' is {f.type} here, {before[f.name]} in an earlier object"
+                         for f in types if f.name in before and before[f.name] != f.type]  # fmt: skip
+                problem = f"column {'; column '.join(clash)} of this batch"
+        if problem is None:
+            return merged
+        for f in closed:
+            with contextlib.suppress(Exception):  # never committed, so never read: removing is tidiness
+                raw.io.delete(f.path)
+        raise ContentError(f"{problem}; give the source a schema, or write the column with one type")
 
     def _retrying(self, what: str, action: Any) -> Any:
         """Run ``action``; transient errors are retried with exponential backoff, then fail the run."""
@@ -278,7 +318,14 @@ class S3BatchIngest:
             try:
                 return action()
             except Exception as err:
-                if _is_content_error(err):
+                if isinstance(err, ContentError | ObjectGoneError | IngestError):
+                    raise
+                kind = classify(err)
+                if kind == "refused":  # a retry gets the same answer
+                    raise IngestError(f"{what}: S3 refused it ({type(err).__name__}: {err}); check the connection's "
+                                      "credentials and the bucket's policy. Nothing was recorded, a retry starts "
+                                      "over") from err  # fmt: skip
+                if kind != "transient":
                     raise
                 if attempt == self.settings.attempts:
                     raise IngestError(
@@ -442,36 +489,34 @@ def _conform_batch(pa: Any, batch: Any, schema: Any, key: str) -> Any:
     )
 
 
-def _is_content_error(err: BaseException) -> bool:
-    """Errors that reading the same bytes again would raise again (not the network's, not S3's)."""
+# S3's answers that another try may change (throttling, the service's own faults); other 4xx answers will not
+_TRANSIENT_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
+                              "ServiceUnavailable", "InternalError", "OperationAborted"})  # fmt: skip
+_GONE_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def classify(err: BaseException) -> str:
+    """What reading an object again would do, by the error's type (never its words: a CSV cell may read ``timeout``).
+
+    ``content``: the same bytes fail the same way (a dead letter); ``transient``: the network or the service
+    (retried with backoff); ``gone``: deleted since the listing; ``refused``: S3 said no (403 and other 4xx), which a
+    retry does not change. pyarrow re-raises the Python error of the file it reads, so a broken connection under the
+    CSV, JSON or Parquet reader arrives as itself."""
     if isinstance(err, ContentError):
-        return True
-    if isinstance(err, OSError | ConnectionError | TimeoutError):
-        return False
-    try:
-        import pyarrow as pa
+        return "content"
+    from botocore.exceptions import BotoCoreError, ClientError  # the S3 client's (boto3: the lake extra)
 
-        if isinstance(err, pa.ArrowInvalid | pa.ArrowTypeError | pa.ArrowNotImplementedError):
-            return not _looks_like_io(err)
-    except ImportError:  # pragma: no cover
-        pass
-    return isinstance(err, ValueError | UnicodeError | KeyError | TypeError) and not _looks_like_io(err)
-
-
-def _looks_like_io(err: BaseException) -> bool:
-    text = f"{type(err).__name__} {err}".lower()
-    return any(
-        word in text
-        for word in (
-            "connection",
-            "timeout",
-            "timed out",
-            "reset by peer",
-            "broken pipe",
-            "endpoint",
-            "503",
-            "500 ",
-            "slow down",
-            "throttl",
-        )
-    )
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if code in _GONE_CODES or status == 404:
+            return "gone"
+        if code in _TRANSIENT_CODES or status >= 500 or status == 429:
+            return "transient"
+        return "refused"
+    if isinstance(err, BotoCoreError | OSError | ConnectionError | TimeoutError):
+        return "transient"
+    if isinstance(err, ValueError | UnicodeError | KeyError | TypeError | IndexError | NotImplementedError):
+        return "content"  # pyarrow's ArrowInvalid, ArrowTypeError, ArrowNotImplementedError among them
+    return "transient"

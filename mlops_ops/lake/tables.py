@@ -193,30 +193,42 @@ def _set_name_mapping(table: Any) -> Any:
     return table.refresh()
 
 
-def evolve(table: Any, schema: Any) -> Any:
-    """Add ``schema``'s columns that ``table`` lacks; refuse type changes that Iceberg cannot promote."""
-    current = table.schema()
-    have = {f.name: f for f in current.fields}
+def _as_iceberg(schema: Any) -> Any:
     pa = require("pyarrow", "lake")
     incoming = list(schema) if isinstance(schema, pa.Schema) else [f for f in schema.as_arrow()]
     from pyiceberg.io.pyarrow import _pyarrow_to_schema_without_ids
 
-    new_iceberg = _pyarrow_to_schema_without_ids(pa.schema(incoming))
-    for field in new_iceberg.fields:
+    return _pyarrow_to_schema_without_ids(pa.schema(incoming))
+
+
+def type_problem(table: Any, schema: Any) -> str | None:
+    """Why ``table`` cannot take data of ``schema`` (a column whose type Iceberg cannot promote), or ``None``."""
+    have = {f.name: f for f in table.schema().fields}
+    for field in _as_iceberg(schema).fields:
         old = have.get(field.name)
         if old is not None and not _promotable(old.field_type, field.field_type):
-            raise LakeSchemaError(
+            return (
                 f"column '{field.name}' of {'.'.join(table.name())} is {old.field_type} in the table, the new data "
                 f"has {field.field_type}: an incompatible change. Allowed: adding columns, int -> long, "
                 "float -> double. Rename the column or migrate the table."
             )
+    return None
+
+
+def evolve(table: Any, schema: Any) -> Any:
+    """Add ``schema``'s columns that ``table`` lacks; refuse type changes that Iceberg cannot promote."""
+    problem = type_problem(table, schema)
+    if problem:
+        raise LakeSchemaError(problem)
+    have = {f.name for f in table.schema().fields}
+    new_iceberg = _as_iceberg(schema)
     if all(f.name in have for f in new_iceberg.fields):
         return table
     added = [f.name for f in new_iceberg.fields if f.name not in have]
     with table.update_schema() as update:
         for field in new_iceberg.fields:
-            if field.name not in have:
-                update.add_column(field.name, field.field_type)
+            if field.name not in have:  # a tuple: a name with a "." is one top-level column, not a nested path
+                update.add_column((field.name,), field.field_type)
     log.warning("table %s evolved: added column(s) %s", ".".join(table.name()), ", ".join(added))
     return _set_name_mapping(table.refresh())
 

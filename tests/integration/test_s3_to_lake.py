@@ -163,3 +163,65 @@ def test_an_outside_reader_sees_the_table_with_plain_pyiceberg(source) -> None: 
             "print(t.scan().to_arrow().num_rows, t.current_snapshot().summary['mlops.cursor.s3'][:5])\n")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() == ["25", "s3://"]
+
+
+def test_a_column_that_changes_type_dead_letters_its_object_not_the_prefix(source) -> None:  # type: ignore[no-untyped-def]
+    """Without a schema, `10.5` where integers were (in this batch or in the table) makes that object a dead letter
+    naming the column and both types; every other object lands (N13: the batch used to fail, blocking the prefix).
+    A cell that reads `timeout` is content too, never a network error retried forever (N10)."""
+    client, bucket = source
+    client.put_object(Bucket=bucket, Key="in/a.csv", Body=b"id,n\na1,1\na2,2\n")
+    client.put_object(Bucket=bucket, Key="in/b.csv", Body=b"id,n\nb1,10.5\n")
+    client.put_object(Bucket=bucket, Key="in/c.csv", Body=b"id,n,note\nc1,3,new column\n")
+    dataset = _dataset()
+    first = _run(client, bucket, dataset, schema=None)
+    assert first.objects == ["in/a.csv", "in/c.csv"] and first.rows == 3
+    (dead,) = first.dead
+    assert dead["key"] == "in/b.csv" and "'n' is double here, int64 in an earlier object" in dead["reason"]
+    client.put_object(Bucket=bucket, Key="in/d.csv", Body=b"id,n\nd1,2.5\n")  # the table has n as long now
+    client.put_object(Bucket=bucket, Key="in/e.csv", Body=b"id,n\ne1,4\n")
+    second = _run(client, bucket, dataset, schema=None)
+    assert second.objects == ["in/e.csv"] and [d["key"] for d in second.dead] == ["in/d.csv"]
+    assert "column 'n' of" in second.dead[0]["reason"] and "is long in the table" in second.dead[0]["reason"]
+    assert sorted(r["id"] for r in _rows(dataset)) == ["a1", "a2", "c1", "e1"]
+    assert sorted(d["_object_key"] for d in committed_rows(dataset, "raw_dead_letters")) == ["in/b.csv", "in/d.csv"]
+
+    typed = _dataset()
+    client.put_object(Bucket=bucket, Key="in/a.csv", Body=b"id,amount,n\nt1,1.0,timeout\nt2,2.0,2\n")
+    for key in ("in/b.csv", "in/c.csv", "in/d.csv", "in/e.csv"):
+        client.delete_object(Bucket=bucket, Key=key)
+    result = _run(client, bucket, typed, backoff_s=30)  # a retry would wait 30 s: the content error does not
+    assert result.rows == 0 and "(column 'n')" in result.dead[0]["reason"]
+
+
+def test_s3_refusing_fails_at_once_and_a_key_deleted_after_the_listing_is_skipped(stack, source, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """403 is S3 saying no: no retry changes it, so the run fails at once naming it, nothing recorded (N10). An
+    object deleted between the listing and its read is not a failure of the others: skipped, not recorded."""
+    import dataclasses
+    import time
+
+    from mlops_ops.exceptions import IngestError
+
+    client, bucket = source
+    client.put_object(Bucket=bucket, Key="in/a.csv", Body=_csv(range(10)))
+    client.put_object(Bucket=bucket, Key="in/b.csv", Body=_csv(range(10, 20)))
+    dataset = _dataset()
+    wrong = s3_client(dataclasses.replace(stack.settings, s3_secret_key="not-the-secret"))
+    started = time.monotonic()
+    with pytest.raises(IngestError, match=r"listing: S3 refused it .*credentials.*Nothing was recorded"):
+        _run(wrong, bucket, dataset, backoff_s=30)
+    assert time.monotonic() - started < 30  # not retried with backoff
+
+    real_get = client.get_object
+
+    def deleted_meanwhile(**kwargs):  # type: ignore[no-untyped-def]
+        if kwargs["Key"] == "in/b.csv":
+            client.delete_object(Bucket=bucket, Key="in/b.csv")  # someone removes it after the listing
+        return real_get(**kwargs)  # S3's own NoSuchKey for in/b.csv
+
+    with monkeypatch.context() as patched:
+        patched.setattr(client, "get_object", deleted_meanwhile)
+        result = _run(client, bucket, dataset, backoff_s=30)
+    assert result.objects == ["in/a.csv"] and result.dead == [] and result.rows == 10
+    client.put_object(Bucket=bucket, Key="in/b.csv", Body=_csv(range(10, 20)))
+    assert _run(client, bucket, dataset).objects == ["in/b.csv"]  # back: ingested, it was never recorded

@@ -46,9 +46,16 @@ def test_json_decoder_errors(raw: bytes, fragment: str) -> None:
         json_decoder(raw)
 
 
+def surrogate_decoder(raw: bytes) -> dict:
+    return {"id": raw.decode("utf-8", "surrogateescape")}  # b"\xff" becomes "\udcff"
+
+
 def test_load_decoder() -> None:
     assert load_decoder(None) is json_decoder
     assert load_decoder("json:loads")(b'{"a": 1}') == {"a": 1}
+    assert json_decoder(b'{"a": "\\ud83d\\ude00"}') == {"a": "\U0001f600"}  # a surrogate pair is one character
+    with pytest.raises(RecordError, match="lone UTF-16 surrogate"):  # a deserializer's text is checked too (N4)
+        load_decoder("tests.unit.lake.test_records:surrogate_decoder")(b"ok \xff")
     with pytest.raises(ValueError, match="cannot be imported"):
         load_decoder("json:nothing_here")
 
@@ -84,6 +91,8 @@ def test_fast_conformer_matches_conform() -> None:
         (b'{"id": "a", "n": 1, "x": 1.0, "ok": true, "at": 1e15}', "column 'at' must be timestamp"),
         (b'{"id": "a", "n": 100000000000000000000000, "x": 1.0, "ok": true, "at": 0}', "column 'n' must be int"),
         (b'{"id": "\xc3\x28"}', "not valid JSON"),  # bad UTF-8 inside a string
+        (b'{"id": "a\\ud800", "n": 1, "x": 1.0, "ok": true, "at": 0}', "lone UTF-16 surrogate"),  # N4
+        (b'{"id": "a", "\\udc00": 1, "n": 1, "x": 1.0, "ok": true, "at": 0}', "lone UTF-16 surrogate"),
     ],
 )
 def test_poison_messages_are_record_errors(raw: bytes, fragment: str) -> None:
