@@ -491,7 +491,8 @@ def _conform_batch(pa: Any, batch: Any, schema: Any, key: str) -> Any:
 
 # S3's answers that another try may change (throttling, the service's own faults); other 4xx answers will not
 _TRANSIENT_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
-                              "ServiceUnavailable", "InternalError", "OperationAborted"})  # fmt: skip
+                              "ServiceUnavailable", "InternalError", "OperationAborted",
+                              "PreconditionFailed"})  # fmt: skip  # If-Match: the object was replaced mid-read
 _GONE_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 

@@ -42,6 +42,7 @@ def _arrow_error(body: bytes) -> Exception:
         (_s3("SlowDown", 503), "transient"),
         (_s3("InternalError", 500), "transient"),
         (_s3("RequestTimeout", 400), "transient"),
+        (_s3("PreconditionFailed", 412), "transient"),  # replaced mid-read: the next listing has the new ETag
         (EndpointConnectionError(endpoint_url="http://s3.down"), "transient"),
         (ReadTimeoutError(endpoint_url="http://s3"), "transient"),
         (ConnectionResetError("peer"), "transient"),
