@@ -44,6 +44,20 @@ def _dead_letters(tables: PipelineTables, staged: transaction.StagedBatch) -> No
         )
 
 
+def changes_rows(staged: transaction.StagedBatch) -> bool:
+    """Whether publishing ``staged`` changes what readers of ``raw`` get: rows added, or an S3 object's old rows
+    replaced. A batch of dead letters or Kafka positions only does not: it emits no Asset event, so nothing
+    retrains on the same data (N19)."""
+    summary = staged.summary
+    return int(summary.get("mlops.rows", 0) or 0) > 0 or int(summary.get("mlops.s3.replaced-objects", 0) or 0) > 0
+
+
+def unchanged_message(staged: transaction.StagedBatch) -> str:
+    bad = staged.summary.get("mlops.bad", "0")
+    return (f"batch {staged.batch_id} published without rows ({bad} dead letter(s), positions only): readers of raw "
+            "see nothing new, so no Asset event and no retraining")  # fmt: skip
+
+
 def publish(tables: PipelineTables, raw: Any, staged: transaction.StagedBatch) -> int:
     """Dead letters first, then ``raw`` main (the commit point of the batch)."""
     _dead_letters(tables, staged)

@@ -131,6 +131,13 @@ class EvaluateModelOperator(BaseOperator):
         verdict = judge(report["challenger"]["metrics"], champion_metrics, self.thresholds, self.max_regression,
                         baseline=(report.get("baseline") or {}).get("metrics"), key_metric=self.metrics[0],
                         directions=directions)  # fmt: skip
+        if champion is not None and champion != version:  # the same request on the same snapshot (N19)
+            from mlops_ops.training.evaluation import Verdict
+            from mlops_ops.training.replay import twin_reason
+
+            twin = twin_reason(client, self.model_name, str(version), str(champion))
+            if twin:
+                verdict = Verdict(blessed=False, reasons=[*verdict.reasons, twin])
         report["verdict"] = {"blessed": verdict.blessed, "reasons": verdict.reasons}
         self._log_report(client, challenger_version.run_id, report, pictures)
         client.set_model_version_tag(self.model_name, version, "mlops_ops.blessed", str(verdict.blessed).lower())

@@ -153,6 +153,8 @@ class QualityGateOperator(LakeOperator):
                 f"tasks will not run. Fix the data or release with `mlops-ops quality release --pipeline "
                 f"{self.pipeline} --batch {failed[0]} --by NAME --reason WHY`"
             )
+        if not any(batches.changes_rows(b) for b in staged):  # a task that succeeds emits its outlets
+            raise AirflowSkipException("; ".join(batches.unchanged_message(b) for b in staged))
         out = {"table": tables.ident("raw"), "snapshot_id": last_snapshot, "batches": sorted(results), "passed": True}
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = {**out, "suite": self.suite}

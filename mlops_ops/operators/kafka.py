@@ -138,6 +138,8 @@ class KafkaToLakeOperator(LakeOperator):
             metrics.incr(self.pipeline, "ingest_kafka", "rows", result.rows)
             metrics.incr(self.pipeline, "ingest_kafka", "dead_lettered", result.bad)
             metrics.incr(self.pipeline, "ingest_kafka", "retention_gap", sum(result.gaps.values()))
+        if self.publish and not batches.changes_rows(result.staged):  # a task that succeeds emits its outlets
+            raise AirflowSkipException(batches.unchanged_message(result.staged))
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = summary
         return summary

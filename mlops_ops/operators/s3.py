@@ -110,6 +110,8 @@ class S3ToLakeOperator(LakeOperator):
         if not result.resumed:
             metrics.incr(self.pipeline, "ingest_s3", "rows", result.rows)
             metrics.incr(self.pipeline, "ingest_s3", "objects_dead_lettered", len(result.dead))
+        if self.publish and not batches.changes_rows(result.staged):  # a task that succeeds emits its outlets
+            raise AirflowSkipException(batches.unchanged_message(result.staged))
         for outlet in self.outlets:
             extra: dict[str, Any] = {**summary, "keys": list(result.objects[:100])}
             context["outlet_events"][outlet].extra = extra

@@ -233,19 +233,24 @@ class PipelineRunner:
         instances: dict[str, Any] = {}
         states: dict[str, str] = {}
         last = None
+        emitted = False
         try:
             bag = DagBag(dag_folder=str(folder))
             if bag.import_errors:
                 raise ValueError(f"pipeline '{parsed.pipeline}' does not load: {bag.import_errors}")
             for name in names:
-                if states and "success" not in states.values():
-                    break  # a failed ingest publishes nothing: no Asset event, no training run
+                if states and not emitted:
+                    break  # nothing published that changes raw (failed, skipped): no Asset event, no training run
                 dag_id = f"{parsed.pipeline}__{name}"
                 if dag_id not in bag.dags:
                     raise ValueError(f"pipeline '{parsed.pipeline}' builds {sorted(bag.dags)}, not {dag_id}")
-                last = bag.dags[dag_id].test(run_conf=conf if name == "training" else None)
+                dag_obj = bag.dags[dag_id]
+                last = dag_obj.test(run_conf=conf if name == "training" else None)
                 states[dag_id] = str(last.state)
-                instances.update({ti.task_id: ti for ti in last.get_task_instances()})
+                tis = last.get_task_instances()
+                instances.update({ti.task_id: ti for ti in tis})
+                # a task with outlets emits its Asset events when (and only when) it succeeds
+                emitted = any(str(ti.state) == "success" and dag_obj.get_task(ti.task_id).outlets for ti in tis)
         finally:
             airflow.settings.DAGS_FOLDER = saved
             if context is not None and saved_gx is None:

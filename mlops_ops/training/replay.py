@@ -125,6 +125,23 @@ def recorded_request(
     return check_request(request, where, params_schema), str(run_id)
 
 
+TWIN_FIELDS = ("features", "model", "trainer", "params")  # what decides the model a request trains
+
+
+def twin_reason(client: Any, name: str, challenger: str, champion: str) -> str | None:
+    """Why ``challenger`` is the champion's twin (trained from the same features snapshot with the same request,
+    so nothing is new to promote), or ``None``: it differs, or either version recorded no request."""
+    try:
+        new, _ = recorded_request(client, name, challenger)
+        old, _ = recorded_request(client, name, champion)
+    except NotReplayableError:
+        return None
+    if any(new.get(k) != old.get(k) for k in TWIN_FIELDS):
+        return None
+    return (f"a twin of champion v{champion}: the same features snapshot ({new['features']}), model settings, "
+            f"trainer and parameters; nothing new to promote")  # fmt: skip
+
+
 def replay(client: Any, name: str, version: str) -> ReplayResult:
     """Train again from the recorded request (in this process) and compare the runs' metrics."""
     from mlops_ops import __version__
