@@ -298,12 +298,13 @@ class KafkaBatchIngest:
                             "_at": now,
                         },
                         offset,
+                        min(len(value), max_bytes),
                     )
                     continue
                 writer = writers.get(key)
                 if writer is None:
                     writer = writers[key] = self._writer(opener, data_folder(raw, batch_id, *map(str, key)), schema)
-                writer.add(row, offset)
+                writer.add(row, offset, len(value))
         self.consumer.pause(self.consumer.assignment())
 
         covered = {k: (plan[k][0], nxt[k]) for k in plan if nxt[k] > plan[k][0]}

@@ -1,9 +1,11 @@
 """Stream rows of one source partition into bounded-size Parquet files at their final place in a table.
 
-Rows are buffered ``rows_per_group`` at a time and written as row groups, so memory does not grow with the
-batch; a file is closed after ``rows_per_file`` rows. Files are written where the table keeps its data and
-become part of it only when a commit names them (:mod:`mlops_ops.lake.transaction`): a file of a killed run
-is never read. Each closed file knows the first and last source position it holds.
+Rows are buffered ``rows_per_group`` at a time, or fewer once they hold ``bytes_per_group`` (the caller's size of
+each row, e.g. the message's bytes: a burst of 1 MB messages must not fill 10,000-row buffers), and written as row
+groups, so memory does not grow with the batch; a file is closed after ``rows_per_file`` rows. Files are written
+where the table keeps its data and become part of it only when a commit names them
+(:mod:`mlops_ops.lake.transaction`): a file of a killed run is never read. Each closed file knows the first and
+last source position it holds.
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ class RollingParquetWriter:
     schema: Any = None
     rows_per_group: int = 10_000
     rows_per_file: int = 100_000
+    bytes_per_group: int = 32 << 20
     closed: list[ClosedFile] = field(default_factory=list)
     _rows_buf: list[dict[str, Any]] = field(default_factory=list)
+    _bytes_buf: int = 0
     _first_buf: int = -1
     _last_buf: int = -1
     _writer: Any = None
@@ -55,12 +59,17 @@ class RollingParquetWriter:
     _last: int = -1
     _rows: int = 0
 
-    def add(self, row: dict[str, Any], position: int) -> None:
+    def add(self, row: dict[str, Any], position: int, size: int = 0) -> None:
+        """Buffer ``row`` (about ``size`` bytes: what bounds the buffer beside its row count)."""
         if not self._rows_buf:
             self._first_buf = position
         self._rows_buf.append(row)
+        self._bytes_buf += size
         self._last_buf = position
-        if len(self._rows_buf) >= min(self.rows_per_group, self.rows_per_file - self._rows):
+        if (
+            len(self._rows_buf) >= min(self.rows_per_group, self.rows_per_file - self._rows)
+            or self._bytes_buf >= self.bytes_per_group
+        ):
             self._flush()
             if self._rows >= self.rows_per_file:
                 self._close_file()
@@ -85,7 +94,7 @@ class RollingParquetWriter:
 
     def abandon(self) -> None:
         """Stop without closing cleanly (the files are never committed, so never read)."""
-        self._rows_buf = []
+        self._rows_buf, self._bytes_buf = [], 0
         try:
             self._close_file()
         except Exception:  # noqa: BLE001, S110 - the files are being given up anyway
@@ -101,7 +110,7 @@ class RollingParquetWriter:
         self._writer.write_table(table)
         self._last = self._last_buf
         self._rows += table.num_rows
-        self._rows_buf = []
+        self._rows_buf, self._bytes_buf = [], 0
 
     def _open_or_rotate(self, schema: Any, first: int) -> None:
         pq = require("pyarrow.parquet", "lake")

@@ -44,3 +44,19 @@ def test_a_growing_schema_starts_a_new_file(tmp_path: Path) -> None:
 def test_empty_writer_writes_nothing(tmp_path: Path) -> None:
     assert RollingParquetWriter(str(tmp_path), _opener).close() == []
     assert list(tmp_path.iterdir()) == []
+
+
+def test_large_rows_flush_by_bytes_not_only_by_count(tmp_path: Path) -> None:
+    """A burst of 1 MiB messages: the buffer holds at most ``bytes_per_group`` of them, not 10,000 (N14)."""
+    schema = arrow_schema({"value": "string", "_offset": "int"})
+    writer = RollingParquetWriter(str(tmp_path / "data"), _opener, schema=schema, rows_per_group=10_000,
+                                  rows_per_file=100_000, bytes_per_group=4 << 20)  # fmt: skip
+    big = "x" * (1 << 20)
+    held = []
+    for offset in range(12):
+        writer.add({"value": big, "_offset": offset}, offset, len(big))
+        held.append(len(writer._rows_buf))
+    assert max(held) <= 4 and sum(f.rows for f in writer.close()) == 12  # never more than 4 MiB buffered
+    (file,) = writer.closed
+    groups = pq.ParquetFile(file.path).metadata
+    assert groups.num_row_groups == 3 and all(groups.row_group(i).num_rows == 4 for i in range(3))
