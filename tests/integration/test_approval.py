@@ -71,9 +71,11 @@ def _finished(services: AirflowServices, dag_id: str, run_id: str) -> dict[str, 
     return run if status == 200 and run["state"] in ("success", "failed") else None
 
 
-def _trigger(services: AirflowServices, dag_id: str, reason: str) -> str:
-    status, run = services.request("POST", f"/api/v2/dags/{dag_id}/dagRuns",
-                                   {"logical_date": None, "conf": {"reason": reason}})  # fmt: skip
+def _trigger(services: AirflowServices, dag_id: str, reason: str, seed: int | None = None) -> str:
+    """A manual run; ``seed``: a training request of its own (the same request on the same features snapshot is
+    the champion's twin, never blessed, so never put to a person)."""
+    conf: dict[str, Any] = {"reason": reason, **({"train_params": {"seed": seed}} if seed is not None else {})}
+    status, run = services.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
     assert status == 200, run
     return str(run["dag_run_id"])
 
@@ -124,7 +126,7 @@ def test_approve_reject_timeout_a_hand_marked_success_and_a_replay(gated: dict[s
     assert tags["mlops_ops.approval_run"] == f"{training}/{run_id}"
 
     # 3. reject: the run succeeds, promote is skipped, the champion stays
-    run_id = _trigger(services, training, "reject path")
+    run_id = _trigger(services, training, "reject path", seed=2)
     detail = services.wait_for("the second request", lambda: _waiting(services, training, run_id), timeout=600)
     assert "Champion: v1." in detail["body"] and f"Promote {model} v2" in detail["subject"]
     answer = {"chosen_options": ["Reject"], "params_input": {"comment": "slice regressed"}}
@@ -137,7 +139,7 @@ def test_approve_reject_timeout_a_hand_marked_success_and_a_replay(gated: dict[s
     assert tags["mlops_ops.approval"] == "rejected" and tags["mlops_ops.approval_comment"] == "slice regressed"
 
     # 4. nobody answers: after the timeout the scheduler applies the default (Reject), recorded as timed_out
-    run_id = _trigger(services, training, "timeout path")
+    run_id = _trigger(services, training, "timeout path", seed=3)
     services.wait_for("the third request", lambda: _waiting(services, training, run_id), timeout=600)
     services.wait_for("the timed-out run", lambda: _finished(services, training, run_id), timeout=300, every=3)
     assert services.task_states(training, run_id)["promote"] == "skipped"
@@ -146,7 +148,7 @@ def test_approve_reject_timeout_a_hand_marked_success_and_a_replay(gated: dict[s
     assert tags["mlops_ops.approval"] == "timed_out" and tags["mlops_ops.approval_by"] == "nobody (timed out)"
 
     # 5. someone marks the waiting approval task successful by hand: promote refuses, the champion stays
-    run_id = _trigger(services, training, "bypass attempt")
+    run_id = _trigger(services, training, "bypass attempt", seed=4)
     services.wait_for("the fourth request", lambda: _waiting(services, training, run_id), timeout=600)
     path = f"/api/v2/dags/{training}/dagRuns/{quote(run_id, safe='')}/taskInstances/approve"
     status, body = services.request("PATCH", path, {"new_state": "success"})
