@@ -33,7 +33,10 @@ def test_first_run_trains_and_promotes_a_champion(mlops_runner) -> None:
 def test_a_model_worse_than_the_champion_is_not_promoted(mlops_runner) -> None:
     first = mlops_runner.run(SPEC, events=events(3_000, seed=2))
     # the same isolated pipeline again, with hyper-parameters that make a useless model
-    worse = mlops_runner.run(first.spec, isolate=False, conf={"train_params": {"max_iter": 1, "learning_rate": 1e-6}})
+    # nothing new was ingested: no raw Asset event, so the training DAG is run by hand (dag="training")
+    worse = mlops_runner.run(
+        first.spec, isolate=False, dag="training", conf={"train_params": {"max_iter": 1, "learning_rate": 1e-6}}
+    )
 
     assert worse.tasks["evaluate"] == "success" and worse.tasks["promote"] == "skipped"
     verdict = worse.xcom("evaluate")
