@@ -78,11 +78,11 @@ def test_crash_mid_write_then_retry(stack, bootstrap, topic, monkeypatch) -> Non
     real_add = parquet_files.RollingParquetWriter.add
     calls = {"n": 0}
 
-    def die_mid_write(self, row, position):  # type: ignore[no-untyped-def]
+    def die_mid_write(self, row, position, size=0):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 900:
             raise MemoryError("simulated crash mid-write")
-        return real_add(self, row, position)
+        return real_add(self, row, position, size)
 
     monkeypatch.setattr(parquet_files.RollingParquetWriter, "add", die_mid_write)
     with pytest.raises(MemoryError):

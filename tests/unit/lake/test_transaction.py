@@ -125,6 +125,23 @@ def test_dead_letters_are_committed_with_the_decision_once(tables: PipelineTable
     assert dead.refresh().scan().to_arrow().column("_offset").to_pylist() == [7]
 
 
+def test_only_a_batch_that_changes_raw_emits_the_raw_asset_event(tables: PipelineTables) -> None:
+    """The publishing task (ingest without a gate, else the gate) skips, so emits no Asset event, for batches that
+    leave what readers of raw get unchanged: dead letters or positions only (N19)."""
+    raw = tables.raw(COLUMNS)
+    rows = _stage(raw, "r1", "", "1", ["a"])
+    assert batches.changes_rows(rows)
+    batches.publish(tables, raw, rows)
+    dead_only = transaction.stage(raw, source="kafka", batch_id="d1", start_cursor="1", end_cursor="2", files=[],
+                                  properties={"mlops.rows": "0", "mlops.bad": "5"})  # fmt: skip
+    assert not batches.changes_rows(dead_only)
+    assert "batch d1 published without rows (5 dead letter(s)" in batches.unchanged_message(dead_only)
+    batches.publish(tables, raw, dead_only)
+    replacing = transaction.stage(raw, source="s3", batch_id="s1", start_cursor="", end_cursor="s", files=[],
+                                  properties={"mlops.rows": "0", "mlops.s3.replaced-objects": "1"})  # fmt: skip
+    assert batches.changes_rows(replacing)  # an object's old rows are gone: readers see a change
+
+
 def batches_dead_columns() -> dict[str, str]:
     from mlops_ops.lake.tables import DEAD_LETTER_COLUMNS
 
