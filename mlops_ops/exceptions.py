@@ -112,6 +112,11 @@ class LakeSchemaError(MlopsOpsError, ValueError):
     """New data does not fit a lake table's schema in a way Iceberg can evolve (the message names the column)."""
 
 
+class LakeWriterError(MlopsOpsError):
+    """A writer that would break the table's one-writer rule: a run that publishes without the quality gate on a
+    table whose source a gate decides (N3). Refused before anything is read or written; retrying cannot help."""
+
+
 class LakeConflictError(MlopsOpsError):
     """A lake commit lost a race: the table moved away from the snapshot or positions the run started from.
 

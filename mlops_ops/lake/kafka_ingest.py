@@ -67,6 +67,7 @@ class KafkaBatchSettings:
     max_value_bytes: int = 1 << 20
     on_gap: Literal["warn", "fail"] = "warn"
     dead_letter_topic: str | None = None
+    gated: bool = False  # a quality gate decides the batch (see transaction.claim)
 
 
 @dataclass
@@ -195,7 +196,7 @@ class KafkaBatchIngest:
 
         columns = raw_columns(self.settings.schema)
         raw = self.tables.raw(columns)
-        staged, start_cursor = transaction.begin(raw, SOURCE)
+        staged, start_cursor = transaction.begin(raw, SOURCE, gated=self.settings.gated)
         if staged is not None:
             return result_of(staged, resumed=True)
         plan, gaps = self._plan(start_cursor)

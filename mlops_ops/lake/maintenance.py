@@ -3,7 +3,11 @@
 Kept, whatever their age: every snapshot a ref points at (``main``, audit branches), every snapshot a
 registered model version names (its features and raw snapshots: replay and drift read them by time travel),
 and ``raw``'s history back to the oldest position a reader still starts from (the last features build, the
-last drift check), so incremental builds and drift windows see every file added since.
+last drift check), so incremental builds and drift windows see every file added since; and in
+``raw_quarantine`` the snapshot of every batch still held (``quality list`` and ``quality release`` read it).
+
+Not compacted: ``raw_quarantine`` (a batch is released as it was held), and a table while a batch is staged on
+one of its audit branches (the batch removes exactly the files it saw, when it is published).
 
 Compaction rewrites the small data files of a table into larger ones in one commit that removes and adds the
 same rows (``mlops.decision=compaction``); for ``raw`` only files older than those reader positions are
@@ -16,8 +20,9 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mlops_ops.exceptions import LakeConflictError
 from mlops_ops.lake import transaction
-from mlops_ops.lake.tables import DRIFT_CHECKS, FEATURES, RAW, PipelineTables
+from mlops_ops.lake.tables import DRIFT_CHECKS, FEATURES, QUARANTINE, RAW, PipelineTables
 
 log = logging.getLogger(__name__)
 
@@ -87,18 +92,46 @@ def maintain(tables: PipelineTables, *, older_than_days: float, keep: dict[str, 
         name = ident[-1]
         table = tables.load(name)
         entry: dict[str, Any] = {}
-        if compact and name != DRIFT_CHECKS:
+        staged = [r for r in table.metadata.refs if r.startswith("audit_")]
+        if compact and name not in (DRIFT_CHECKS, QUARANTINE) and not staged:
             entry["compaction"] = compact_table(table, positions if name == RAW else set())
             table = table.refresh()
-        protected = _protected(table, keep.get(tables.ident(name), set()), positions if name == RAW else set())
-        expired = [s.snapshot_id for s in table.snapshots()
-                   if s.timestamp_ms < cutoff_ms and s.snapshot_id not in protected]  # fmt: skip
-        if expired:
-            table.maintenance.expire_snapshots().by_ids(expired).commit()
+        elif compact and (staged or name == QUARANTINE):
+            entry["compaction"] = {"skipped": f"batch staged on {', '.join(staged)}" if staged else
+                                   "quarantined batches are released as they were held"}  # fmt: skip
+        expired = _expire(tables, name, table, keep.get(tables.ident(name), set()), positions, cutoff_ms)
         entry.update(expired=len(expired), kept=len(table.refresh().snapshots()))
         report[tables.ident(name)] = entry
         log.info("maintained %s: %s", tables.ident(name), entry)
     return report
+
+
+def _expire(
+    tables: PipelineTables, name: str, table: Any, keep: set[int], positions: set[int], cutoff_ms: float
+) -> list[int]:
+    """Expire ``table``'s old snapshots that nothing protects; another maintenance run (or a writer) committing
+    meanwhile makes this one look again, from the table as it is then."""
+    from pyiceberg.exceptions import CommitFailedException
+
+    for attempt in range(3):
+        protected = _protected(table, keep, positions if name == RAW else set())
+        if name == QUARANTINE:  # a held batch stays listed and releasable whatever its age (N1)
+            from mlops_ops.lake.batches import quarantined
+
+            protected |= {int(b["snapshot_id"]) for b in quarantined(tables)}
+        expired = [s.snapshot_id for s in table.snapshots()
+                   if s.timestamp_ms < cutoff_ms and s.snapshot_id not in protected]  # fmt: skip
+        if not expired:
+            return []
+        try:
+            table.maintenance.expire_snapshots().by_ids(expired).commit()
+            return expired
+        except (CommitFailedException, ValueError) as err:  # ValueError: another run expired one of them first
+            if attempt == 2:
+                raise LakeConflictError(f"{tables.ident(name)} kept changing while its snapshots were expired "
+                                        f"({err}); run maintenance again") from err  # fmt: skip
+            table = table.refresh()
+    return []
 
 
 def compact_table(table: Any, positions: set[int]) -> dict[str, int]:

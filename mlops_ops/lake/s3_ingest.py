@@ -39,6 +39,7 @@ from mlops_ops.lake import transaction
 from mlops_ops.lake.batches import DEAD_LETTER_FILES_KEY
 from mlops_ops.lake.parquet_files import ClosedFile, RollingParquetWriter, table_opener
 from mlops_ops.lake.readahead import read_ahead
+from mlops_ops.lake.rewrite import OBJECT_KEY_COLUMN, files_without
 from mlops_ops.lake.tables import DEAD_LETTER_COLUMNS, PipelineTables, arrow_schema, data_folder, raw_columns
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class S3BatchSettings:
     rows_per_file: int = 1_000_000
     attempts: int = 4
     backoff_s: float = 1.0
+    gated: bool = False  # a quality gate decides the batch (see transaction.claim)
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ class S3BatchIngest:
     def run(self) -> S3IngestResult:
         columns = raw_columns(self.settings.schema)
         raw = self.tables.raw(columns)
-        staged, start_cursor = transaction.begin(raw, SOURCE)
+        staged, start_cursor = transaction.begin(raw, SOURCE, gated=self.settings.gated)
         if staged is not None:
             return result_of(staged, resumed=True)
         state = read_state(raw.io, start_cursor)
@@ -196,11 +198,7 @@ class S3BatchIngest:
                 log.warning("%s", err)
         objects = dict(state.get("objects", {}))
         bucket = self.settings.bucket
-        replaced_paths = {
-            p
-            for key in [*written, *(d["key"] for d in dead)]
-            for p in objects.get(state_key(bucket, key), {}).get("files", [])
-        }
+        changed = sorted(k for k in [*written, *(d["key"] for d in dead)] if state_key(bucket, k) in objects)
         for key, (obj, closed) in written.items():
             objects[state_key(bucket, key)] = {
                 "etag": obj.etag,
@@ -224,20 +222,18 @@ class S3BatchIngest:
         end_cursor = f"{raw.location().rstrip('/')}/metadata/mlops-s3-state-{batch_id}-{uuid.uuid4().hex[:8]}.json"
         with raw.io.new_output(end_cursor).create(overwrite=True) as fh:
             fh.write(json.dumps({"objects": objects, "batch": batch_id}, sort_keys=True).encode())
-        replaced = (
-            [t.file for t in raw.scan().plan_files() if t.file.file_path in replaced_paths] if replaced_paths else []
-        )
+        replaced, kept = files_without(raw, OBJECT_KEY_COLUMN, changed, batch_id)
         rows = sum(f.rows for _, fs in written.values() for f in fs)
         props = {
             "mlops.rows": str(rows),
             "mlops.bad": str(len(dead)),
             "mlops.s3.objects": transaction.json_value(sorted(written)),
             "mlops.s3.dead": transaction.json_value(dead),
-            "mlops.s3.replaced-objects": str(len(replaced)),
+            "mlops.s3.replaced-objects": str(len(changed) if replaced else 0),
             "mlops.s3.source": f"s3://{self.settings.bucket}/{self.settings.prefix}",
             DEAD_LETTER_FILES_KEY: transaction.json_value(dead_files),
         }
-        files = [f.path for _, fs in written.values() for f in fs]
+        files = [f.path for _, fs in written.values() for f in fs] + kept
         staged = transaction.stage(
             raw,
             source=SOURCE,

@@ -168,7 +168,7 @@ def ensure_table(catalog: Any, ident: str, schema: Any) -> Any:
             table = _create(catalog, ident, schema)
             log.info("created Iceberg table %s", ident)
             return table
-        except exceptions.TableAlreadyExistsError:
+        except (exceptions.TableAlreadyExistsError, exceptions.CommitFailedException):
             table = catalog.load_table(ident)  # created meanwhile by another writer
     return evolve(table, schema)
 
@@ -225,10 +225,14 @@ def evolve(table: Any, schema: Any) -> Any:
     if all(f.name in have for f in new_iceberg.fields):
         return table
     added = [f.name for f in new_iceberg.fields if f.name not in have]
-    with table.update_schema() as update:
-        for field in new_iceberg.fields:
-            if field.name not in have:  # a tuple: a name with a "." is one top-level column, not a nested path
-                update.add_column((field.name,), field.field_type)
+    exceptions = require("pyiceberg.exceptions", "lake")
+    try:
+        with table.update_schema() as update:
+            for field in new_iceberg.fields:
+                if field.name not in have:  # a tuple: a name with a "." is one top-level column, not a nested path
+                    update.add_column((field.name,), field.field_type)
+    except exceptions.CommitFailedException:  # another writer changed the table meanwhile: evolve what it is now
+        return evolve(table.refresh(), schema)
     log.warning("table %s evolved: added column(s) %s", ".".join(table.name()), ", ".join(added))
     return _set_name_mapping(table.refresh())
 

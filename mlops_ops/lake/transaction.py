@@ -15,6 +15,16 @@ from, checked by the catalog inside the commit (``AssertRefSnapshotId``; pyicebe
 which would re-apply the commit on top of the winner, are off for our tables). The loser raises
 :class:`~mlops_ops.exceptions.LakeConflictError` with nothing visible; its retry starts where the winner ended.
 
+**One writer per source.** A source whose batches a quality gate decides is marked on the table (the property
+``mlops.gated-sources``) by the first gated run; from then on a run that would publish without the gate is refused
+before it reads anything (:class:`~mlops_ops.exceptions.LakeWriterError`), and :func:`publish` of such a batch
+needs ``audited=True`` (only the gate passes it). A person unmarks a source by removing it from the property.
+
+**Every ref a commit depends on is asserted in the commit.** pyiceberg keeps one ``AssertRefSnapshotId`` per
+transaction (the first one staged); :func:`_commit` adds the others the decision depends on (``main`` where a
+batch starts, the audit branch it decides), so the catalog refuses a commit whose view went stale between the
+checks in Python and the commit itself (N8).
+
 Derived tables (dead letters, quarantine, features, drift checks) are appended with
 :func:`append_once`: idempotent by batch id, so replaying a decision after a crash adds nothing twice.
 """
@@ -27,7 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from mlops_ops.exceptions import LakeConflictError
+from mlops_ops.exceptions import LakeConflictError, LakeWriterError
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +48,7 @@ SOURCE_KEY = "mlops.source"
 START_KEY = "mlops.start-cursor"
 DECISION_KEY = "mlops.decision"  # quarantined | released | compaction
 COMPACTED_BEFORE_KEY = "mlops.compacted-before"
+GATED_PROPERTY = "mlops.gated-sources"  # table property: comma-separated sources a quality gate decides
 
 
 def audit_branch(source: str) -> str:
@@ -112,9 +123,41 @@ def _snapshot(tx: Any, summary: Mapping[str, str], branch: str, removed: list[An
             update.append_data_file(entry)
 
 
-def begin(table: Any, source: str) -> tuple[StagedBatch | None, str]:
+def gated_sources(table: Any) -> set[str]:
+    return {s for s in str(table.properties.get(GATED_PROPERTY, "")).split(",") if s}
+
+
+def claim(table: Any, source: str, *, gated: bool) -> Any:
+    """Enforce one writer per source: a gated run marks the source gated (once); a run that publishes without the
+    gate is refused on a gated source. Returns the table (refreshed when it was marked)."""
+    marked = gated_sources(table)
+    if gated and source not in marked:
+        from pyiceberg.exceptions import CommitFailedException
+
+        for _ in range(5):  # a property commit that lost to another writer's commit is simply tried again
+            try:
+                with table.transaction() as tx:
+                    tx.set_properties(**{GATED_PROPERTY: ",".join(sorted(gated_sources(table) | {source}))})
+                break
+            except CommitFailedException:
+                table = table.refresh()
+        log.info("%s: source %s is decided by a quality gate from now on", _table_name(table), source)
+        return table.refresh()
+    if not gated and source in marked:
+        raise LakeWriterError(
+            f"{_table_name(table)}: its {source} batches are decided by a quality gate (table property "
+            f"{GATED_PROPERTY}={','.join(sorted(marked))}); a writer that publishes without the gate would put "
+            "unaudited rows on main, so it is refused. Stage with publish=False and let the pipeline's gate decide, "
+            f"or write another table; remove '{source}' from the property only if the pipeline has no gate any more"
+        )
+    return table
+
+
+def begin(table: Any, source: str, *, gated: bool = False) -> tuple[StagedBatch | None, str]:
     """Where a source's run starts: a batch still staged for it (to hand on to its gate, reading nothing new), or
-    ``None`` and the position committed on ``main``."""
+    ``None`` and the position committed on ``main``. ``gated``: the run's batch is decided by a quality gate (see
+    :func:`claim`)."""
+    table = claim(table, source, gated=gated)
     staged = pending(table, source)
     if staged is not None:
         log.warning("batch %s is staged and not yet decided: handing it on, reading nothing new", staged.batch_id)
@@ -122,10 +165,19 @@ def begin(table: Any, source: str) -> tuple[StagedBatch | None, str]:
     return None, cursor(head(table), source)
 
 
-def _commit(tx: Any, what: str) -> None:
+def _commit(tx: Any, what: str, refs: Mapping[str, int | None] | None = None) -> None:
+    """Commit ``tx``; ``refs`` (ref name -> the snapshot it must still point at, ``None``: must not exist) are
+    asserted by the catalog in the same commit, besides the one assertion pyiceberg keeps."""
     from pyiceberg.exceptions import CommitFailedException
+    from pyiceberg.table.update import AssertRefSnapshotId
 
+    asserted = {r.ref for r in tx._requirements if isinstance(r, AssertRefSnapshotId)}
+    extra = tuple(AssertRefSnapshotId(ref=ref, snapshot_id=sid) for ref, sid in (refs or {}).items()  # type: ignore[call-arg]
+                  if ref not in asserted)  # fmt: skip
+    tx._requirements += extra  # pyiceberg dedupes requirements by type; ours name other refs
     try:
+        for requirement in extra:
+            requirement.validate(tx._table.metadata)  # stale already: fail before the catalog is asked
         tx.commit_transaction()
     except CommitFailedException as err:
         raise LakeConflictError(
@@ -182,7 +234,8 @@ def stage(
 
         ManageSnapshots(tx).create_branch(main.snapshot_id, branch).commit()  # asserts: branch absent
     _snapshot(tx, summary, branch, list(replaced or []), entries)
-    _commit(tx, f"staging batch {batch_id} in {_table_name(table)}")
+    _commit(tx, f"staging batch {batch_id} in {_table_name(table)}",
+            {MAIN: main.snapshot_id if main is not None else None, branch: None})  # fmt: skip
     staged = pending(table.refresh(), source)
     assert staged is not None and staged.batch_id == batch_id
     log.info("staged batch %s (%d file(s)) on %s@%s", batch_id, len(entries), _table_name(table), branch)
@@ -234,7 +287,9 @@ def publish(table: Any, staged: StagedBatch) -> int:
         ManageSnapshots(tx).set_current_snapshot(snapshot_id=staged.snapshot_id).remove_branch(
             audit_branch(staged.source)
         ).commit()
-        _commit(tx, f"publishing batch {staged.batch_id}")
+        _commit(
+            tx, f"publishing batch {staged.batch_id}", {MAIN: main_id, audit_branch(staged.source): staged.snapshot_id}
+        )
         log.info("published batch %s: %s main -> %s", staged.batch_id, _table_name(table), staged.snapshot_id)
         return staged.snapshot_id
     # main moved (another source published meanwhile): the same files, committed on top of it
@@ -243,7 +298,7 @@ def publish(table: Any, staged: StagedBatch) -> int:
     summary = {**own, **carried_cursors(main), CURSOR_PREFIX + staged.source: staged.end_cursor}
     _snapshot(tx, summary, MAIN, removed, added)
     ManageSnapshots(tx).remove_branch(audit_branch(staged.source)).commit()
-    _commit(tx, f"publishing batch {staged.batch_id}")
+    _commit(tx, f"publishing batch {staged.batch_id}", {MAIN: main_id, audit_branch(staged.source): staged.snapshot_id})
     new_head = head(table.refresh())
     log.info("published batch %s onto %s main: %s", staged.batch_id, _table_name(table), new_head.snapshot_id)
     return int(new_head.snapshot_id)
@@ -264,19 +319,22 @@ def discard(table: Any, staged: StagedBatch, properties: Mapping[str, str]) -> i
         BATCH_KEY: staged.batch_id,
         START_KEY: staged.start_cursor,
     }
-    return _cursor_commit(table, summary, f"deciding batch {staged.batch_id}", drop_branch=staged.source)
+    return _cursor_commit(table, summary, f"deciding batch {staged.batch_id}", drop_branch=staged)
 
 
-def _cursor_commit(table: Any, summary: Mapping[str, str], what: str, drop_branch: str | None = None) -> int:
+def _cursor_commit(table: Any, summary: Mapping[str, str], what: str, drop_branch: StagedBatch | None = None) -> int:
     """A snapshot on ``main`` that adds no rows, only summary properties (a position, a decision)."""
     from pyiceberg.table.update.snapshot import ManageSnapshots
 
+    main = head(table)
+    refs: dict[str, int | None] = {MAIN: main.snapshot_id if main is not None else None}
     tx = table.transaction()
     with tx.update_snapshot(snapshot_properties=dict(summary), branch=MAIN).fast_append():
         pass
     if drop_branch is not None:
-        ManageSnapshots(tx).remove_branch(audit_branch(drop_branch)).commit()
-    _commit(tx, what)
+        ManageSnapshots(tx).remove_branch(audit_branch(drop_branch.source)).commit()
+        refs[audit_branch(drop_branch.source)] = drop_branch.snapshot_id
+    _commit(tx, what, refs)
     return int(head(table.refresh()).snapshot_id)
 
 

@@ -89,7 +89,7 @@ class QualityGateOperator(LakeOperator):
             files = transaction.batch_files(raw, batch)
             rows = int(batch.summary.get("mlops.rows", 0))
             if not files:  # a batch of positions only (every message a dead letter, or a retention gap)
-                last_snapshot = batches.publish(tables, raw, batch)
+                last_snapshot = batches.publish(tables, raw, batch, audited=True)
                 results[batch.batch_id] = {"passed": True, "rows": 0, "snapshot_id": last_snapshot,
                                            "staged_snapshot": batch.snapshot_id}  # fmt: skip
                 continue
@@ -121,7 +121,7 @@ class QualityGateOperator(LakeOperator):
                     warning["observed"],
                 )
             if outcome.passed:
-                last_snapshot = batches.publish(tables, raw, batch)
+                last_snapshot = batches.publish(tables, raw, batch, audited=True)
                 log.info(
                     "batch %s passed %s: %d expectations, %d rows (%s); published as snapshot %s",
                     batch.batch_id,

@@ -80,6 +80,7 @@ class KafkaToLakeOperator(LakeOperator):
         AirflowSkipException = airflow_exception("AirflowSkipException")
 
         from mlops_ops import metrics
+        from mlops_ops.exceptions import LakeWriterError
         from mlops_ops.hooks.kafka import LakeConsumerHook
         from mlops_ops.lake import batches
         from mlops_ops.lake.kafka_ingest import KafkaBatchSettings, stage_from_kafka
@@ -99,6 +100,7 @@ class KafkaToLakeOperator(LakeOperator):
             max_value_bytes=self.max_value_bytes,
             on_gap=self.on_gap,
             dead_letter_topic=self.dead_letter_topic,
+            gated=not self.publish,
         )
         make_producer = None
         if self.dead_letter_topic:
@@ -110,8 +112,11 @@ class KafkaToLakeOperator(LakeOperator):
         def publish(staged: Any) -> None:
             published.append(batches.publish(tables, tables.load("raw"), staged))
 
-        result = stage_from_kafka(lambda: hook.get_conn, tables, settings, make_producer,
-                                  publish if self.publish else None)  # fmt: skip
+        try:
+            result = stage_from_kafka(lambda: hook.get_conn, tables, settings, make_producer,
+                                      publish if self.publish else None)  # fmt: skip
+        except LakeWriterError as err:  # another writer's table: a retry gets the same answer
+            raise airflow_exception("AirflowFailException")(str(err)) from err
         if result.staged is None:
             raise AirflowSkipException(f"no new messages on {', '.join(self.topics)}; nothing ingested")
         snapshot_id = published[0] if published else result.staged.snapshot_id

@@ -68,6 +68,7 @@ class S3ToLakeOperator(LakeOperator):
         AirflowSkipException = airflow_exception("AirflowSkipException")
 
         from mlops_ops import metrics
+        from mlops_ops.exceptions import LakeWriterError
         from mlops_ops.lake import batches
         from mlops_ops.lake.s3_ingest import S3BatchIngest, S3BatchSettings, batch_objects
 
@@ -79,10 +80,14 @@ class S3ToLakeOperator(LakeOperator):
             schema=self.schema,
             on_change=self.on_change,
             rows_per_file=self.rows_per_file,
+            gated=not self.publish,
         )
         client = S3Hook(aws_conn_id=self.source_conn_id).get_conn()
         tables = self.tables()
-        result = S3BatchIngest(client, tables, settings).run()
+        try:
+            result = S3BatchIngest(client, tables, settings).run()
+        except LakeWriterError as err:  # another writer's table: a retry gets the same answer
+            raise airflow_exception("AirflowFailException")(str(err)) from err
         if result.staged is None:
             raise AirflowSkipException(f"no new or changed objects under s3://{self.bucket}/{self.prefix}")
         snapshot_id = result.staged.snapshot_id

@@ -92,15 +92,20 @@ with DAG("killed_ingest", schedule=None, start_date=datetime(2026, 1, 1), catchu
                      rows_per_file=250, poll_timeout_s=2, retries=1, retry_delay=timedelta(seconds=2))
 """
 WRITER_DAG = """# Airflow DAG file: a second writer of the pipeline's raw table, 4 runs at a time (tests/reliability)
+# The table's Kafka source is gated (the pipeline has a quality stage), so this writer stages and runs the same gate:
+# one that published at once would be refused (N3).
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 
+from mlops_ops.operators.gx import QualityGateOperator
 from mlops_ops.operators.kafka import KafkaToLakeOperator
 
-with DAG("conc_writer", schedule="* * * * *", start_date=datetime(2026, 1, 1), catchup=False, max_active_runs=4):
-    KafkaToLakeOperator(task_id="ingest", topics=["{topic}"], pipeline="{pipeline}", lake="{lake}", schema={schema},
-                        poll_timeout_s=2, retries=6, retry_delay=timedelta(seconds=3))
+with DAG("conc_writer", schedule="* * * * *", start_date=datetime(2026, 1, 1), catchup=False, max_active_runs=4,
+         default_args={{"retries": 6, "retry_delay": timedelta(seconds=3)}}):
+    ingest = KafkaToLakeOperator(task_id="ingest", topics=["{topic}"], pipeline="{pipeline}", lake="{lake}",
+                                 schema={schema}, poll_timeout_s=2, publish=False)
+    ingest >> QualityGateOperator(task_id="gate", pipeline="{pipeline}", lake="{lake}", suite="churn_raw")
 """
 
 
