@@ -361,6 +361,9 @@ class RetrainSpec(_Model):
 
     control_topic: str | None = Field(default=None, min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
     control_conn_id: str = "kafka_default"
+    # requests within this time after the last one served are passed over (logged): whoever can produce to the
+    # topic cannot keep retraining running back to back (N18); "0m" serves every request
+    control_cooldown: str = Field(default="1h", pattern=r"^\d+[mhd]$")
     on_drift: bool = True
     on_new_data: bool = True
 

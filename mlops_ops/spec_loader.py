@@ -75,8 +75,9 @@ def parse_spec(text: str, *, source: str = "<string>", default_pipeline: str | N
 
 
 def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)  # its reader refuses control characters at once (found by fuzzing)
         node = loader.get_single_node()
         if node is not None:
             _check_expansion(node, source)
@@ -87,8 +88,11 @@ def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
         raise SpecError(source, [SpecProblem("<yaml>", f"is not valid YAML: {err.problem}", line=line)]) from err
     except yaml.YAMLError as err:
         raise SpecError(source, [SpecProblem("<yaml>", f"is not valid YAML: {err}")]) from err
+    except RecursionError as err:  # `a: [[[[...` past the parser's stack (found by fuzzing)
+        raise SpecError(source, [SpecProblem("<yaml>", "is nested deeper than a spec can be")]) from err
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return node, data
 
 

@@ -92,7 +92,7 @@ def training_doc(spec: PipelineSpec, source: str) -> str:
     if spec.retrain is not None and spec.retrain.control_topic:
         rows.append(
             f'| retrain | a message `{{"pipeline": "{p}", "reason": ...}}` on Kafka topic '
-            f"`{spec.retrain.control_topic}` starts a run |"
+            f"`{spec.retrain.control_topic}` starts a run, at most once per {spec.retrain.control_cooldown} |"
         )
     return "\n".join(
         [

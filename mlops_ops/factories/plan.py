@@ -289,6 +289,7 @@ def _training_triggers(spec: PipelineSpec) -> list[dict[str, Any]]:
                     "pipeline": spec.pipeline,
                     "topic": retrain.control_topic,
                     "kafka_config_id": retrain.control_conn_id,
+                    "cooldown_s": parse_duration(retrain.control_cooldown).total_seconds(),
                 },
             }
         )

@@ -215,7 +215,7 @@ class S3BatchIngest:
                 "batch": batch_id,
             }
         dead_files = self._dead_letter_files(batch_id, dead)
-        if columns is None and written:
+        if columns is None and any(fs for _, fs in written.values()):  # objects without rows add no column
             from mlops_ops.lake.tables import evolve
 
             raw = evolve(raw, _union_schema([f for _, fs in written.values() for f in fs], raw))
@@ -391,13 +391,51 @@ class S3BatchIngest:
             else:
                 pj = require("pyarrow.json", "lake")
                 parse = pj.ParseOptions(explicit_schema=spec_schema) if spec_schema is not None else None
+                fh = _objects_first(fh, obj.key)
                 batches = iter(
                     pj.open_json(fh, read_options=pj.ReadOptions(block_size=BLOCK_SIZE), parse_options=parse)
                 )
             for batch in batches:
                 if spec_schema is not None:
                     batch = _conform_batch(pa, batch, spec_schema, obj.key)
+                else:  # a column with no value at all has no type a table can take (Iceberg has no null type)
+                    batch = batch.select([i for i, f in enumerate(batch.schema) if not pa.types.is_null(f.type)])
                 yield batch
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream whose first bytes were already read (``head``), then the rest of ``body``."""
+
+    def __init__(self, head: bytes, body: Any) -> None:
+        self.head, self.body = head, body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.head:
+            n = min(len(buffer), len(self.head))
+            buffer[:n], self.head = self.head[:n], self.head[n:]
+            return n
+        data = self.body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _objects_first(body: Any, key: str) -> Any:
+    """JSON lines must start with an object: pyarrow 25's JSON reader crashes the whole process (SIGSEGV) on a file
+    whose first line is ``null`` (found by fuzzing; every retry would crash again and block the prefix)."""
+    head = b""
+    while True:
+        chunk = body.read(4096)
+        head += chunk
+        stripped = head.lstrip(b" \t\r\n\xef\xbb\xbf")
+        if stripped or not chunk:
+            break
+    if stripped and not stripped.startswith(b"{"):
+        raise ContentError(f"{key}: JSON lines must be one JSON object per line; the first line starts with "
+                           f"{stripped[:20]!r}")  # fmt: skip
+    return io.BufferedReader(_Prefixed(head, body), BLOCK_SIZE)
 
 
 class RangedObject(io.RawIOBase):

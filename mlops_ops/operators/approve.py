@@ -165,7 +165,9 @@ class ApproveModelOperator(ApprovalOperator):
 
         if "error" in event:  # no defaults reached the task: treat as not approved, then let Airflow fail it
             return super().execute_complete(context=context, event=event)
-        version = str((context["ti"].xcom_pull(task_ids=self.evaluate_task_id) or {})["version"])
+        evaluated = context["ti"].xcom_pull(task_ids=self.evaluate_task_id) or {}
+        version = str(evaluated["version"])
+        against = evaluated.get("champion_version")
         outcome = decision(event["chosen_options"], approve_option=self.APPROVE, timed_out=bool(event.get("timedout")))
         user = event.get("responded_by_user") or {}
         by = str(user.get("name") or user.get("id") or "") or None
@@ -173,7 +175,8 @@ class ApproveModelOperator(ApprovalOperator):
         at = event.get("responded_at") or datetime.now(UTC)
         at = datetime.fromisoformat(at) if isinstance(at, str) else at
         where = f"{context['dag'].dag_id}/{context['run_id']}"
-        tags = decision_tags(outcome, by=by, at=at, comment=comment, where=where)
+        tags = decision_tags(outcome, by=by, at=at, comment=comment, where=where,
+                             against=str(against) if against else None)  # fmt: skip
         client = MlflowHook(self.mlflow_conn_id).get_conn()
         for key, value in tags.items():
             client.set_model_version_tag(self.model_name, version, key, value)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.docker.operators.docker import DockerOperator
 
 from mlops_ops.exceptions import NOT_RETRYABLE_EXIT
-from mlops_ops.operators.training_request import ENTRYPOINT, TrainingRequest, training_failure
+from mlops_ops.operators.training_request import ENTRYPOINT, TrainingRequest, raise_not_retryable_exit
 from mlops_ops.spec import ContainerSpec
 from mlops_ops.ui.links import MlflowRunLink, ModelVersionLink
 
@@ -120,7 +120,6 @@ class TrainModelDockerOperator(DockerOperator):
         self.pickling_library = json  # DockerOperator loads the result file with this (a JSON file, not a pickle)
 
     def execute(self, context: Context) -> Any:
-        from mlops_ops._compat import airflow_exception
         from mlops_ops.hooks.iceberg import IcebergCatalogHook
         from mlops_ops.hooks.mlflow import MlflowHook
         from mlops_ops.training.run import SECRETS_FILE_ENV
@@ -141,9 +140,7 @@ class TrainModelDockerOperator(DockerOperator):
                 closed = self.training.fail_open_runs(self.mlflow_conn_id, inputs)
                 if closed:
                     self.log.warning("marked MLflow run(s) %s FAILED; nothing was registered", ", ".join(closed))
-                if isinstance(err, airflow_exception("AirflowSkipException")):  # skip_on_exit_code: not retryable
-                    raise training_failure(NOT_RETRYABLE_EXIT, f"the trainer's container of {self.image} failed "
-                                           f"(exit code {NOT_RETRYABLE_EXIT})") from err  # fmt: skip
+                raise_not_retryable_exit(err, f"the trainer's container of {self.image}")
                 raise
         return self.training.result(output, f"container of {self.image}")
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
 from mlops_ops.exceptions import NOT_RETRYABLE_EXIT
-from mlops_ops.operators.training_request import ENTRYPOINT, TrainingInputs, TrainingRequest, training_failure
+from mlops_ops.operators.training_request import ENTRYPOINT, TrainingInputs, TrainingRequest, raise_not_retryable_exit
 from mlops_ops.spec import ContainerSpec
 from mlops_ops.ui.links import MlflowRunLink, ModelVersionLink
 
@@ -97,7 +97,6 @@ class TrainModelKubernetesOperator(KubernetesPodOperator):
                          k8s.V1EnvVar(name="PYTHONUNBUFFERED", value="1")]  # fmt: skip
 
     def execute(self, context: Context) -> Any:
-        from mlops_ops._compat import airflow_exception
         from mlops_ops.hooks.mlflow import MlflowHook
 
         inputs = self.training.inputs(context, self.task_id, self.mlflow_conn_id)
@@ -106,9 +105,7 @@ class TrainModelKubernetesOperator(KubernetesPodOperator):
             output = super().execute(context)
         except BaseException as err:
             self.training.fail_open_runs(self.mlflow_conn_id, inputs)
-            if isinstance(err, airflow_exception("AirflowSkipException")):  # skip_on_exit_code: not retryable
-                raise training_failure(NOT_RETRYABLE_EXIT, f"the trainer's pod of {self.image} failed "
-                                       f"(exit code {NOT_RETRYABLE_EXIT})") from err  # fmt: skip
+            raise_not_retryable_exit(err, f"the trainer's pod of {self.image}")
             raise
         return self.training.result(output, f"pod of {self.image}")
 

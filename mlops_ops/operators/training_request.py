@@ -180,6 +180,17 @@ class TrainingRequest:
             return []
 
 
+def raise_not_retryable_exit(err: BaseException, where: str) -> None:
+    """The container backends run the trainer with the provider's ``skip_on_exit_code=NOT_RETRYABLE_EXIT`` (the one
+    exit-code hook Docker's and Kubernetes' operators have); the skip it raises is a request that cannot train:
+    raised here as that failure (not retried), anything else is left to the caller to re-raise."""
+    from mlops_ops._compat import airflow_exception
+    from mlops_ops.exceptions import NOT_RETRYABLE_EXIT
+
+    if isinstance(err, airflow_exception("AirflowSkipException")):
+        raise training_failure(NOT_RETRYABLE_EXIT, f"{where} failed (exit code {NOT_RETRYABLE_EXIT})") from err
+
+
 def training_failure(code: int | None, message: str) -> Exception:
     """The error a training operator raises for a trainer that ended with ``code`` and no result: a request that
     cannot train (exit ``NOT_RETRYABLE_EXIT``, :class:`~mlops_ops.exceptions.TrainingInputError`) fails the task

@@ -20,6 +20,8 @@ APPROVAL_BY_TAG = "mlops_ops.approval_by"
 APPROVAL_AT_TAG = "mlops_ops.approval_at"
 APPROVAL_COMMENT_TAG = "mlops_ops.approval_comment"
 APPROVAL_RUN_TAG = "mlops_ops.approval_run"  # <dag_id>/<run_id>: where the request was answered
+APPROVAL_AGAINST_TAG = "mlops_ops.approval_against"  # the champion version the approved comparison was made against
+NO_CHAMPION = "none"
 APPROVED, REJECTED, TIMED_OUT, PENDING = "approved", "rejected", "timed_out", "pending"
 MAX_COMMENT = 1000
 
@@ -34,8 +36,11 @@ def decision(chosen: Sequence[str], *, approve_option: str, timed_out: bool) -> 
     return APPROVED if list(chosen) == [approve_option] else REJECTED
 
 
-def decision_tags(outcome: str, *, by: str | None, at: datetime, comment: str | None, where: str) -> dict[str, str]:
+def decision_tags(outcome: str, *, by: str | None, at: datetime, comment: str | None, where: str,
+                  against: str | None) -> dict[str, str]:  # fmt: skip
+    """The decision's tags; ``against``: the champion the person saw the challenger compared with (None: none)."""
     return {
+        APPROVAL_AGAINST_TAG: against or NO_CHAMPION,
         APPROVAL_TAG: outcome,
         APPROVAL_BY_TAG: by or ("nobody (timed out)" if outcome == TIMED_OUT else "unknown"),
         APPROVAL_AT_TAG: at.isoformat(),
@@ -44,14 +49,23 @@ def decision_tags(outcome: str, *, by: str | None, at: datetime, comment: str | 
     }
 
 
-def require_approved(name: str, version: str, tags: Mapping[str, str]) -> None:
-    """Raise unless a person approved this version (marking the approval task successful does not approve)."""
+def require_approved(name: str, version: str, tags: Mapping[str, str], champion: str | None) -> None:
+    """Raise unless a person approved this version (marking the approval task successful does not approve) for the
+    comparison it won: against the version that is champion now (an approval given against v3 does not carry over
+    to a registry where v2 is champion again after a rollback, N7)."""
     state = tags.get(APPROVAL_TAG)
     if state != APPROVED:
         raise NotApprovedError(
             f"{name} version {version} needs an approval to become champion and has "
             f"{APPROVAL_TAG}={state or 'none'}: answer its Required Action in Airflow (Approve); marking the "
             "approval task successful does not approve a version"
+        )
+    against = tags.get(APPROVAL_AGAINST_TAG)
+    if against != (champion or NO_CHAMPION):
+        raise NotApprovedError(
+            f"{name} version {version} was approved against champion {against or 'unknown'}, but the champion is "
+            f"{champion or NO_CHAMPION} now: the approval does not carry over; evaluate and approve it again (a new "
+            "training run, or `mlops-ops model rollback` to choose a version by hand)"
         )
 
 

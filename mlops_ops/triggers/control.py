@@ -16,12 +16,18 @@ A request is a JSON object ``{"pipeline": "<name>", "reason": "..."}`` of at mos
 Requests for other pipelines are passed over; messages that are not such an object (too large, not
 UTF-8, not JSON, nested beyond Python's recursion limit, no string ``pipeline``) are rejected
 (logged, committed past). Neither starts a run, and no message can stop the trigger.
+
+**Cool-down** (``retrain.control_cooldown``, default 1h): a request within that time after the last one this
+trigger served is passed over (logged with the time the cool-down ends), so whoever can produce to the topic cannot
+keep retraining running back to back. The time of the last served request lives in the trigger: a restarted
+triggerer serves the next request at once (at most one extra run per restart).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Hashable
 from typing import Any
 
@@ -66,22 +72,38 @@ def parse_request(raw: bytes | str | None, *, pipeline: str, topic: str) -> dict
 
 
 class ControlTopicTrigger(BaseEventTrigger):
-    """Fires once per retraining request for ``pipeline`` read from ``topic``."""
+    """Fires once per retraining request for ``pipeline`` read from ``topic``, at most once per ``cooldown_s``."""
 
     def __init__(self, *, pipeline: str, topic: str, kafka_config_id: str = "kafka_default",
-                 poll_interval: float = 1.0) -> None:  # fmt: skip
+                 poll_interval: float = 1.0, cooldown_s: float = 0.0) -> None:  # fmt: skip
         super().__init__()
         self.pipeline = pipeline
         self.topic = topic
         self.kafka_config_id = kafka_config_id
         self.poll_interval = poll_interval
+        self.cooldown_s = cooldown_s
+        self._served_at: float | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {"pipeline": self.pipeline, "topic": self.topic, "kafka_config_id": self.kafka_config_id,
-             "poll_interval": self.poll_interval},
+             "poll_interval": self.poll_interval, "cooldown_s": self.cooldown_s},
         )  # fmt: skip
+
+    def _serve(self, request: dict[str, Any] | None) -> TriggerEvent | None:
+        """The event for ``request``, or ``None`` when it is for another pipeline or the cool-down runs."""
+        if request is None:
+            return None
+        now = time.monotonic()
+        if self._served_at is not None and now - self._served_at < self.cooldown_s:
+            left = self.cooldown_s - (now - self._served_at)
+            log.warning("control topic %s: retraining request for %s passed over: the control cool-down (%.0f s) "
+                        "runs %.0f s more (reason given: %s)", self.topic, self.pipeline, self.cooldown_s, left,
+                        request["reason"])  # fmt: skip
+            return None
+        self._served_at = now
+        return TriggerEvent(request)
 
     def shared_stream_key(self) -> Hashable:
         """Pipelines watching the same topic through the same connection share one consumer."""
@@ -104,8 +126,9 @@ class ControlTopicTrigger(BaseEventTrigger):
                 log.warning("ignored control message on %s: %s", self.topic, err)
                 reject_shared_stream_event()
                 continue
-            if request is not None:
-                yield TriggerEvent(request)
+            event = self._serve(request)
+            if event is not None:
+                yield event
 
     def fallback_group(self) -> str:
         """The consumer group of :meth:`run`: one per pipeline, so no pipeline's consumer passes over (and commits)
@@ -137,8 +160,9 @@ class ControlTopicTrigger(BaseEventTrigger):
                 except MalformedRequest as err:
                     log.warning("ignored control message on %s: %s", self.topic, err)
                     request = None
-                if request is not None:
-                    yield TriggerEvent(request)
+                event = self._serve(request)
+                if event is not None:
+                    yield event
                 await asyncio.to_thread(consumer.commit, message=message, asynchronous=False)
         finally:
             await asyncio.to_thread(consumer.close)

@@ -141,14 +141,20 @@ def test_approve_reject_timeout_a_hand_marked_success_and_a_replay(gated: dict[s
     # 4. nobody answers: after the timeout the scheduler applies the default (Reject), recorded as timed_out
     run_id = _trigger(services, training, "timeout path", seed=3)
     services.wait_for("the third request", lambda: _waiting(services, training, run_id), timeout=600)
-    services.wait_for("the timed-out run", lambda: _finished(services, training, run_id), timeout=300, every=3)
+    # N15: a run started while a challenger waits for a person queues behind it (max_active_runs=1) and starts only
+    # once the decision is made (here: the timeout); it becomes the bypass attempt of step 5
+    queued_id = _trigger(services, training, "bypass attempt", seed=4)
+    timed_out = services.wait_for("the timed-out run", lambda: _finished(services, training, run_id), timeout=300,
+                                  every=3)  # fmt: skip
+    queued = next(r for r in services.runs(training) if r["dag_run_id"] == queued_id)
+    assert queued["start_date"] is None or queued["start_date"] >= timed_out["end_date"], (queued, timed_out)
     assert services.task_states(training, run_id)["promote"] == "skipped"
     assert client.get_model_version_by_alias(model, "champion").version == "1"
     tags = client.get_model_version(model, "3").tags
     assert tags["mlops_ops.approval"] == "timed_out" and tags["mlops_ops.approval_by"] == "nobody (timed out)"
 
     # 5. someone marks the waiting approval task successful by hand: promote refuses, the champion stays
-    run_id = _trigger(services, training, "bypass attempt", seed=4)
+    run_id = queued_id
     services.wait_for("the fourth request", lambda: _waiting(services, training, run_id), timeout=600)
     path = f"/api/v2/dags/{training}/dagRuns/{quote(run_id, safe='')}/taskInstances/approve"
     status, body = services.request("PATCH", path, {"new_state": "success"})

@@ -279,7 +279,8 @@ def test_drift_event_and_control_message_start_retraining_runs(scenario) -> None
     sent = time.monotonic()
     _produce(scenario["bootstrap"], scenario["control"], [
         b"not json at all", json.dumps({"pipeline": "someone_else", "reason": "x"}).encode(),
-        json.dumps({"pipeline": pipeline, "reason": "new labels arrived"}).encode()])  # fmt: skip
+        json.dumps({"pipeline": pipeline, "reason": "new labels arrived"}).encode(),
+        json.dumps({"pipeline": pipeline, "reason": "and again"}).encode()])  # fmt: skip  # within the cool-down
     run = _new_run(services, dag_id, known, timeout=180)
     latency = time.monotonic() - sent
     assert run["run_type"] == "asset_triggered"
@@ -291,6 +292,7 @@ def test_drift_event_and_control_message_start_retraining_runs(scenario) -> None
     assert [p["reason"] for p in requests] == ["new labels arrived"]
     log = (services.home / "triggerer.log").read_text(errors="replace")
     assert "ignored control message" in log and "someone_else" in log
+    assert "passed over: the control cool-down (3600 s)" in log  # N18: one run per hour at most
     # the ignored messages must not have started anything: the scheduler has acted on every event queued for the DAG
     services.wait_for("the scheduler to act on every event", lambda: services.asset_events_handled(dag_id))
     assert {r["dag_run_id"] for r in services.runs(dag_id)} == known

@@ -74,6 +74,25 @@ def test_the_filter_yields_one_event_per_request_for_its_pipeline(caplog: pytest
     assert "ignored control message on ctl: not JSON" in caplog.text
 
 
+def test_requests_within_the_cool_down_are_passed_over(caplog: pytest.LogCaptureFixture,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """N18: whoever can produce to the control topic kept retraining running back to back."""
+    from mlops_ops.triggers import control
+
+    clock = [1000.0]
+    monkeypatch.setattr(control.time, "monotonic", lambda: clock[0])
+    trigger = ControlTopicTrigger(pipeline="churn", topic="ctl", cooldown_s=3600)
+    request = {"pipeline": "churn", "reason": "r", "topic": "ctl"}
+    assert trigger._serve(request) is not None
+    clock[0] += 3599
+    assert trigger._serve(request) is None  # within the hour after the last one served
+    assert "passed over: the control cool-down (3600 s) runs 1 s more" in caplog.text
+    clock[0] += 2
+    assert trigger._serve(request) is not None  # the cool-down counts from the last request served
+    assert trigger._serve(None) is None  # another pipeline's request changes nothing
+    assert ControlTopicTrigger(pipeline="churn", topic="ctl").serialize()[1]["cooldown_s"] == 0.0
+
+
 def test_pipelines_on_one_topic_and_connection_share_one_consumer() -> None:
     a = ControlTopicTrigger(pipeline="a", topic="ctl", kafka_config_id="kafka_control")
     b = ControlTopicTrigger(pipeline="b", topic="ctl", kafka_config_id="kafka_control")

@@ -310,7 +310,8 @@ def test_drift_dag_and_retraining_triggers_from_example_spec() -> None:
     (watcher,) = by_name[control_asset_name("churn")].watchers
     assert isinstance(watcher.trigger, ControlTopicTrigger)
     assert watcher.trigger.serialize()[1] == {"pipeline": "churn", "topic": "mlops-ops.control",
-                                              "kafka_config_id": "kafka_control", "poll_interval": 1.0}  # fmt: skip
+                                              "kafka_config_id": "kafka_control", "poll_interval": 1.0,
+                                              "cooldown_s": 3600.0}  # fmt: skip
     assert set(training.params) == {"train_params", "replay_of", "reason"}
     training.params.validate()  # runs without conf (schedule, assets, watcher) pass: every param has a valid default
     assert training.params.get_param("reason").schema["type"] == ["null", "string"]  # optional in the trigger form

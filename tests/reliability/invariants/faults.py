@@ -58,3 +58,29 @@ class CommitFaults:
         assert self.twin is not None
         self.twin()  # the second writer runs to its end between this writer's reads and its commit
         return self.real(table, requirements, updates)
+
+
+# the MLflow client calls that change the registry: a promotion or rollback may die before any of them
+WRITES = {"set_registered_model_alias", "set_model_version_tag", "set_registered_model_tag",
+          "delete_registered_model_tag"}  # fmt: skip
+
+
+class CrashingClient:
+    """The MLflow client, dying before its ``at``-th registry write (the process is gone: nothing after it runs)."""
+
+    def __init__(self, client: Any, at: int | None) -> None:
+        self._client, self._at, self._writes = client, at, 0
+
+    def __getattr__(self, attr: str) -> Any:
+        real = getattr(self._client, attr)
+        if attr not in WRITES or self._at is None:
+            return real
+
+        def write(*args: Any, **kwargs: Any) -> Any:
+            self._writes += 1
+            if self._writes == self._at:
+                self._at = None
+                raise Crash(f"killed before write {self._writes} ({attr})")
+            return real(*args, **kwargs)
+
+        return write

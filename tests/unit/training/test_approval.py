@@ -63,16 +63,27 @@ def test_decision_and_tags() -> None:
     assert decision(["Reject"], approve_option="Approve", timed_out=False) == "rejected"
     assert decision(["Reject"], approve_option="Approve", timed_out=True) == "timed_out"
     at = datetime(2026, 12, 2, tzinfo=UTC)
-    tags = decision_tags("timed_out", by=None, at=at, comment=None, where="d/r")
+    tags = decision_tags("timed_out", by=None, at=at, comment=None, where="d/r", against="2")
     assert tags == {APPROVAL_TAG: "timed_out", "mlops_ops.approval_by": "nobody (timed out)",
                     "mlops_ops.approval_at": "2026-12-02T00:00:00+00:00", "mlops_ops.approval_comment": "",
-                    "mlops_ops.approval_run": "d/r"}  # fmt: skip
-    long = decision_tags("approved", by="a", at=at, comment="x" * 5000, where="")
+                    "mlops_ops.approval_run": "d/r", "mlops_ops.approval_against": "2"}  # fmt: skip
+    long = decision_tags("approved", by="a", at=at, comment="x" * 5000, where="", against=None)
+    assert long["mlops_ops.approval_against"] == "none"
     assert len(long["mlops_ops.approval_comment"]) == 1000
 
 
 def test_promotion_needs_an_approved_tag() -> None:
-    require_approved("m", "3", {APPROVAL_TAG: "approved"})
+    require_approved("m", "3", {APPROVAL_TAG: "approved", "mlops_ops.approval_against": "2"}, "2")
+    require_approved("m", "1", {APPROVAL_TAG: "approved", "mlops_ops.approval_against": "none"}, None)
     for tags in ({}, {APPROVAL_TAG: "pending"}, {APPROVAL_TAG: "rejected"}, {APPROVAL_TAG: "timed_out"}):
         with pytest.raises(NotApprovedError, match="does not approve"):
-            require_approved("m", "3", tags)
+            require_approved("m", "3", tags, "2")
+
+
+def test_an_approval_holds_only_for_the_comparison_it_won() -> None:
+    """N7: v3 approved against v2, promoted, rolled back to v2, v4 promoted: v3's old approval no longer applies."""
+    tags = {APPROVAL_TAG: "approved", "mlops_ops.approval_against": "2"}
+    with pytest.raises(NotApprovedError, match="approved against champion 2, but the champion is 4"):
+        require_approved("m", "3", tags, "4")
+    with pytest.raises(NotApprovedError, match="against champion unknown"):  # an approval from before the binding
+        require_approved("m", "3", {APPROVAL_TAG: "approved"}, "2")

@@ -59,3 +59,20 @@ def test_the_lock_serialises_holders_and_is_gone_after(client: Any) -> None:
         t.join(60)
     assert overlap == []
     assert client.search_registered_models(f"name = 'serial{LOCK_SUFFIX}'") == []
+
+
+def test_a_holder_whose_lock_was_taken_over_writes_nothing(client: Any) -> None:
+    """Two waiters that both judged a stale lock dead can both create one in turn (MLflow has no conditional
+    delete): the one whose token the lock no longer carries finds out before it writes."""
+    from mlops_ops.training.registry import LockLostError
+
+    lock = "taken" + LOCK_SUFFIX
+    with registry_lock(client, "taken", "slow", timeout_s=10) as still_held:
+        still_held()
+        client.delete_registered_model(lock)  # the other waiter removed "the stale lock" ...
+        client.create_registered_model(
+            lock, tags={"owner": "fast", "token": "theirs", "since": "9e99"}
+        )  # ... and took it
+        with pytest.raises(LockLostError, match="taken over by fast"):
+            still_held()
+    assert client.get_registered_model(lock).tags["token"] == "theirs"  # ours never deletes another holder's lock
