@@ -349,7 +349,12 @@ def _staged_offsets(staged: transaction.StagedBatch | None) -> set[tuple[int, in
 
 
 def test_lake_promises_hold_over_generated_histories(tmp_path: Path) -> None:
-    logging.getLogger("mlops_ops").setLevel(logging.CRITICAL)  # dead letters and gaps are expected here
-    LakeHistories.workdir = tmp_path
-    run_state_machine_as_test(LakeHistories, settings=harness_settings(examples=20, steps=25))
+    quiet = logging.getLogger("mlops_ops")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # dead letters and gaps are expected here
+    try:
+        LakeHistories.workdir = tmp_path
+        run_state_machine_as_test(LakeHistories, settings=harness_settings(examples=20, steps=25))
+    finally:
+        quiet.setLevel(level)  # later tests of this worker read these loggers' records
     print(dict(sorted(OUTCOMES.items())))

@@ -41,7 +41,7 @@ kafka_values = (
 )
 
 
-@harness_settings(examples=300, steps=1)
+@harness_settings(examples=200, steps=1)
 @given(kafka_values)
 def test_kafka_values_become_rows_or_record_errors(raw: bytes) -> None:
     conform = make_conformer(SCHEMA)
@@ -61,7 +61,7 @@ control_messages = kafka_values | st.builds(
 )  # fmt: skip
 
 
-@harness_settings(examples=300, steps=1)
+@harness_settings(examples=200, steps=1)
 @given(control_messages)
 def test_control_messages_are_requests_or_refused(raw: bytes) -> None:
     try:
@@ -79,12 +79,12 @@ yaml_texts = (
     | st.builds(
         lambda a, b: f"pipeline: {a}\nsource:\n  kafka:\n    topics: [{b}]\ntrain:\n  trainer: {a}\n", texts, texts
     )
-    | st.integers(1, 20_000).map(lambda n: "a: " + "[" * n)
+    | st.integers(1, 5_000).map(lambda n: "a: " + "[" * n)
     | st.integers(1, 30).map(lambda n: "a: &a [" + ",".join(["*a"] * n) + "]")
 )
 
 
-@harness_settings(examples=300, steps=1)
+@harness_settings(examples=200, steps=1)
 @given(yaml_texts)
 def test_specs_parse_or_raise_spec_errors(text: str) -> None:
     from mlops_ops.spec_loader import parse_spec
@@ -120,7 +120,7 @@ def test_s3_objects_become_rows_or_dead_letters(fmt: str, tmp_path: Path) -> Non
     catalog = SqlCatalog("f", uri=f"sqlite:///{tmp_path}/c.db", warehouse=f"file://{tmp_path}/wh")
     counter = {"n": 0}
 
-    @harness_settings(examples=40, steps=1)
+    @harness_settings(examples=25, steps=1)
     @given(body=s3_bodies, typed=st.booleans())
     def one_object(body: bytes, typed: bool) -> None:
         import hashlib
