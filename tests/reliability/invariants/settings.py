@@ -1,8 +1,9 @@
 """How many histories the harness generates: a fixed budget and seed in CI, a long mode by environment variable.
 
 ``MLOPS_HARNESS=long`` runs ``MLOPS_HARNESS_EXAMPLES`` histories (default 400) of up to 60 steps each with a random
-seed (Hypothesis prints the one to reproduce a failure with ``@seed``); the default, in CI, runs a fixed number of
-histories derandomized, so every run of the suite checks the same ones.
+seed (add ``-p no:timeout``: pytest's 600 s per test is too short for it); Hypothesis prints the seed to reproduce a
+failure with ``@seed``. The default, in CI, runs a fixed number of histories derandomized, so every run of the suite
+checks the same ones.
 """
 
 from __future__ import annotations
