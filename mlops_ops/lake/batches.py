@@ -103,14 +103,10 @@ def release(tables: PipelineTables, batch_id: str, *, by: str, reason: str) -> i
         raise ValueError("a release needs both who releases the batch (by) and why (reason)")
     raw = tables.load("raw")
     held = tables.load("raw_quarantine")
-    if (
-        raw is not None
-        and held is not None
-        and transaction.committed_batch(held, batch_id) is None
-        and _on_main(raw, batch_id)
-    ):  # released before, and maintenance expired the quarantine's record of it
-        return int(transaction.head(raw).snapshot_id)
-    if raw is None or held is None or transaction.committed_batch(held, batch_id) is None:
+    recorded = transaction.committed_batch(held, batch_id) if held is not None else None
+    if raw is not None and held is not None and recorded is None and _on_main(raw, batch_id):
+        return int(transaction.head(raw).snapshot_id)  # released before, and maintenance expired the record of it
+    if raw is None or held is None or recorded is None:
         known = [b["batch"] for b in quarantined(tables)]
         raise LookupError(
             f"no quarantined batch '{batch_id}' in {tables.ident('raw_quarantine')}; "

@@ -141,6 +141,8 @@ def claim(table: Any, source: str, *, gated: bool) -> Any:
                 break
             except CommitFailedException:
                 table = table.refresh()
+        else:
+            raise LakeConflictError(f"{_table_name(table)} kept changing while {source} was marked gated; retry")
         log.info("%s: source %s is decided by a quality gate from now on", _table_name(table), source)
         return table.refresh()
     if not gated and source in marked:
